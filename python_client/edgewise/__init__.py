@@ -1,3 +1,26 @@
-"""Edgewise: live mean-square stability margins for SGD training runs."""
+"""Edgewise: live mean-square stability margins for SGD training runs.
+
+The client is a curvature oracle; a Deno sidecar computes the exact generalized sharpness
+``lambda_gen`` of Mulayoff & Michaeli and the threshold ``eta_star = 2 / lambda_gen``.
+"""
 
 __version__ = "0.1.0"
+
+# Attaching to a training run
+from .monitor import EdgewiseWarning, Monitor
+from .stability_lr import LRChange, StabilityLR
+
+# One-shot reports
+from .estimate import estimate
+from .report import StabilityReport
+
+__all__ = [
+    # attaching to a training run
+    "Monitor",
+    "StabilityLR",
+    "LRChange",
+    "EdgewiseWarning",
+    # one-shot reports
+    "estimate",
+    "StabilityReport",
+]

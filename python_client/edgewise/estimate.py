@@ -1,0 +1,120 @@
+"""One-shot stability report of a model at its current parameters (e.g. a checkpoint)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable
+
+import torch
+
+from .report import StabilityReport
+
+__all__ = ["estimate"]
+
+
+def estimate(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    probe: tuple[torch.Tensor, torch.Tensor],
+    *,
+    n_train: int,
+    batch_size: int,
+    lr: float | None = None,
+    curvature: str = "hessian",
+    tol: float = 1e-3,
+    batch_grid: list[int] | None = None,
+    bootstrap: int | None = None,
+    budget_hvps: float | None = None,
+    budget_seconds: float | None = None,
+    max_basis: int | None = None,
+    endpoint: str | None = None,
+    timeout: float = 120.0,
+    chunk_size: int | None = None,
+    seed: int = 0,
+    name: str = "estimate",
+) -> StabilityReport:
+    """Computes the exact mean-square stability threshold of SGD at the model's parameters.
+
+    Unlike :class:`Monitor`, errors are raised: a one-shot call has nobody to keep running.
+
+    Args:
+        model: the model; it is not modified (eval mode during the probe, no ``.grad`` writes).
+        loss_fn: the ordinary mean-reduced loss ``loss_fn(output, target)``.
+        probe: ``(x, y)`` probe samples (``m`` of them) drawn from the training data.
+        n_train: training-set size ``n``.
+        batch_size: the SGD batch size ``B`` the threshold is for.
+        lr: when given, the report includes the margin ``lr / eta_star``.
+        curvature: ``"hessian"`` or ``"ggn"``.
+        tol: relative tolerance on ``lambda_gen``.
+        batch_grid: batch sizes for the ``eta_star_by_batch`` curve.
+        bootstrap: number of bootstrap resamples for the interval (0 disables).
+        budget_hvps / budget_seconds: stop early (the report says so).
+        max_basis: basis budget of the subspace iteration.
+        endpoint: a running sidecar; None spawns a local one for the call.
+        timeout: seconds to wait for any one sidecar answer.
+        chunk_size: samples per vectorised HVP chunk.
+        seed: seed of the sidecar's random starts.
+        name: run name shown on the dashboard.
+
+    Returns:
+        The :class:`StabilityReport` (``lambda_max``, ``lambda_gen``, ``eta_star``, bounds, ...).
+
+    Raises:
+        edgewise.errors.EdgewiseError: the sidecar failed or timed out.
+        ValueError: inconsistent arguments.
+    """
+    from ._client import SidecarClient
+    from .oracle import CurvatureOracle
+
+    x, y = probe
+    if len(x) != len(y):
+        raise ValueError(f"expected probe inputs and targets of equal length, got {len(x)} and {len(y)}")
+    if not 1 <= batch_size <= n_train:
+        raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, chunk_size=chunk_size)
+    options: dict[str, Any] = {"tol": tol, "seed": seed}
+    if batch_grid is not None:
+        options["batch_grid"] = list(batch_grid)
+    if bootstrap is not None:
+        options["bootstrap"] = int(bootstrap)
+    if max_basis is not None:
+        options["max_basis"] = int(max_basis)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    dtype = next(model.parameters()).dtype
+    run = {
+        "id": f"{name}-{uuid.uuid4().hex[:8]}",
+        "name": name,
+        "params": int(params),
+        "probe": int(len(x)),
+        "n": int(n_train),
+        "batch_size": int(batch_size),
+        "curvature": curvature,
+        "dtype": "f64" if dtype == torch.float64 else "f32",
+        "model": type(model).__name__,
+    }
+    with SidecarClient(endpoint, timeout=timeout) as client:
+        client.open_session(run)
+        oracle.begin_round()
+        try:
+            raw = client.run_round(
+                oracle,
+                step=0,
+                epoch=-1,
+                lr=float(lr) if lr is not None else 0.0,
+                batch_size=int(batch_size),
+                n=int(n_train),
+                momentum=0.0,
+                budget_hvps=budget_hvps,
+                budget_seconds=budget_seconds,
+                options=options,
+            )
+        finally:
+            if hasattr(oracle, "end_round"):
+                oracle.end_round()
+    report = StabilityReport.from_dict(raw)
+    if lr is None:
+        # lr = 0 was only a placeholder: drop the fields derived from it.
+        derived = ("lr", "margin", "min_stable_batch", "loss_floor", "loss_floor_leading", "grad_norm_floor")
+        cleaned = {k: v for k, v in report.to_dict().items() if k not in derived}
+        report = StabilityReport.from_dict(cleaned)
+    return report

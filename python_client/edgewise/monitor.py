@@ -1,0 +1,398 @@
+"""Attach Edgewise to a live training run: one estimation round per epoch (or every N steps)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from ._probe import draw_probe
+from ._report_log import ReportLog
+from .report import StabilityReport
+
+__all__ = ["Monitor", "EdgewiseWarning"]
+
+
+class EdgewiseWarning(UserWarning):
+    """Monitoring trouble that the training loop should see but never be stopped by."""
+
+
+Listener = Callable[[StabilityReport], None]
+
+
+class Monitor:
+    """Estimates, at the current parameters, how close SGD is to its mean-square stability edge.
+
+    The monitor owns a fixed probe set (``m`` samples), a curvature oracle over it, and a
+    connection to an Edgewise sidecar (spawned locally unless ``endpoint`` is given). Each
+    :meth:`round` freezes a copy of the parameters, lets the sidecar drive per-sample
+    Hessian-vector products on the probe set, and returns a :class:`StabilityReport` with
+    ``lambda_max``, ``lambda_gen``, ``eta_star = 2 / lambda_gen`` for the run's batch size,
+    the margin ``lr / eta_star`` and a suggested learning rate.
+
+    Monitoring never breaks training: a dead, slow or restarted sidecar gives an
+    :class:`EdgewiseWarning` and a report with ``missing=True``; after repeated failures rounds
+    are skipped with exponential back-off (1, 2, 4, ... up to 8 rounds) and monitoring resumes
+    when the sidecar answers again. The model is never modified: no ``.grad`` writes, and the
+    probe is evaluated in eval mode (BatchNorm statistics and dropout are left as they are).
+
+    Args:
+        model: the ``torch.nn.Module`` being trained.
+        loss_fn: the ordinary mean-reduced loss ``loss_fn(output, target)``; the per-sample loss
+            is ``loss_fn`` on a batch of one.
+        probe: ``(x, y)`` probe tensors; or give ``train_data`` and ``probe_size`` to draw a
+            fixed seeded subset.
+        train_data: ``(x, y)`` tensors or a dataset to draw the probe from.
+        probe_size: ``m``, the number of probe samples (default 256).
+        n_train: training-set size ``n``; read from ``loader`` when omitted.
+        batch_size: SGD batch size ``B``; read from ``loader`` when omitted.
+        optimizer: when given, ``lr`` and ``momentum`` are read from its first param group.
+        loader: when given, ``n_train`` and ``batch_size`` are read from it.
+        curvature: ``"hessian"`` (exact per-sample Hessians) or ``"ggn"`` (Gauss–Newton, PSD).
+        endpoint: ``tcp://host:port`` of a running sidecar; None spawns a local one.
+        timeout: seconds to wait for any one sidecar answer.
+        every_steps: run a round every N calls of :meth:`step`; None means once per
+            :meth:`end_epoch`.
+        budget_hvps / budget_seconds: per-round budget; the report says when it stopped early.
+        tol: relative tolerance on ``lambda_gen``.
+        batch_grid: batch sizes for the ``eta_star_by_batch`` curve (default: powers of two).
+        log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
+            ``tensorboard`` is installed); None logs nowhere.
+        console: print a one-line summary per round (and progress on a terminal).
+        run_name: a readable name for the dashboard.
+        seed: seed of the probe draw and of the sidecar's random starts.
+        chunk_size: samples per vectorised HVP chunk (memory control); None picks one.
+        client_factory: advanced/testing: ``callable(endpoint, timeout) -> client``.
+
+    Example (``examples/mnist_live.py`` runs a full one)::
+
+        monitor = edgewise.Monitor(model, loss_fn, train_data=(x, y), batch_size=32,
+                                   n_train=len(x), optimizer=opt)
+        for epoch in range(epochs):
+            ...  # train
+            report = monitor.end_epoch(epoch)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        probe: tuple[torch.Tensor, torch.Tensor] | None = None,
+        *,
+        train_data: Any = None,
+        probe_size: int = 256,
+        n_train: int | None = None,
+        batch_size: int | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        loader: Any = None,
+        curvature: str = "hessian",
+        endpoint: str | None = None,
+        timeout: float = 30.0,
+        every_steps: int | None = None,
+        budget_hvps: float | None = None,
+        budget_seconds: float | None = None,
+        tol: float = 1e-3,
+        batch_grid: list[int] | None = None,
+        log_dir: str | os.PathLike | None = None,
+        tensorboard: bool | str = "auto",
+        console: bool = True,
+        run_name: str | None = None,
+        seed: int = 0,
+        chunk_size: int | None = None,
+        client_factory: Callable[[str | None, float], Any] | None = None,
+    ) -> None:
+        if curvature not in ("hessian", "ggn"):
+            raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
+        if every_steps is not None and every_steps <= 0:
+            raise ValueError(f"expected a positive every_steps, got {every_steps}")
+        if probe is None:
+            if train_data is None:
+                raise ValueError("expected probe=(x, y) or train_data to draw the probe from, got neither")
+            probe = draw_probe(train_data, probe_size, seed=seed)
+        if loader is not None:
+            n_train = n_train if n_train is not None else len(loader.dataset)
+            batch_size = batch_size if batch_size is not None else loader.batch_size
+        if n_train is None or batch_size is None:
+            raise ValueError(
+                f"expected n_train and batch_size (or a loader to read them from), got n_train={n_train}, batch_size={batch_size}"
+            )
+        if not 1 <= batch_size <= n_train:
+            raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
+        self.model = model
+        self.loss_fn = loss_fn
+        self.probe = probe
+        self.n_train = int(n_train)
+        self.batch_size = int(batch_size)
+        self.optimizer = optimizer
+        self.curvature = curvature
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.every_steps = every_steps
+        self.budget_hvps = budget_hvps
+        self.budget_seconds = budget_seconds
+        self.tol = tol
+        self.batch_grid = batch_grid
+        self.console = console
+        self.seed = seed
+        self.chunk_size = chunk_size
+        self.run_id = f"{run_name or 'run'}-{uuid.uuid4().hex[:8]}"
+        self.run_name = run_name or self.run_id
+        self.history: list[StabilityReport] = []
+        self._listeners: list[Listener] = []
+        self._client_factory = client_factory or _default_client_factory
+        self._client: Any = None
+        self._oracle: Any = None
+        self._disabled_reason: str | None = None
+        self._failures = 0
+        self._skip_rounds = 0
+        self._steps = 0
+        self._rounds = 0
+        self._warned_momentum = False
+        self._log = ReportLog(log_dir, tensorboard=tensorboard) if log_dir is not None else None
+
+    # ----------------------------------------------------------------- public surface
+
+    @property
+    def latest(self) -> StabilityReport | None:
+        """The most recent report that is not missing, or None."""
+        for report in reversed(self.history):
+            if not report.missing:
+                return report
+        return None
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """URL of the sidecar's live dashboard, once connected (None otherwise)."""
+        return getattr(self._client, "dashboard_url", None)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Calls ``listener(report)`` after every round (missing reports included)."""
+        self._listeners.append(listener)
+
+    def step(self, *, lr: float | None = None, epoch: int | None = None) -> StabilityReport | None:
+        """Counts one optimizer step; runs a round every ``every_steps`` steps.
+
+        Call it right after ``optimizer.step()``. Returns the report when a round ran.
+        """
+        self._steps += 1
+        if self.every_steps is not None and self._steps % self.every_steps == 0:
+            return self.round(lr=lr, step=self._steps, epoch=epoch)
+        return None
+
+    def end_epoch(self, epoch: int | None = None, *, lr: float | None = None) -> StabilityReport | None:
+        """Runs a round at the end of an epoch, unless the cadence is ``every_steps``."""
+        if self.every_steps is not None:
+            return None
+        return self.round(lr=lr, step=self._steps, epoch=epoch)
+
+    def round(self, lr: float | None = None, step: int | None = None, epoch: int | None = None) -> StabilityReport:
+        """Runs one estimation round at the current parameters and returns its report.
+
+        Never raises for sidecar trouble: the report is then ``missing`` with a ``reason``.
+        """
+        lr = self._current_lr(lr)
+        momentum = self._current_momentum()
+        step = self._steps if step is None else step
+        context = dict(step=step, epoch=epoch, lr=lr, batch_size=self.batch_size, n=self.n_train)
+        if self._disabled_reason is not None:
+            return self._record(StabilityReport.skipped(self._disabled_reason, **context))
+        if self._skip_rounds > 0:
+            self._skip_rounds -= 1
+            reason = f"sidecar unavailable after {self._failures} failed round(s); retrying later"
+            return self._record(StabilityReport.skipped(reason, **context))
+        started = time.perf_counter()
+        try:
+            client = self._ensure_client()
+            oracle = self._ensure_oracle()
+            oracle.begin_round()
+            progress = _ProgressOracle(oracle, self._rounds, self.console and sys.stderr.isatty())
+            raw = client.run_round(
+                progress,
+                step=step,
+                epoch=epoch if epoch is not None else -1,
+                lr=lr,
+                batch_size=self.batch_size,
+                n=self.n_train,
+                momentum=momentum,
+                budget_hvps=self.budget_hvps,
+                budget_seconds=self.budget_seconds,
+                options=self._round_options(),
+            )
+            progress.done()
+            report = StabilityReport.from_dict(raw)
+            self._failures = 0
+        except Exception as exc:  # monitoring must never reach the training loop
+            self._failures += 1
+            self._skip_rounds = min(2 ** (self._failures - 1) - 1, 8)
+            reason = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"edgewise: round skipped ({reason})", EdgewiseWarning, stacklevel=2)
+            report = StabilityReport.skipped(reason, **context)
+        finally:
+            if self._oracle is not None and hasattr(self._oracle, "end_round"):
+                try:
+                    self._oracle.end_round()
+                except Exception:
+                    pass
+        self._rounds += 1
+        if not report.missing and report.wall_ms is None:
+            report = StabilityReport.from_dict(report.to_dict() | {"wall_ms": 1e3 * (time.perf_counter() - started)})
+        return self._record(report)
+
+    def set_probe(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Replaces the probe set (the next round starts cold)."""
+        self.probe = (x, y)
+        self._oracle = None
+
+    def close(self) -> None:
+        """Says goodbye to the sidecar (stopping it if it was spawned) and closes the logs."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+            self._client = None
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- internals
+
+    def _record(self, report: StabilityReport) -> StabilityReport:
+        self.history.append(report)
+        if self._log is not None:
+            self._log.write(report)
+        if self.console:
+            print(report.summary(), file=sys.stderr if report.missing else sys.stdout, flush=True)
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception as exc:
+                warnings.warn(f"edgewise: report listener failed ({exc})", EdgewiseWarning, stacklevel=2)
+        return report
+
+    def _current_lr(self, lr: float | None) -> float:
+        if lr is not None:
+            return float(lr)
+        if self.optimizer is not None:
+            return float(self.optimizer.param_groups[0]["lr"])
+        raise ValueError("expected lr= (or an optimizer to read it from), got neither")
+
+    def _current_momentum(self) -> float:
+        if self.optimizer is None:
+            return 0.0
+        group = self.optimizer.param_groups[0]
+        momentum = float(group.get("momentum", 0.0) or 0.0)
+        if momentum > 0 and not self._warned_momentum:
+            self._warned_momentum = True
+            warnings.warn(
+                "edgewise: eta* is derived for plain SGD; with momentum it is indicative only "
+                f"(momentum={momentum})",
+                EdgewiseWarning,
+                stacklevel=3,
+            )
+        return momentum
+
+    def _round_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"tol": self.tol, "seed": self.seed}
+        if self.batch_grid is not None:
+            options["batch_grid"] = list(self.batch_grid)
+        return options
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            try:
+                client = self._client_factory(self.endpoint, self.timeout)
+            except Exception as exc:
+                # A sidecar we could not even start will not come back by itself.
+                if self.endpoint is None:
+                    self._disabled_reason = f"could not start a local sidecar: {exc}"
+                    warnings.warn(f"edgewise: monitoring disabled ({self._disabled_reason})", EdgewiseWarning, stacklevel=3)
+                raise
+            self._client = client
+            self._opened = False
+            url = getattr(client, "dashboard_url", None)
+            if url and self.console:
+                print(f"edgewise: live dashboard at {url}", flush=True)
+        if not getattr(self, "_opened", False):
+            self._client.open_session(self._run_info())
+            self._opened = True
+        return self._client
+
+    def _ensure_oracle(self) -> Any:
+        if self._oracle is None:
+            from .oracle import CurvatureOracle
+
+            x, y = self.probe
+            self._oracle = CurvatureOracle(
+                self.model, self.loss_fn, x, y, curvature=self.curvature, chunk_size=self.chunk_size
+            )
+        return self._oracle
+
+    def _run_info(self) -> dict[str, Any]:
+        params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        dtype = next(self.model.parameters()).dtype
+        return {
+            "id": self.run_id,
+            "name": self.run_name,
+            "params": int(params),
+            "probe": int(len(self.probe[0])),
+            "n": self.n_train,
+            "batch_size": self.batch_size,
+            "curvature": self.curvature,
+            "dtype": "f64" if dtype == torch.float64 else "f32",
+            "model": type(self.model).__name__,
+        }
+
+
+class _ProgressOracle:
+    """Forwards oracle calls and, on a terminal, redraws one progress line per op."""
+
+    def __init__(self, oracle: Any, round_index: int, live: bool) -> None:
+        self._oracle = oracle
+        self._round = round_index
+        self._live = live
+        self._ops = 0
+        self._hvps = 0.0
+        self._start = time.perf_counter()
+
+    @property
+    def basis_size(self) -> int:
+        return self._oracle.basis_size
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._oracle, name)
+
+    def execute(self, op: str, args: dict) -> dict:
+        result = self._oracle.execute(op, args)
+        self._ops += 1
+        m = max(1, int(getattr(self._oracle, "probe_size", 1)))
+        self._hvps += float(result.get("hvps", 0)) / m
+        if self._live:
+            elapsed = time.perf_counter() - self._start
+            sys.stderr.write(
+                f"\r  edgewise round {self._round}: {self._ops} ops, {self._hvps:.0f} HVP-eq, "
+                f"basis {result.get('basis', '?')}, {elapsed:.1f}s "
+            )
+            sys.stderr.flush()
+        return result
+
+    def done(self) -> None:
+        if self._live and self._ops:
+            sys.stderr.write("\r" + " " * 72 + "\r")
+            sys.stderr.flush()
+
+
+def _default_client_factory(endpoint: str | None, timeout: float) -> Any:
+    from ._client import SidecarClient
+
+    return SidecarClient(endpoint, timeout=timeout)
