@@ -1,0 +1,9 @@
+/**
+ * Protocol v1 (protocol/SPEC.md): canonical MessagePack codec, tensors, messages, errors.
+ *
+ * @module
+ */
+export * from "./codec.ts";
+export * from "./errors.ts";
+export * from "./messages.ts";
+export * from "./tensor.ts";
