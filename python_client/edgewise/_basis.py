@@ -1,0 +1,82 @@
+"""Orthonormal-basis bookkeeping for the oracle: Gram–Schmidt with a drop rule, seeded probes.
+
+The sidecar relies on the client's basis ``V`` being orthonormal to working precision, so new
+columns are orthogonalised by classical Gram–Schmidt applied twice ("twice is enough") and
+dropped when almost nothing is left of them (protocol/SPEC.md §4).
+
+Example:
+    >>> import torch
+    >>> v = torch.zeros(3, 0, dtype=torch.float64)
+    >>> w = torch.tensor([[1.0, 2.0], [0.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
+    >>> q, norms, kept = orthonormalize(v, w)
+    >>> kept, q.shape
+    ([0], torch.Size([3, 1]))
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+#: A column is dropped when its norm after orthogonalisation is below this times its norm before.
+DROP_TOL = 1e-10
+
+
+def _project_out(basis: Tensor, w: Tensor) -> Tensor:
+    """Classical Gram–Schmidt, twice: ``w − B (Bᵀ w)`` repeated."""
+    if basis.shape[1] == 0:
+        return w
+    w = w - basis @ (basis.T @ w)
+    return w - basis @ (basis.T @ w)
+
+
+def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Tensor, Tensor, list[int]]:
+    """Orthonormalise the columns of ``w`` against ``v`` and each other.
+
+    Columns are processed in order: first all of ``w`` against ``v`` (CGS twice, as a block),
+    then each column against the columns already accepted from ``w`` (CGS twice). A column is
+    dropped when its final norm is below ``drop_tol`` times its original norm (or is zero or
+    not finite).
+
+    Args:
+        v: Orthonormal basis, ``d × k`` (``k`` may be 0).
+        w: Candidate columns, ``d × r``.
+        drop_tol: Relative drop threshold.
+
+    Returns:
+        ``(q, norms, kept_index)``: the new orthonormal columns ``d × kept``; per candidate the
+        norm after orthogonalisation against ``v`` (before normalising), length ``r``; and the
+        indices of the accepted candidates, in order.
+    """
+    if v.dim() != 2 or w.dim() != 2 or v.shape[0] != w.shape[0]:
+        raise ValueError(f"expected v (d, k) and w (d, r) with the same d, got {tuple(v.shape)} and {tuple(w.shape)}")
+    before = torch.linalg.vector_norm(w, dim=0)
+    p = _project_out(v, w)
+    norms = torch.linalg.vector_norm(p, dim=0)
+    accepted: list[Tensor] = []
+    kept: list[int] = []
+    for j in range(w.shape[1]):
+        col = p[:, j : j + 1]
+        if accepted:
+            col = _project_out(torch.cat(accepted, dim=1), col)
+        after = torch.linalg.vector_norm(col)
+        b = before[j]
+        if not (torch.isfinite(after) and b > 0 and after >= drop_tol * b):
+            continue
+        accepted.append(col / after)
+        kept.append(j)
+    q = torch.cat(accepted, dim=1) if accepted else w.new_zeros((w.shape[0], 0))
+    return q, norms, kept
+
+
+def gaussian(d: int, r: int, seed: int, *, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """Seeded standard Gaussian ``d × r``, drawn in float64 on the CPU (device-independent)."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    return torch.randn(d, r, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+
+
+def rademacher(d: int, r: int, seed: int, *, dtype: torch.dtype, device: torch.device | str) -> Tensor:
+    """Seeded Rademacher (±1) ``d × r``, drawn on the CPU (device-independent)."""
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    signs = torch.randint(0, 2, (d, r), generator=gen, dtype=torch.int64) * 2 - 1
+    return signs.to(device=device, dtype=dtype)

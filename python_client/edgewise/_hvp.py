@@ -1,0 +1,284 @@
+"""Pure ``torch.func`` factories for per-sample curvature products on flat parameters.
+
+Everything here is stateless: a factory closes over the model (used only as a function through
+:func:`torch.func.functional_call`), the loss and the frozen buffers, and returns functions of a
+flat parameter vector ``theta`` (length ``d``) and probe samples. Per-sample losses are the
+user's mean-reduced ``loss_fn(output, target)`` on a batch of one (the sample unsqueezed).
+
+The returned functions are ``vmap``-ed over the probe samples and, for blocks of vectors, over
+columns too; they process samples in chunks so that the live intermediate tensors stay within a
+memory budget (see :func:`chunk_for_budget`). No hooks, no ``.grad``, no ``d × d`` tensors.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 1).double()
+    >>> shapes = ParamLayout.from_module(model)
+    >>> theta = shapes.flatten(dict(model.named_parameters())).detach()
+    >>> hvp = per_sample_hvp(model, torch.nn.functional.mse_loss, shapes)
+    >>> x, y = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64)
+    >>> hvp(theta, x, y, torch.ones(4, dtype=torch.float64)).shape
+    torch.Size([5, 4])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+from torch.func import functional_call, grad, grad_and_value, jvp, vjp, vmap
+
+Curvature = Literal["hessian", "ggn"]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+#: d-sized tensors assumed live per (sample, column) in one forward-over-reverse product:
+#: tangent, gradient, its tangent, the result and slack for the model's parameter-sized temporaries.
+_TENSORS_PER_COLUMN = 8
+
+
+@dataclass(frozen=True)
+class ParamLayout:
+    """How a flat parameter vector of length ``d`` maps onto a module's named parameters.
+
+    Attributes:
+        names: Parameter names, in ``named_parameters()`` order (tied parameters once).
+        shapes: Shape of each parameter.
+        numels: Number of elements of each parameter; ``sum(numels) == d``.
+    """
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    numels: tuple[int, ...]
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Module) -> ParamLayout:
+        """Layout of ``module``'s parameters (all of them, trainable or not)."""
+        named = list(module.named_parameters())
+        return cls(
+            names=tuple(n for n, _ in named),
+            shapes=tuple(p.shape for _, p in named),
+            numels=tuple(p.numel() for _, p in named),
+        )
+
+    @property
+    def size(self) -> int:
+        """Total number of parameters ``d``."""
+        return sum(self.numels)
+
+    def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
+        """Concatenate ``params`` (by name, in layout order) into one vector of length ``d``."""
+        return torch.cat([params[n].reshape(-1) for n in self.names])
+
+    def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
+        """Split a flat vector into named views; works under ``vmap``/``jvp``/``grad``."""
+        if theta.shape[-1] != self.size:
+            raise ValueError(f"expected a flat vector of length d = {self.size}, got {tuple(theta.shape)}")
+        # Slicing, not torch.split: split's backward breaks under forward-over-reverse here.
+        out, start = {}, 0
+        for n, k, s in zip(self.names, self.numels, self.shapes):
+            out[n] = theta[..., start : start + k].reshape(*theta.shape[:-1], *s)
+            start += k
+        return out
+
+
+def chunk_for_budget(budget_bytes: int, d: int, columns: int, itemsize: int) -> int:
+    """Samples per chunk so that ``chunk × columns`` products fit in ``budget_bytes``.
+
+    A heuristic: each (sample, column) product keeps about ``8`` parameter-sized tensors alive
+    (activations are assumed small next to ``d``). Always at least one sample.
+
+    Args:
+        budget_bytes: Memory budget for one chunk, in bytes.
+        d: Number of parameters.
+        columns: Vectors per sample (``r``).
+        itemsize: Bytes per element of the compute dtype.
+
+    Returns:
+        The number of samples per chunk, ``>= 1``.
+    """
+    if budget_bytes <= 0:
+        raise ValueError(f"expected a positive memory budget in bytes, got {budget_bytes}")
+    per_sample = _TENSORS_PER_COLUMN * max(d, 1) * max(columns, 1) * itemsize
+    return max(1, budget_bytes // per_sample)
+
+
+def _output_fn(model: torch.nn.Module, layout: ParamLayout, buffers: Mapping[str, Tensor]):
+    def output(theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(model, {**layout.unflatten(theta), **buffers}, (x.unsqueeze(0),))
+
+    return output
+
+
+def sample_loss(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    layout: ParamLayout,
+    buffers: Mapping[str, Tensor] | None = None,
+) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """``l_i(theta) = loss_fn(model(x_i[None]), y_i[None])`` as a function of flat parameters.
+
+    Args:
+        model: The module, used only through ``functional_call`` (its own tensors are not read
+            for the parameters in ``layout``).
+        loss_fn: Mean-reduced loss ``loss_fn(output, target) -> scalar``.
+        layout: Parameter layout of ``model``.
+        buffers: Buffers to use (e.g. frozen BatchNorm statistics); module's own if ``None``.
+
+    Returns:
+        ``f(theta, x_i, y_i) -> scalar`` for one sample.
+    """
+    output = _output_fn(model, layout, dict(buffers or {}))
+
+    def loss(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(output(theta, x), y.unsqueeze(0))
+
+    return loss
+
+
+def sample_hvp(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    layout: ParamLayout,
+    buffers: Mapping[str, Tensor] | None = None,
+    curvature: Curvature = "hessian",
+) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
+    """Single-sample, single-vector curvature product ``H_i v``.
+
+    ``"hessian"``: the exact per-sample Hessian, forward-over-reverse ``jvp(grad(l_i))``.
+    ``"ggn"``: the Gauss–Newton matrix ``J_iᵀ Λ_i J_i`` (``Λ_i`` the Hessian of the loss in the
+    model's output), computed as a model ``jvp``, an output-space HVP and a model ``vjp``;
+    it is PSD whenever the loss is convex in the output.
+
+    Returns:
+        ``hvp(theta, x_i, y_i, v) -> H_i v`` (all vectors of length ``d``).
+    """
+    if curvature not in ("hessian", "ggn"):
+        raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
+    bufs = dict(buffers or {})
+    if curvature == "hessian":
+        grad_loss = grad(sample_loss(model, loss_fn, layout, bufs))
+
+        def hvp(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+            return _jvp_with_target(lambda t, yy: grad_loss(t, x, yy), theta, v, y)
+
+        return hvp
+
+    output = _output_fn(model, layout, bufs)
+
+    def ggn(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+        out, pullback = vjp(lambda t: output(t, x), theta)
+        _, jv = jvp(lambda t: output(t, x), (theta,), (v,))
+        grad_out = grad(lambda o, yy: loss_fn(o, yy.unsqueeze(0)))
+        lam_jv = _jvp_with_target(grad_out, out, jv, y)
+        return pullback(lam_jv)[0]
+
+    return ggn
+
+
+def _jvp_with_target(fn: Callable[[Tensor, Tensor], Tensor], primal: Tensor, tangent: Tensor, y: Tensor) -> Tensor:
+    """``jvp`` of ``fn(·, y)`` at ``primal`` along ``tangent``, with ``y`` held fixed.
+
+    A floating target gets an explicit (materialised) zero tangent: with no tangent, torch's
+    forward-AD formula of ``mse_loss_backward`` (reduction "mean") writes in place into an
+    immutable ZeroTensor and fails (pytorch/pytorch#123996, open as of torch 2.13).
+    """
+    if y.is_floating_point() or y.is_complex():
+        return jvp(fn, (primal, y), (tangent, torch.zeros_like(y)))[1]
+    return jvp(lambda p: fn(p, y), (primal,), (tangent,))[1]
+
+
+def _slices(m: int, chunk: int | None) -> list[slice]:
+    step = m if chunk is None else max(1, int(chunk))
+    return [slice(s, min(s + step, m)) for s in range(0, m, max(step, 1))]
+
+
+def per_sample_hvp(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    layout: ParamLayout,
+    buffers: Mapping[str, Tensor] | None = None,
+    *,
+    curvature: Curvature = "hessian",
+    chunk_size: int | None = None,
+) -> Callable[..., Tensor]:
+    """Per-sample products ``H_i v`` for all probe samples, vmapped and chunked.
+
+    The returned ``f(theta, x, y, v, *, per_sample=False, reduce=False)`` takes ``x``/``y``
+    with ``m`` samples along dim 0 and ``v`` of shape
+
+    - ``(d,)`` or ``(d, r)``: the same vector(s) for every sample (``per_sample=False``);
+    - ``(m, d)`` or ``(m, d, r)``: one vector / one block per sample (``per_sample=True``,
+      as ``expand`` needs for ``H_i (V C_i)``).
+
+    It returns ``(m, d)`` / ``(m, d, r)``, or the sum over samples (``(d,)`` / ``(d, r)``) when
+    ``reduce=True``, which keeps memory at one chunk. ``chunk_size`` samples are processed per
+    ``vmap`` call (all at once if ``None``).
+    """
+    single = sample_hvp(model, loss_fn, layout, buffers, curvature)
+    over_cols = vmap(single, in_dims=(None, None, None, 1), out_dims=1)
+    fns = {
+        (False, False): vmap(single, in_dims=(None, 0, 0, None)),
+        (False, True): vmap(over_cols, in_dims=(None, 0, 0, None)),
+        (True, False): vmap(single, in_dims=(None, 0, 0, 0)),
+        (True, True): vmap(over_cols, in_dims=(None, 0, 0, 0)),
+    }
+    d = layout.size
+
+    def apply(theta: Tensor, x: Tensor, y: Tensor, v: Tensor, *, per_sample: bool = False,
+              reduce: bool = False) -> Tensor:
+        m = x.shape[0]
+        if y.shape[0] != m:
+            raise ValueError(f"expected y with {m} samples like x, got {y.shape[0]}")
+        lead = 1 if per_sample else 0
+        if per_sample and v.shape[0] != m:
+            raise ValueError(f"expected per-sample vectors with {m} rows, got shape {tuple(v.shape)}")
+        if v.dim() - lead not in (1, 2) or v.shape[lead] != d:
+            want = "(m, d) or (m, d, r)" if per_sample else "(d,) or (d, r)"
+            raise ValueError(f"expected v of shape {want} with d = {d}, got {tuple(v.shape)}")
+        fn = fns[(per_sample, v.dim() - lead == 2)]
+        out: Tensor | None = None
+        parts = []
+        for sl in _slices(m, chunk_size):
+            hv = fn(theta, x[sl], y[sl], v[sl] if per_sample else v)
+            if reduce:
+                out = hv.sum(0) if out is None else out + hv.sum(0)
+            else:
+                parts.append(hv)
+        if reduce:
+            return out if out is not None else theta.new_zeros(v.shape[lead:])
+        return torch.cat(parts) if parts else theta.new_zeros((0, *v.shape[lead:]))
+
+    return apply
+
+
+def per_sample_grads(
+    model: torch.nn.Module,
+    loss_fn: LossFn,
+    layout: ParamLayout,
+    buffers: Mapping[str, Tensor] | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Per-sample losses and gradients, vmapped and chunked.
+
+    Returns:
+        ``f(theta, x, y) -> (losses (m,), grads (m, d))``.
+    """
+    fn = vmap(grad_and_value(sample_loss(model, loss_fn, layout, buffers)), in_dims=(None, 0, 0))
+
+    def apply(theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        m = x.shape[0]
+        if y.shape[0] != m:
+            raise ValueError(f"expected y with {m} samples like x, got {y.shape[0]}")
+        grads, losses = [], []
+        for sl in _slices(m, chunk_size):
+            g, l = fn(theta, x[sl], y[sl])
+            grads.append(g)
+            losses.append(l)
+        if not grads:
+            return theta.new_zeros(0), theta.new_zeros((0, layout.size))
+        return torch.cat(losses), torch.cat(grads)
+
+    return apply

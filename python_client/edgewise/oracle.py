@@ -1,0 +1,423 @@
+"""The curvature oracle: the client-side executor of the protocol/SPEC.md §4 operations.
+
+The sidecar decides which curvature products it needs; this class owns the model, the probe
+samples and the ``d``-dimensional basis ``V`` and answers with small matrices only.
+
+Non-intrusiveness (what happens to the user's model):
+
+- :meth:`CurvatureOracle.begin_round` copies the parameters and buffers (detached clones in the
+  compute dtype); the ops evaluate the model through ``torch.func.functional_call`` on those
+  copies, so the user's tensors are never written and ``.grad`` is never touched.
+- Ops run the model in eval mode (BatchNorm uses its frozen running statistics and does not
+  update them, dropout is off) and then restore every module's ``training`` flag as it was.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
+    >>> x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    >>> oracle = CurvatureOracle(model, torch.nn.functional.mse_loss, x, y)
+    >>> oracle.begin_round()
+    >>> oracle.execute("random", {"r": 2, "seed": 0})["kept"]
+    2
+    >>> oracle.execute("blocks", {"start": 0, "count": 2})["blocks"].shape
+    (8, 2, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._basis import gaussian, orthonormalize, rademacher
+from ._hvp import Curvature, LossFn, ParamLayout, chunk_for_budget, per_sample_grads, per_sample_hvp
+
+#: Default memory budget for one vmapped chunk, in bytes.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+_DTYPES = {torch.float32, torch.float64, torch.float16, torch.bfloat16}
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode, then restore each one's own ``training`` flag."""
+    flags = [(mod, mod.training) for mod in model.modules()]
+    try:
+        model.eval()
+        yield
+    finally:
+        for mod, flag in flags:
+            mod.training = flag
+
+
+def _to_f64(t: Tensor) -> np.ndarray:
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _int_arg(args: Mapping[str, Any], name: str, *, minimum: int | None = 0) -> int:
+    if name not in args:
+        raise ValueError(f"expected argument {name!r}, got only {sorted(args)}")
+    value = args[name]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float)):
+        raise TypeError(f"expected {name} to be an integer, got {type(value).__name__}")
+    if isinstance(value, float) and not value.is_integer():
+        raise TypeError(f"expected {name} to be an integer, got {value}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"expected {name} >= {minimum}, got {value}")
+    return value
+
+
+class CurvatureOracle:
+    """Per-sample curvature products on a frozen snapshot of a model, in a kept basis ``V``.
+
+    Args:
+        model: The user's module (read, never modified).
+        loss_fn: Mean-reduced ``loss_fn(output, target)``; applied per sample on a batch of one.
+        x: Probe inputs, ``m`` samples along dim 0.
+        y: Probe targets, ``m`` along dim 0.
+        curvature: ``"hessian"`` (exact per-sample Hessian) or ``"ggn"`` (Gauss–Newton).
+        chunk_size: Samples per vmapped chunk; overrides ``memory_budget`` when given.
+        memory_budget: Bytes for one chunk's intermediates (default 256 MiB), see
+            :func:`edgewise._hvp.chunk_for_budget`.
+        dtype: Compute dtype; the model's parameter dtype if ``None``.
+
+    Raises:
+        TypeError: ``model`` is not a module, or ``x``/``y`` are not tensors.
+        ValueError: Bad ``curvature``, sizes, chunk size or budget.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss_fn: LossFn,
+        x: Tensor,
+        y: Tensor,
+        *,
+        curvature: Curvature = "hessian",
+        chunk_size: int | None = None,
+        memory_budget: int | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+            raise TypeError(f"expected x and y to be tensors, got {type(x).__name__} and {type(y).__name__}")
+        if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise ValueError(f"expected x and y with the same number m >= 1 of samples, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if curvature not in ("hessian", "ggn"):
+            raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+            raise ValueError(f"expected chunk_size to be a positive int or None, got {chunk_size!r}")
+        if memory_budget is not None and memory_budget <= 0:
+            raise ValueError(f"expected a positive memory_budget in bytes, got {memory_budget}")
+        if dtype is not None and dtype not in _DTYPES:
+            raise ValueError(f"expected a floating dtype, got {dtype}")
+        first = next(model.parameters(), None)
+        if first is None:
+            raise ValueError("expected a model with parameters, got none")
+        self._model = model
+        self._loss_fn = loss_fn
+        self._x_user, self._y_user = x, y
+        self._curvature: Curvature = curvature
+        self._chunk_size = chunk_size
+        self._budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
+        self._dtype_arg = dtype
+        self._device = first.device
+        self._dtype = dtype or first.dtype
+        self._layout = ParamLayout.from_module(model)
+        self._v = torch.zeros(self._layout.size, 0, dtype=self._dtype, device=self._device)
+        self._theta: Tensor | None = None
+        self._hvp = None
+        self._grads = None
+        self._x = self._y = None
+        self.hvps = 0
+        """Per-sample HVPs spent since creation (``hvps / m`` = HVP-equivalents)."""
+
+    # ----------------------------------------------------------------- state
+    @property
+    def basis_size(self) -> int:
+        """Current basis size ``k``."""
+        return self._v.shape[1]
+
+    @property
+    def params(self) -> int:
+        """Number of parameters ``d`` (as of the last snapshot, else at construction)."""
+        return self._layout.size
+
+    @property
+    def probe_size(self) -> int:
+        """Number of probe samples ``m``."""
+        return self._x_user.shape[0]
+
+    @property
+    def curvature(self) -> Curvature:
+        """``"hessian"`` or ``"ggn"``."""
+        return self._curvature
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype."""
+        return self._dtype
+
+    @property
+    def basis(self) -> Tensor:
+        """A copy of the basis ``V`` (``d × k``, compute dtype, model device)."""
+        return self._v.clone()
+
+    def begin_round(self) -> None:
+        """Freeze the model's current parameters and buffers for the ops of one round.
+
+        The basis is kept across rounds (moved to the model's device/dtype), and reset when the
+        number of parameters changed.
+        """
+        first = next(self._model.parameters(), None)
+        if first is None:
+            raise ValueError("expected a model with parameters, got none")
+        self._device = first.device
+        self._dtype = self._dtype_arg or first.dtype
+        layout = ParamLayout.from_module(self._model)
+        if layout.size != self._v.shape[0]:
+            self._v = torch.zeros(layout.size, 0, dtype=self._dtype, device=self._device)
+        else:
+            self._v = self._v.to(device=self._device, dtype=self._dtype)
+        self._layout = layout
+        dt, dev = self._dtype, self._device
+        with torch.no_grad():
+            params = {n: p.detach().to(device=dev, dtype=dt) for n, p in self._model.named_parameters()}
+            self._theta = layout.flatten(params).clone()
+            buffers = {
+                n: b.detach().to(device=dev, dtype=dt if b.is_floating_point() else b.dtype).clone()
+                for n, b in self._model.named_buffers()
+            }
+            x, y = self._x_user, self._y_user
+            self._x = x.detach().to(device=dev, dtype=dt if x.is_floating_point() else x.dtype)
+            self._y = y.detach().to(device=dev, dtype=dt if y.is_floating_point() else y.dtype)
+        self._hvp = per_sample_hvp(self._model, self._loss_fn, layout, buffers, curvature=self._curvature)
+        self._grads = per_sample_grads(self._model, self._loss_fn, layout, buffers)
+
+    def end_round(self) -> None:
+        """Release the parameter snapshot (the basis is kept)."""
+        self._theta = self._hvp = self._grads = self._x = self._y = None
+
+    def _need_round(self) -> Tensor:
+        if self._theta is None:
+            raise RuntimeError("expected an open round: call begin_round() first")
+        return self._theta
+
+    def _chunk(self, columns: int) -> int:
+        if self._chunk_size is not None:
+            return self._chunk_size
+        itemsize = torch.empty((), dtype=self._dtype).element_size()
+        return chunk_for_budget(self._budget, self.params, columns, itemsize)
+
+    def _slices(self, columns: int) -> list[slice]:
+        m, c = self.probe_size, self._chunk(columns)
+        return [slice(s, min(s + c, m)) for s in range(0, m, c)]
+
+    def _shared_products(self, z: Tensor) -> Iterator[tuple[slice, Tensor]]:
+        """Yield ``(samples, H_i Z)`` chunk by chunk, ``Z`` (``d × c``) the same for all."""
+        theta = self._need_round()
+        with eval_mode(self._model), torch.no_grad():
+            for sl in self._slices(z.shape[1]):
+                yield sl, self._hvp(theta, self._x[sl], self._y[sl], z)
+
+    def _tensor(self, value: Any, name: str, shape: tuple[int, ...], what: str) -> Tensor:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"expected {name} to be a numeric array, got dtype {arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"expected {name} of shape {what} = {shape}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"expected finite {name}, got NaN or Inf")
+        return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).to(device=self._device, dtype=self._dtype)
+
+    # ------------------------------------------------------------------- ops
+    def reset(self) -> None:
+        """``V ← []``."""
+        self._v = self._v.new_zeros((self.params, 0))
+
+    def random(self, r: int, seed: int) -> int:
+        """Append ``r`` seeded Gaussian directions orthonormalised against ``V``; returns how many were kept."""
+        self._need_round()
+        z = gaussian(self.params, r, seed, dtype=self._dtype, device=self._device)
+        q, _, kept = orthonormalize(self._v, z)
+        self._v = torch.cat([self._v, q], dim=1)
+        return len(kept)
+
+    def expand(self, coeffs: Tensor, basis_coeffs: Tensor, blocks: bool = False) -> dict[str, Any]:
+        """``W = Σ_i H_i (V C_i) + V C_V``, orthonormalised against ``V`` and appended.
+
+        Costs ``m r`` per-sample HVPs (``V C_i`` is formed per chunk, then one vmapped product
+        per sample and column), plus ``m × kept`` for the blocks.
+
+        Args:
+            coeffs: ``C_i``, ``m × k × r`` (compute dtype, model device).
+            basis_coeffs: ``C_V``, ``k × r``.
+            blocks: Also return ``Vᵀ H_i V_new`` with the enlarged basis.
+
+        Returns:
+            ``proj`` (``k × r``, ``Vᵀ W`` with the old ``V``), ``norms`` (``r``), ``kept``,
+            ``kept_index``, and ``blocks`` (``m × k' × kept``) when asked; tensors.
+        """
+        theta = self._need_round()
+        m, k = self.probe_size, self.basis_size
+        r = coeffs.shape[2]
+        v = self._v
+        w = v @ basis_coeffs
+        with eval_mode(self._model), torch.no_grad():
+            for sl in self._slices(r):
+                z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
+                w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
+        self.hvps += m * r
+        proj = v.T @ w
+        q, norms, kept_index = orthonormalize(v, w)
+        self._v = torch.cat([v, q], dim=1)
+        out: dict[str, Any] = {"proj": proj, "norms": norms, "kept": len(kept_index), "kept_index": kept_index}
+        if blocks:
+            out["blocks"] = self.blocks(k, len(kept_index))
+        return out
+
+    def blocks(self, start: int, count: int) -> Tensor:
+        """Per-sample ``Vᵀ H_i V[:, start:start+count]``, ``m × k × count``; costs ``m × count``."""
+        k = self.basis_size
+        if start < 0 or count < 0 or start + count > k:
+            raise ValueError(f"expected 0 <= start and start + count <= k = {k}, got start={start}, count={count}")
+        cols = self._v[:, start : start + count]
+        out = self._v.new_zeros((self.probe_size, k, count))
+        if count == 0:
+            self._need_round()
+            return out
+        for sl, hz in self._shared_products(cols):
+            out[sl] = torch.einsum("dk,idc->ikc", self._v, hz)
+        self.hvps += self.probe_size * count
+        return out
+
+    def rotate(self, u: Tensor) -> None:
+        """``V ← V U`` (``U``: ``k × k'``, orthonormal columns), re-orthonormalised by CGS2."""
+        k = self.basis_size
+        if u.dim() != 2 or u.shape[0] != k or u.shape[1] > k:
+            raise ValueError(f"expected u of shape (k, k') with k = {k} and k' <= k, got {tuple(u.shape)}")
+        gram = u.T @ u
+        err = (gram - torch.eye(u.shape[1], dtype=u.dtype, device=u.device)).abs().max() if u.numel() else 0.0
+        if err > 1e-6:
+            raise ValueError(f"expected u with orthonormal columns, got max |UᵀU − I| = {float(err):.3g}")
+        q, _, _ = orthonormalize(self._v[:, :0], self._v @ u)
+        self._v = q
+
+    def grads(self) -> dict[str, Any]:
+        """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``."""
+        theta = self._need_round()
+        m, k = self.probe_size, self.basis_size
+        losses = theta.new_zeros(m)
+        sq = theta.new_zeros(m)
+        proj = theta.new_zeros((m, k))
+        total = torch.zeros_like(theta)
+        with eval_mode(self._model), torch.no_grad():
+            fn = self._grads
+            for sl in self._slices(1):
+                l, g = fn(theta, self._x[sl], self._y[sl])
+                losses[sl] = l
+                sq[sl] = (g * g).sum(1)
+                proj[sl] = g @ self._v
+                total += g.sum(0)
+        self.hvps += m
+        mean = total / m
+        return {"losses": losses, "sq_norms": sq, "proj": proj, "mean_sq_norm": float(mean @ mean)}
+
+    def hutchinson(self, r: int, seed: int) -> dict[str, Tensor]:
+        """Rademacher ``z_1..z_r`` (seeded, shared by all samples): ``z_jᵀ H_i z_j`` and ``‖H_i z_j‖²``."""
+        self._need_round()
+        z = rademacher(self.params, r, seed, dtype=self._dtype, device=self._device)
+        m = self.probe_size
+        quad = z.new_zeros((m, r))
+        sq = z.new_zeros((m, r))
+        if r:
+            for sl, hz in self._shared_products(z):
+                quad[sl] = torch.einsum("dr,idr->ir", z, hz)
+                sq[sl] = (hz * hz).sum(1)
+            self.hvps += m * r
+        return {"quad": quad, "sq_norms": sq}
+
+    # -------------------------------------------------------------- dispatch
+    def execute(self, op: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run one SPEC §4 op with wire-style arguments; numpy float64 / python ints out.
+
+        Args:
+            op: ``reset``, ``random``, ``expand``, ``blocks``, ``rotate``, ``grads`` or
+                ``hutchinson``.
+            args: The op's ``args`` map with SPEC names (arrays as numpy arrays or nested lists).
+
+        Returns:
+            The op's SPEC result fields, plus ``basis`` (``k`` after the op) and ``hvps``
+            (per-sample HVPs this op cost).
+
+        Raises:
+            ValueError: Unknown op, missing argument, wrong shape or non-finite values.
+            TypeError: Wrongly typed argument.
+            RuntimeError: No open round (``begin_round`` not called).
+        """
+        args = {} if args is None else args
+        if not isinstance(args, Mapping):
+            raise TypeError(f"expected args to be a mapping, got {type(args).__name__}")
+        before = self.hvps
+        m, k = self.probe_size, self.basis_size
+        out: dict[str, Any]
+        if op == "reset":
+            self.reset()
+            out = {}
+        elif op == "random":
+            out = {"kept": self.random(_int_arg(args, "r"), _int_arg(args, "seed", minimum=None))}
+        elif op == "expand":
+            if "coeffs" not in args or "basis_coeffs" not in args:
+                raise ValueError(f"expected arguments 'coeffs' and 'basis_coeffs', got {sorted(args)}")
+            c_raw = np.asarray(args["coeffs"])
+            r = c_raw.shape[2] if c_raw.ndim == 3 else -1
+            if r < 0:
+                raise ValueError(f"expected coeffs of shape (m, k, r) = ({m}, {k}, r), got {c_raw.shape}")
+            coeffs = self._tensor(c_raw, "coeffs", (m, k, r), "(m, k, r)")
+            cv = self._tensor(args["basis_coeffs"], "basis_coeffs", (k, r), "(k, r)")
+            want_blocks = args.get("blocks", False)
+            if not isinstance(want_blocks, (bool, np.bool_)):
+                raise TypeError(f"expected blocks to be a bool, got {type(want_blocks).__name__}")
+            res = self.expand(coeffs, cv, bool(want_blocks))
+            out = {
+                "proj": _to_f64(res["proj"]),
+                "norms": _to_f64(res["norms"]),
+                "kept": res["kept"],
+                "kept_index": list(res["kept_index"]),
+            }
+            if "blocks" in res:
+                out["blocks"] = _to_f64(res["blocks"])
+        elif op == "blocks":
+            out = {"blocks": _to_f64(self.blocks(_int_arg(args, "start"), _int_arg(args, "count")))}
+        elif op == "rotate":
+            if "u" not in args:
+                raise ValueError(f"expected argument 'u', got {sorted(args)}")
+            u_raw = np.asarray(args["u"])
+            if u_raw.ndim != 2:
+                raise ValueError(f"expected u of shape (k, k') = ({k}, k'), got {u_raw.shape}")
+            self.rotate(self._tensor(u_raw, "u", (k, u_raw.shape[1]), "(k, k')"))
+            out = {}
+        elif op == "grads":
+            res = self.grads()
+            out = {
+                "losses": _to_f64(res["losses"]),
+                "sq_norms": _to_f64(res["sq_norms"]),
+                "proj": _to_f64(res["proj"]),
+                "mean_sq_norm": res["mean_sq_norm"],
+            }
+        elif op == "hutchinson":
+            res = self.hutchinson(_int_arg(args, "r"), _int_arg(args, "seed", minimum=None))
+            out = {"quad": _to_f64(res["quad"]), "sq_norms": _to_f64(res["sq_norms"])}
+        else:
+            raise ValueError(
+                f"expected op reset, random, expand, blocks, rotate, grads or hutchinson, got {op!r}"
+            )
+        out["basis"] = self.basis_size
+        out["hvps"] = self.hvps - before
+        return out
