@@ -1,0 +1,259 @@
+/**
+ * The live dashboard: an HTTP server over a {@linkcode HistoryStore} with HTML pages,
+ * JSON/CSV/JSONL endpoints and server-sent events for live charts.
+ *
+ * Why SSE: one-way, text, auto-reconnecting in the browser, and plain HTTP, so nothing
+ * beyond `Deno.serve` is needed. Local only by default (`127.0.0.1`).
+ *
+ * @module
+ */
+import type { HistoryStore, Report } from "../store/history_store.ts";
+import { csvHeader, csvRow } from "./csv.ts";
+import { runPage, runsPage } from "./page.ts";
+import { downsample, SeriesCache, toPoint } from "./series.ts";
+
+/** Options for {@linkcode startDashboard}. */
+export interface DashboardOptions {
+  /** The history to show; the dashboard only reads it. */
+  store: HistoryStore;
+  /** Interface to bind. Default `127.0.0.1` (local only). */
+  hostname?: string;
+  /** Port; 0 picks a free one. Default 8765. */
+  port?: number;
+  /** Aborting it closes the dashboard. */
+  signal?: AbortSignal;
+  /** Points per series sent to a newly opened run page. Default 2000. */
+  maxPoints?: number;
+  /** Interval of SSE keep-alive comments in ms. Default 15000. */
+  keepAliveMs?: number;
+}
+
+/** A running dashboard. */
+export interface Dashboard {
+  /** Base URL, e.g. `http://127.0.0.1:8765/`. */
+  url: string;
+  /** Closes live streams and the server; resolves when it has stopped. */
+  close(): Promise<void>;
+}
+
+const STATIC: Record<string, string> = {
+  "/static/chart.js": "./static/chart.js",
+  "/static/run_page.js": "./static/run_page.js",
+};
+
+const encoder = new TextEncoder();
+
+/**
+ * Starts the dashboard HTTP server.
+ *
+ * @param options Store, address and lifetime.
+ * @returns Its URL and a `close()`.
+ * @throws {Deno.errors.AddrInUse} If the port is taken.
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * import { HistoryStore } from "../store/history_store.ts";
+ * const dataDir = await Deno.makeTempDir();
+ * const store = await HistoryStore.open({ dataDir });
+ * const dash = await startDashboard({ store, port: 0 });
+ * const res = await fetch(new URL("/api/runs", dash.url));
+ * strictEqual(JSON.stringify(await res.json()), "[]");
+ * await dash.close();
+ * store.close();
+ * await Deno.remove(dataDir, { recursive: true });
+ * ```
+ */
+export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const { store } = options;
+  const maxPoints = options.maxPoints ?? 2000;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+  const cache = new SeriesCache(store);
+  const streams = new Set<() => void>();
+  const aborter = new AbortController();
+  const statics = new Map<string, Uint8Array>();
+  for (const [path, file] of Object.entries(STATIC)) {
+    statics.set(path, await Deno.readFile(new URL(file, import.meta.url)));
+  }
+
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 8765,
+    signal: aborter.signal,
+    onListen: (addr) => onListen(addr as Deno.NetAddr),
+  }, async (req) => {
+    try {
+      return await route(req);
+    } catch (err) {
+      console.error("Dashboard request failed:", err);
+      return json({ error: `Internal error: ${err}` }, 500);
+    }
+  });
+
+  async function route(req: Request): Promise<Response> {
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return json({ error: `Method not allowed: ${req.method}` }, 405, { allow: "GET, HEAD" });
+    }
+    const url = new URL(req.url);
+    const raw = url.pathname.split("/").slice(1);
+    let seg: string[];
+    try {
+      seg = raw.map(decodeURIComponent);
+    } catch {
+      return json({ error: `Bad URL encoding: ${url.pathname}` }, 400);
+    }
+    if (url.pathname === "/") return html(runsPage(store.runs()));
+    const file = statics.get(url.pathname);
+    if (file) {
+      return new Response(file.slice(), {
+        headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" },
+      });
+    }
+    if (seg[0] === "runs" && seg.length === 2) {
+      const run = store.run(seg[1]);
+      return run ? html(runPage(run)) : html(`<p>Unknown run: ${seg[1].replace(/[<&]/g, "")}</p>`, 404);
+    }
+    if (seg[0] === "api" && seg[1] === "runs") {
+      if (seg.length === 2) return json(store.runs().map(summaryJson));
+      const id = seg[2];
+      const run = store.run(id);
+      if (!run) return json({ error: `Unknown run: ${id}` }, 404);
+      const sinceParam = url.searchParams.get("since");
+      const since = sinceParam === null ? undefined : Number(sinceParam);
+      if (since !== undefined && !Number.isFinite(since)) {
+        return json({ error: `Bad since: expected a round number, got ${sinceParam}` }, 400);
+      }
+      switch (seg.length === 4 ? seg[3] : seg.length === 3 ? "" : "\0") {
+        case "":
+          return json(summaryJson(run));
+        case "reports":
+          return json(await store.reports(id, { since }));
+        case "reports.jsonl":
+          return download(id, "jsonl", "application/x-ndjson", store.iterReports(id, { since }), (r) => JSON.stringify(r) + "\n");
+        case "reports.csv":
+          return download(id, "csv", "text/csv; charset=utf-8", store.iterReports(id, { since }), csvRow, csvHeader());
+        case "series": {
+          const max = Number(url.searchParams.get("max") ?? maxPoints);
+          if (!(max >= 2)) return json({ error: `Bad max: expected at least 2, got ${url.searchParams.get("max")}` }, 400);
+          return json(downsample(await cache.get(id), max));
+        }
+        case "events":
+          return events(id);
+      }
+    }
+    return json({ error: `Not found: ${url.pathname}` }, 404);
+  }
+
+  /** Client disconnects reach us as `cancel` of the body stream. */
+  async function events(id: string): Promise<Response> {
+    let stop = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start: async (controller) => {
+        const send = (event: string, data: unknown) => {
+          try {
+            controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+          } catch { /* stream already closed */ }
+        };
+        // Subscribe first, buffer, then send the snapshot: no report falls in between.
+        const pending: Report[] = [];
+        let ready = false;
+        const unsubscribe = store.subscribe(({ run, report }) => {
+          if (run !== id) return;
+          if (!ready) pending.push(report);
+          else send("report", { point: toPoint(report), latest: report });
+        });
+        const timer = setInterval(() => {
+          try {
+            controller.enqueue(encoder.encode(": keep-alive\n\n"));
+          } catch { /* closed */ }
+        }, keepAliveMs);
+        stop = () => {
+          unsubscribe();
+          clearInterval(timer);
+          streams.delete(stop);
+          try {
+            controller.close();
+          } catch { /* already closed */ }
+        };
+        streams.add(stop);
+        const full = await cache.get(id);
+        const lastRound = full.round[full.round.length - 1] ?? -1;
+        send("init", { run: summaryJson(store.run(id)!), series: downsample(full, maxPoints), total: full.round.length, latest: store.run(id)!.latest });
+        ready = true;
+        for (const r of pending) if (r.round > lastRound) send("report", { point: toPoint(r), latest: r });
+      },
+      cancel: () => stop(),
+    });
+    return new Response(body, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" },
+    });
+  }
+
+  const addr = await listening;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= (async () => {
+      for (const stop of [...streams]) stop();
+      cache.close();
+      aborter.abort();
+      await server.finished;
+    })();
+    return closed;
+  };
+  options.signal?.addEventListener("abort", () => void close(), { once: true });
+  if (options.signal?.aborted) await close();
+  return { url: `http://${host}:${addr.port}/`, close };
+}
+
+function summaryJson(run: NonNullable<ReturnType<HistoryStore["run"]>>) {
+  const l = run.latest;
+  return {
+    id: run.meta.id,
+    name: run.meta.name,
+    started: run.meta.started,
+    meta: run.meta,
+    rounds: run.rounds,
+    next_round: run.nextRound,
+    latest: l ?? null,
+  };
+}
+
+function json(value: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(value), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+function html(text: string, status = 200): Response {
+  return new Response(text, { status, headers: { "content-type": "text/html; charset=utf-8" } });
+}
+
+function download(
+  id: string,
+  ext: string,
+  type: string,
+  reports: AsyncGenerator<Report>,
+  line: (r: Report) => string,
+  header = "",
+): Response {
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      let chunk = header;
+      for await (const r of reports) {
+        chunk += line(r);
+        if (chunk.length > 1 << 16) {
+          controller.enqueue(encoder.encode(chunk));
+          chunk = "";
+        }
+      }
+      if (chunk) controller.enqueue(encoder.encode(chunk));
+      controller.close();
+    },
+  });
+  const name = id.replace(/[^A-Za-z0-9_-]/g, "_");
+  return new Response(body, {
+    headers: { "content-type": type, "content-disposition": `attachment; filename="${name}.${ext}"` },
+  });
+}
