@@ -23,6 +23,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:12px}
 .panel{background:#fff;border:1px solid #dde;border-radius:6px;padding:4px}
 .panel svg{width:100%;height:auto;display:block}
+#latest{width:100%}#latest td{padding:2px 10px}
 #status{font-size:12px}.live{color:#7CFC9A}.down{color:#ffb3b3}
 `;
 

@@ -1,7 +1,7 @@
 /**
  * Synthetic but realistic reports for tests, benchmarks and demos, until the estimators land.
  *
- * Sharpness rises towards the edge `2/lr` (progressive sharpening, then edge of stability),
+ * Sharpness rises towards the edge `2/lr` (progressive sharpening, then `λ_gen` hovers at the edge),
  * `λ_gen > λ_max` with the gap growing as the batch shrinks, and the CI brackets `λ_gen`.
  *
  * @module
@@ -38,9 +38,10 @@ export function syntheticReport(run: string, round: number, options: SyntheticRu
   const edge = 2 / lr;
   const t = Math.min(1, round / ramp);
   const wobble = 1 + 0.03 * Math.sin(round * 0.7 + run.length);
-  const lambdaMax = edge * (0.15 + 0.8 * t * t) * wobble;
   const gap = (B0: number) => 1 + 6 / Math.sqrt(B0); // λ_gen/λ_max at batch B0
-  const lambdaGen = lambdaMax * gap(B);
+  // SGD self-stabilises at its own edge: λ_gen hovers around 2/lr, λ_max below it.
+  const lambdaGen = edge * (0.15 + 0.83 * t * t) * wobble;
+  const lambdaMax = lambdaGen / gap(B);
   const etaStar = 2 / lambdaGen;
   const half = 0.04 * lambdaGen * (1 + 1 / (1 + round));
   const grid = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];

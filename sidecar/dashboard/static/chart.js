@@ -68,7 +68,7 @@ function extent(values, log, extra) {
   if (lo === Infinity) return log ? [1, 10] : [0, 1];
   if (log) {
     if (hi / lo < 1.5) { lo /= 1.25; hi *= 1.25; }
-    return [lo / 1.08, hi * 1.08];
+    return [lo / 1.12, hi * 1.25];
   }
   if (hi === lo) { lo -= 1; hi += 1; }
   const pad = (hi - lo) * 0.06;
@@ -87,7 +87,8 @@ function extent(values, log, extra) {
  */
 export function renderChart(spec) {
   const W = spec.width ?? 640, H = spec.height ?? 320;
-  const m = { l: 64, r: 16, t: spec.title ? 34 : 14, b: 44 };
+  const hasLegend = (spec.lines ?? []).some((l) => l.name) || (spec.bands ?? []).length > 0;
+  const m = { l: 64, r: 16, t: (spec.title ? 26 : 8) + (hasLegend ? 22 : 6), b: 44 };
   const pw = W - m.l - m.r, ph = H - m.t - m.b;
   const lines = spec.lines ?? [], bands = spec.bands ?? [], hl = spec.hlines ?? [], vl = spec.vlines ?? [], mk = spec.markers ?? [];
   const [x0, x1] = extent([...lines.map((l) => l.x), ...bands.map((b) => b.x)], spec.logX, [...vl.map((v) => v.x), ...mk.map((k) => k.x)]);
@@ -165,13 +166,12 @@ export function renderChart(spec) {
     if (k.label) body.push(`<text x="${x + 8}" y="${y + 14}" fill="${k.color ?? "#000"}" font-weight="600">${esc(k.label)}</text>`);
   }
   body.push(`<g clip-path="url(#clip-${spec.id ?? "c"})">${g.join("")}</g>`);
-  // legend (top-left inside the plot)
+  // legend: one row between the title and the plot, never over the data
   const entries = [...bands.map((b) => ({ name: b.name, color: b.color, band: true })), ...lines.filter((l) => l.name).map((l) => ({ name: l.name, color: l.color, dash: l.dash }))];
   let lx = m.l + 8;
-  const ly = m.t + 12;
+  const ly = m.t - 9;
   if (entries.length) {
     const widths = entries.map((e) => 30 + e.name.length * 6.2);
-    body.push(`<rect x="${lx - 4}" y="${ly - 10}" width="${widths.reduce((a, b) => a + b, 0) + 4}" height="17" fill="#fff" fill-opacity="0.85" rx="3"/>`);
     entries.forEach((e, i) => {
       body.push(e.band
         ? `<rect x="${lx}" y="${ly - 6}" width="18" height="9" fill="${e.color}" fill-opacity="0.35"/>`

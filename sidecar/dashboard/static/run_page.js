@@ -32,7 +32,9 @@ function table(r) {
   const walk = (prefix, v) => {
     if (v && typeof v === "object" && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(prefix ? `${prefix}.${k}` : k, x);
     else if (Array.isArray(v)) rows.push([prefix, `${v.length} entries`]);
-    else rows.push([prefix, typeof v === "number" ? fmt(v) : String(v)]);
+    else if (prefix === "time" && typeof v === "number") rows.push([prefix, new Date(v * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC"]);
+    else if (typeof v === "number") rows.push([prefix, Number.isInteger(v) ? String(v) : Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6 ? v.toExponential(3) : String(Number(v.toPrecision(4)))]);
+    else rows.push([prefix, String(v)]);
   };
   walk("", r);
   return `<thead><tr><th colspan="2">Latest report (round ${esc(r.round)})</th></tr></thead><tbody>` +
