@@ -53,9 +53,13 @@ class ParamLayout:
     numels: tuple[int, ...]
 
     @classmethod
-    def from_module(cls, module: torch.nn.Module) -> ParamLayout:
-        """Layout of ``module``'s parameters (all of them, trainable or not)."""
-        named = list(module.named_parameters())
+    def from_module(cls, module: torch.nn.Module, *, trainable_only: bool = True) -> ParamLayout:
+        """Layout of ``module``'s parameters.
+
+        By default only parameters with ``requires_grad`` count: frozen ones do not move under
+        SGD, so they are constants of the curvature (pass them with the buffers).
+        """
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad or not trainable_only]
         return cls(
             names=tuple(n for n, _ in named),
             shapes=tuple(p.shape for _, p in named),

@@ -117,9 +117,9 @@ class CurvatureOracle:
             raise ValueError(f"expected a positive memory_budget in bytes, got {memory_budget}")
         if dtype is not None and dtype not in _DTYPES:
             raise ValueError(f"expected a floating dtype, got {dtype}")
-        first = next(model.parameters(), None)
+        first = next((p for p in model.parameters() if p.requires_grad), None)
         if first is None:
-            raise ValueError("expected a model with parameters, got none")
+            raise ValueError("expected a model with trainable parameters, got none")
         self._model = model
         self._loss_fn = loss_fn
         self._x_user, self._y_user = x, y
@@ -146,7 +146,7 @@ class CurvatureOracle:
 
     @property
     def params(self) -> int:
-        """Number of parameters ``d`` (as of the last snapshot, else at construction)."""
+        """Number of trainable parameters ``d`` (as of the last snapshot, else at construction)."""
         return self._layout.size
 
     @property
@@ -172,12 +172,13 @@ class CurvatureOracle:
     def begin_round(self) -> None:
         """Freeze the model's current parameters and buffers for the ops of one round.
 
-        The basis is kept across rounds (moved to the model's device/dtype), and reset when the
-        number of parameters changed.
+        Only parameters with ``requires_grad`` are variables (``d`` counts them); frozen
+        parameters and buffers are frozen constants. The basis is kept across rounds (moved to
+        the model's device/dtype), and reset when ``d`` changed.
         """
-        first = next(self._model.parameters(), None)
+        first = next((p for p in self._model.parameters() if p.requires_grad), None)
         if first is None:
-            raise ValueError("expected a model with parameters, got none")
+            raise ValueError("expected a model with trainable parameters, got none")
         self._device = first.device
         self._dtype = self._dtype_arg or first.dtype
         layout = ParamLayout.from_module(self._model)
@@ -190,9 +191,11 @@ class CurvatureOracle:
         with torch.no_grad():
             params = {n: p.detach().to(device=dev, dtype=dt) for n, p in self._model.named_parameters()}
             self._theta = layout.flatten(params).clone()
+            trainable = set(layout.names)
+            constants = [(n, p) for n, p in self._model.named_parameters() if n not in trainable]
             buffers = {
                 n: b.detach().to(device=dev, dtype=dt if b.is_floating_point() else b.dtype).clone()
-                for n, b in self._model.named_buffers()
+                for n, b in [*constants, *self._model.named_buffers()]
             }
             x, y = self._x_user, self._y_user
             self._x = x.detach().to(device=dev, dtype=dt if x.is_floating_point() else x.dtype)

@@ -356,3 +356,22 @@ def test_bad_arguments_raise():
         CurvatureOracle(lambda t: t, loss, x, y)
     with pytest.raises(ValueError, match="expected chunk_size"):
         CurvatureOracle(model, loss, x, y, chunk_size=0)
+
+
+def test_frozen_parameters_are_constants():
+    model, loss, x, y = make_case("tanh")
+    model[0].weight.requires_grad_(False)
+    oracle = CurvatureOracle(model, loss, x, y)
+    oracle.begin_round()
+    d_all = sum(p.numel() for p in model.parameters())
+    assert oracle.params == d_all - model[0].weight.numel()
+    H, _, _ = dense(model, loss, x, y)  # over all parameters; keep the trainable block
+    keep = torch.cat([torch.full((p.numel(),), p.requires_grad) for p in model.parameters()])
+    Ht = H[:, keep][:, :, keep]
+    oracle.random(3, 0)
+    v = oracle.basis
+    close(oracle.execute("blocks", {"start": 0, "count": 3})["blocks"], torch.einsum("dk,ide,ec->ikc", v, Ht, v))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="expected a model with trainable parameters"):
+        CurvatureOracle(model, loss, x, y)
