@@ -58,6 +58,22 @@ def _to_f64(t: Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
+_WIRE_DTYPES = {"f64": "<f8", "f32": "<f4", "i32": "<i4"}
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    """A numpy array from an array-like or a SPEC §2 tensor map ``{data, dtype, shape}``."""
+    if isinstance(value, Mapping):
+        if set(value) != {"data", "dtype", "shape"} or value["dtype"] not in _WIRE_DTYPES:
+            raise TypeError(f"expected {name} as an array or a tensor map {{data, dtype: f64|f32|i32, shape}}, got {sorted(value)}")
+        shape = tuple(int(n) for n in value["shape"])
+        dt = np.dtype(_WIRE_DTYPES[value["dtype"]])
+        if len(value["data"]) != int(np.prod(shape, dtype=np.int64)) * dt.itemsize:
+            raise ValueError(f"expected {name} data of {int(np.prod(shape))} × {dt.itemsize} bytes, got {len(value['data'])}")
+        return np.frombuffer(value["data"], dtype=dt).reshape(shape)
+    return np.asarray(value)
+
+
 def _int_arg(args: Mapping[str, Any], name: str, *, minimum: int | None = 0) -> int:
     if name not in args:
         raise ValueError(f"expected argument {name!r}, got only {sorted(args)}")
@@ -230,7 +246,7 @@ class CurvatureOracle:
                 yield sl, self._hvp(theta, self._x[sl], self._y[sl], z)
 
     def _tensor(self, value: Any, name: str, shape: tuple[int, ...], what: str) -> Tensor:
-        arr = np.asarray(value)
+        arr = _as_array(value, name)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"expected {name} to be a numeric array, got dtype {arr.dtype}")
         if arr.shape != shape:
@@ -378,7 +394,7 @@ class CurvatureOracle:
         elif op == "expand":
             if "coeffs" not in args or "basis_coeffs" not in args:
                 raise ValueError(f"expected arguments 'coeffs' and 'basis_coeffs', got {sorted(args)}")
-            c_raw = np.asarray(args["coeffs"])
+            c_raw = _as_array(args["coeffs"], "coeffs")
             r = c_raw.shape[2] if c_raw.ndim == 3 else -1
             if r < 0:
                 raise ValueError(f"expected coeffs of shape (m, k, r) = ({m}, {k}, r), got {c_raw.shape}")
@@ -401,7 +417,7 @@ class CurvatureOracle:
         elif op == "rotate":
             if "u" not in args:
                 raise ValueError(f"expected argument 'u', got {sorted(args)}")
-            u_raw = np.asarray(args["u"])
+            u_raw = _as_array(args["u"], "u")
             if u_raw.ndim != 2:
                 raise ValueError(f"expected u of shape (k, k') = ({k}, k'), got {u_raw.shape}")
             self.rotate(self._tensor(u_raw, "u", (k, u_raw.shape[1]), "(k, k')"))

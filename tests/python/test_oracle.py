@@ -375,3 +375,22 @@ def test_frozen_parameters_are_constants():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="expected a model with trainable parameters"):
         CurvatureOracle(model, loss, x, y)
+
+
+def test_wire_tensor_maps_are_accepted():
+    oracle, (model, loss, x, y) = new_oracle("tanh")
+    oracle.random(2, 0)
+    c = rng(0).standard_normal((M, 2, 1))
+    cv = rng(1).standard_normal((2, 1)).astype("<f4")
+    wire = {
+        "coeffs": {"data": c.astype("<f8").tobytes(), "dtype": "f64", "shape": [M, 2, 1]},
+        "basis_coeffs": {"data": cv.tobytes(), "dtype": "f32", "shape": [2, 1]},
+        "blocks": False,
+    }
+    a = oracle.execute("expand", wire)
+    b, _ = new_oracle("tanh")
+    b.random(2, 0)
+    ref = b.execute("expand", {"coeffs": c, "basis_coeffs": cv.astype(np.float64), "blocks": False})
+    close(a["proj"], ref["proj"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="expected coeffs data of"):
+        oracle.execute("expand", wire | {"coeffs": {"data": b"1234", "dtype": "f64", "shape": [M, 3, 1]}})
