@@ -1,5 +1,13 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { batchSpec, marginSpec, renderChart, sharpnessSpec } from "./static/chart.js";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
+import {
+  batchSpec,
+  marginSpec,
+  renderChart,
+  sharpnessSpec,
+} from "./static/chart.js";
 import { emptySeries, pushPoint, toPoint } from "./series.ts";
 import { syntheticReport } from "../store/_synthetic.ts";
 
@@ -12,7 +20,12 @@ function series(n: number) {
 Deno.test("renderChart() draws every usable point and breaks lines at missing ones", () => {
   const svg = renderChart({
     logY: true,
-    lines: [{ name: "y", x: [1, 2, 3, 4, 5], y: [1, null, 3, -1, 5], color: "#000" }],
+    lines: [{
+      name: "y",
+      x: [1, 2, 3, 4, 5],
+      y: [1, null, 3, -1, 5],
+      color: "#000",
+    }],
   });
   assertEquals(/data-points="(\d+)"/.exec(svg)?.[1], "3");
   assertEquals((/ d="([^"]*)"/.exec(svg)?.[1].match(/M/g) ?? []).length, 3); // three pieces
@@ -20,7 +33,10 @@ Deno.test("renderChart() draws every usable point and breaks lines at missing on
 
 Deno.test("renderChart() survives empty and constant data", () => {
   assert(renderChart({ lines: [] }).includes('data-points="0"'));
-  assert(renderChart({ lines: [{ name: "c", x: [1, 1], y: [2, 2], color: "#000" }] }).includes('data-points="2"'));
+  assert(
+    renderChart({ lines: [{ name: "c", x: [1, 1], y: [2, 2], color: "#000" }] })
+      .includes('data-points="2"'),
+  );
 });
 
 Deno.test("chart specs label the edge lines", () => {

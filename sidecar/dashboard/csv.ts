@@ -11,10 +11,37 @@ import type { Report } from "../store/history_store.ts";
 
 /** The CSV columns, in order: `[header, path into the report]`. */
 export const CSV_COLUMNS: readonly [string, string[]][] = [
-  ...["run", "round", "step", "epoch", "lr", "batch_size", "n", "p", "m", "lambda_max", "lambda_gen",
-    "eta_star", "eta_gd", "margin", "suggested_lr", "converged", "residual", "basis_size", "hvps",
-    "wall_ms", "time", "min_stable_batch", "loss_floor", "loss_floor_leading", "grad_norm",
-    "grad_norm_floor", "min_curvature", "stopped", "warnings"].map((k): [string, string[]] => [k, [k]]),
+  ...[
+    "run",
+    "round",
+    "step",
+    "epoch",
+    "lr",
+    "batch_size",
+    "n",
+    "p",
+    "m",
+    "lambda_max",
+    "lambda_gen",
+    "eta_star",
+    "eta_gd",
+    "margin",
+    "suggested_lr",
+    "converged",
+    "residual",
+    "basis_size",
+    "hvps",
+    "wall_ms",
+    "time",
+    "min_stable_batch",
+    "loss_floor",
+    "loss_floor_leading",
+    "grad_norm",
+    "grad_norm_floor",
+    "min_curvature",
+    "stopped",
+    "warnings",
+  ].map((k): [string, string[]] => [k, [k]]),
   ...["lambda_gen_lo", "lambda_gen_hi", "eta_star_lo", "eta_star_hi", "level"]
     .map((k): [string, string[]] => [`ci_${k}`, ["ci", k]]),
   ...["top_eigvec", "identity", "identity_se", "rank_one"]
@@ -24,7 +51,11 @@ export const CSV_COLUMNS: readonly [string, string[]][] = [
 /** Quotes one CSV field (RFC 4180). */
 export function csvField(v: unknown): string {
   if (v === undefined || v === null) return "";
-  const s = Array.isArray(v) ? v.join("; ") : typeof v === "object" ? JSON.stringify(v) : String(v);
+  const s = Array.isArray(v)
+    ? v.join("; ")
+    : typeof v === "object"
+    ? JSON.stringify(v)
+    : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
@@ -45,7 +76,11 @@ export function csvHeader(): string {
 export function csvRow(r: Report): string {
   return CSV_COLUMNS.map(([, path]) => {
     let v: unknown = r;
-    for (const k of path) v = v && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+    for (const k of path) {
+      v = v && typeof v === "object"
+        ? (v as Record<string, unknown>)[k]
+        : undefined;
+    }
     return csvField(v);
   }).join(",") + "\r\n";
 }

@@ -4,6 +4,16 @@
  *
  * @module
  */
-export { type Dashboard, type DashboardOptions, startDashboard } from "./server.ts";
-export { downsample, type Series, SeriesCache, type SeriesPoint, toPoint } from "./series.ts";
+export {
+  type Dashboard,
+  type DashboardOptions,
+  startDashboard,
+} from "./server.ts";
+export {
+  downsample,
+  type Series,
+  SeriesCache,
+  type SeriesPoint,
+  toPoint,
+} from "./series.ts";
 export { csvHeader, csvRow } from "./csv.ts";

@@ -28,7 +28,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 `;
 
 function layout(title: string, body: string, head = ""): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>` +
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${
+    esc(title)
+  }</title>` +
     `<meta name="viewport" content="width=device-width,initial-scale=1"><style>${STYLE}</style>${head}</head>` +
     `<body>${body}</body></html>`;
 }
@@ -47,14 +49,30 @@ function marginCell(m: unknown): string {
 export function runsPage(runs: RunSummary[]): string {
   const rows = [...runs].reverse().map((r) => {
     const l = r.latest;
-    return `<tr><td><a href="${runPath(r.meta.id)}">${esc(r.meta.name)}</a></td><td>${esc(r.meta.id)}</td>` +
-      `<td>${esc(new Date(r.meta.started * 1000).toISOString().replace("T", " ").slice(0, 19))} UTC</td>` +
-      `<td class="num">${r.rounds}</td><td class="num">${esc(fmt(l?.step as number))}</td>${marginCell(l?.margin)}` +
-      `<td class="num">${esc(fmt(l?.eta_star as number))}</td><td class="num">${esc(fmt(l?.lr as number))}</td></tr>`;
+    return `<tr><td><a href="${runPath(r.meta.id)}">${
+      esc(r.meta.name)
+    }</a></td><td>${esc(r.meta.id)}</td>` +
+      `<td>${
+        esc(
+          new Date(r.meta.started * 1000).toISOString().replace("T", " ").slice(
+            0,
+            19,
+          ),
+        )
+      } UTC</td>` +
+      `<td class="num">${r.rounds}</td><td class="num">${
+        esc(fmt(l?.step as number))
+      }</td>${marginCell(l?.margin)}` +
+      `<td class="num">${esc(fmt(l?.eta_star as number))}</td><td class="num">${
+        esc(fmt(l?.lr as number))
+      }</td></tr>`;
   }).join("");
-  const body = `<header><h1>Edgewise runs</h1><span>${runs.length} run(s)</span></header><main>` +
+  const body =
+    `<header><h1>Edgewise runs</h1><span>${runs.length} run(s)</span></header><main>` +
     `<table id="runs"><thead><tr><th>name</th><th>id</th><th>started</th><th>rounds</th><th>step</th>` +
-    `<th>margin lr/η*</th><th>η*</th><th>lr</th></tr></thead><tbody>${rows || `<tr><td colspan="8">No runs yet.</td></tr>`}</tbody></table></main>` +
+    `<th>margin lr/η*</th><th>η*</th><th>lr</th></tr></thead><tbody>${
+      rows || `<tr><td colspan="8">No runs yet.</td></tr>`
+    }</tbody></table></main>` +
     `<script>setTimeout(()=>location.reload(),5000)</script>`;
   return layout("Edgewise runs", body);
 }
@@ -69,16 +87,27 @@ export function runPage(run: RunSummary): string {
     m.batch_size !== undefined ? `B = ${esc(m.batch_size)}` : "",
     m.probe !== undefined ? `probe m = ${esc(m.probe)}` : "",
     m.curvature ? `curvature ${esc(m.curvature)}` : "",
-    `started ${esc(new Date(m.started * 1000).toISOString().replace("T", " ").slice(0, 19))} UTC`,
+    `started ${
+      esc(
+        new Date(m.started * 1000).toISOString().replace("T", " ").slice(0, 19),
+      )
+    } UTC`,
   ].filter(Boolean).join(" · ");
-  const body = `<header><a href="/">← runs</a><h1>Edgewise — ${esc(m.name)}</h1>` +
+  const body =
+    `<header><a href="/">← runs</a><h1>Edgewise — ${esc(m.name)}</h1>` +
     `<span id="status" class="down">connecting…</span><span style="margin-left:auto;font-size:12px">` +
     `<a href="/api/runs/${encodeURIComponent(m.id)}/reports.csv">CSV</a> · ` +
-    `<a href="/api/runs/${encodeURIComponent(m.id)}/reports.jsonl">JSONL</a></span></header><main>` +
+    `<a href="/api/runs/${
+      encodeURIComponent(m.id)
+    }/reports.jsonl">JSONL</a></span></header><main>` +
     `<div class="meta">${info} · <span id="point-count" data-points="0">0</span> rounds shown</div>` +
     `<div class="cards" id="cards"></div><div class="grid">` +
     `<div class="panel" id="chart-sharpness"></div><div class="panel" id="chart-margin"></div>` +
     `<div class="panel" id="chart-batch"></div><div class="panel"><table id="latest"></table></div></div></main>` +
     `<script type="module" src="/static/run_page.js"></script>`;
-  return layout(`Edgewise — ${m.name}`, body, `<meta name="edgewise-run" content="${esc(m.id)}">`);
+  return layout(
+    `Edgewise — ${m.name}`,
+    body,
+    `<meta name="edgewise-run" content="${esc(m.id)}">`,
+  );
 }

@@ -29,7 +29,11 @@ export interface PlotOptions {
  * @returns The SVG text.
  * @throws {RangeError} If the run is unknown or has no reports.
  */
-export async function plotRun(store: HistoryStore, runId: string, options: PlotOptions = {}): Promise<string> {
+export async function plotRun(
+  store: HistoryStore,
+  runId: string,
+  options: PlotOptions = {},
+): Promise<string> {
   const run = store.run(runId);
   if (!run) {
     const known = store.runs().map((r) => r.meta.id).join(", ") || "none";
@@ -37,9 +41,12 @@ export async function plotRun(store: HistoryStore, runId: string, options: PlotO
   }
   const series = emptySeries();
   for await (const r of store.iterReports(runId)) pushPoint(series, toPoint(r));
-  if (series.round.length === 0) throw new RangeError(`Run has no reports yet: ${runId}`);
+  if (series.round.length === 0) {
+    throw new RangeError(`Run has no reports yet: ${runId}`);
+  }
   const spec = sharpnessSpec(downsample(series, options.maxPoints ?? 2000), {
-    title: `${run.meta.name}: sharpness vs step (${series.round.length} rounds)`,
+    title:
+      `${run.meta.name}: sharpness vs step (${series.round.length} rounds)`,
     width: options.width ?? 900,
     height: options.height ?? 420,
   });
@@ -65,11 +72,14 @@ async function main(args: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.help || positionals.length !== 1) {
-    console.error("Usage: deno task plot <run-id> [--data-dir D] [--out file.svg] [--max-points N]");
+    console.error(
+      "Usage: deno task plot <run-id> [--data-dir D] [--out file.svg] [--max-points N]",
+    );
     return values.help ? 0 : 2;
   }
   const runId = positionals[0];
-  const dataDir = values["data-dir"] ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
+  const dataDir = values["data-dir"] ?? Deno.env.get("EDGEWISE_DATA_DIR") ??
+    "./edgewise-data";
   try {
     await Deno.stat(dataDir);
   } catch {
@@ -78,7 +88,11 @@ async function main(args: string[]): Promise<number> {
   }
   const store = await HistoryStore.open({ dataDir });
   try {
-    const svg = await plotRun(store, runId, { maxPoints: values["max-points"] ? Number(values["max-points"]) : undefined });
+    const svg = await plotRun(store, runId, {
+      maxPoints: values["max-points"]
+        ? Number(values["max-points"])
+        : undefined,
+    });
     const out = values.out ?? `${runId.replace(/[^A-Za-z0-9_-]/g, "_")}.svg`;
     await Deno.writeTextFile(out, svg);
     console.log(`Wrote ${out}`);

@@ -1,4 +1,7 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HistoryStore } from "../store/history_store.ts";
@@ -11,22 +14,41 @@ Deno.test("plot CLI writes an SVG of the main chart, and fails clearly on an unk
   try {
     const store = await HistoryStore.open({ dataDir });
     await store.openRun({ id: "p/1", name: "Plot me" });
-    for (let i = 0; i < 50; i++) await store.append("p/1", syntheticReport("p/1", i));
+    for (let i = 0; i < 50; i++) {
+      await store.append("p/1", syntheticReport("p/1", i));
+    }
     store.close();
     const out = join(dataDir, "out.svg");
     const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), { args: ["run", "-A", plot, ...args], stdout: "piped", stderr: "piped" }).output();
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", plot, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
     const ok = await run(["p/1", "--data-dir", dataDir, "--out", out]);
     assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
     const svg = await Deno.readTextFile(out);
     assert(svg.startsWith("<?xml"));
     assertEquals(/data-points="(\d+)"/.exec(svg)?.[1], "150"); // 3 lines × 50 rounds
-    for (const label of ["Plot me: sharpness vs step", "λ_max", "λ_gen", "λ_gen CI", "2/lr", "training step"]) {
+    for (
+      const label of [
+        "Plot me: sharpness vs step",
+        "λ_max",
+        "λ_gen",
+        "λ_gen CI",
+        "2/lr",
+        "training step",
+      ]
+    ) {
       assert(svg.includes(label), label);
     }
     const bad = await run(["nope", "--data-dir", dataDir]);
     assertEquals(bad.code, 1);
-    assert(new TextDecoder().decode(bad.stderr).includes("Unknown run: nope (known: p/1)"));
+    assert(
+      new TextDecoder().decode(bad.stderr).includes(
+        "Unknown run: nope (known: p/1)",
+      ),
+    );
     assertEquals((await run([])).code, 2);
   } finally {
     await Deno.remove(dataDir, { recursive: true });

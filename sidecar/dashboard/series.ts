@@ -24,7 +24,17 @@ export interface SeriesPoint {
 /** Columns of {@linkcode SeriesPoint}s, the JSON the browser receives. */
 export type Series = { [K in keyof SeriesPoint]: SeriesPoint[K][] };
 
-const KEYS = ["round", "step", "lr", "lambda_max", "lambda_gen", "lo", "hi", "margin", "eta_star"] as const;
+const KEYS = [
+  "round",
+  "step",
+  "lr",
+  "lambda_max",
+  "lambda_gen",
+  "lo",
+  "hi",
+  "margin",
+  "eta_star",
+] as const;
 
 function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
@@ -40,7 +50,10 @@ function num(v: unknown): number | null {
  * ```
  */
 export function toPoint(r: Report): SeriesPoint {
-  const ci = (typeof r.ci === "object" && r.ci !== null ? r.ci : {}) as Record<string, unknown>;
+  const ci = (typeof r.ci === "object" && r.ci !== null ? r.ci : {}) as Record<
+    string,
+    unknown
+  >;
   return {
     round: r.round,
     step: num(r.step),
@@ -73,7 +86,9 @@ export function pushPoint(s: Series, p: SeriesPoint): void {
  * @throws {RangeError} If `max < 2`.
  */
 export function downsample(s: Series, max: number): Series {
-  if (!(max >= 2)) throw new RangeError(`Downsample size must be at least 2: got ${max}`);
+  if (!(max >= 2)) {
+    throw new RangeError(`Downsample size must be at least 2: got ${max}`);
+  }
   const n = s.round.length;
   if (n <= max) return s;
   const idx: number[] = [];

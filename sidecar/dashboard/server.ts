@@ -63,7 +63,9 @@ const encoder = new TextEncoder();
  * await Deno.remove(dataDir, { recursive: true });
  * ```
  */
-export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+export async function startDashboard(
+  options: DashboardOptions,
+): Promise<Dashboard> {
   const { store } = options;
   const maxPoints = options.maxPoints ?? 2000;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
@@ -75,7 +77,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     statics.set(path, await Deno.readFile(new URL(file, import.meta.url)));
   }
 
-  const { promise: listening, resolve: onListen } = Promise.withResolvers<Deno.NetAddr>();
+  const { promise: listening, resolve: onListen } = Promise.withResolvers<
+    Deno.NetAddr
+  >();
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8765,
@@ -92,7 +96,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 
   async function route(req: Request): Promise<Response> {
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return json({ error: `Method not allowed: ${req.method}` }, 405, { allow: "GET, HEAD" });
+      return json({ error: `Method not allowed: ${req.method}` }, 405, {
+        allow: "GET, HEAD",
+      });
     }
     const url = new URL(req.url);
     const raw = url.pathname.split("/").slice(1);
@@ -106,12 +112,17 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const file = statics.get(url.pathname);
     if (file) {
       return new Response(file.slice(), {
-        headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-cache" },
+        headers: {
+          "content-type": "text/javascript; charset=utf-8",
+          "cache-control": "no-cache",
+        },
       });
     }
     if (seg[0] === "runs" && seg.length === 2) {
       const run = store.run(seg[1]);
-      return run ? html(runPage(run)) : html(`<p>Unknown run: ${seg[1].replace(/[<&]/g, "")}</p>`, 404);
+      return run
+        ? html(runPage(run))
+        : html(`<p>Unknown run: ${seg[1].replace(/[<&]/g, "")}</p>`, 404);
     }
     if (seg[0] === "api" && seg[1] === "runs") {
       if (seg.length === 2) return json(store.runs().map(summaryJson));
@@ -121,7 +132,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       const sinceParam = url.searchParams.get("since");
       const since = sinceParam === null ? undefined : Number(sinceParam);
       if (since !== undefined && !Number.isFinite(since)) {
-        return json({ error: `Bad since: expected a round number, got ${sinceParam}` }, 400);
+        return json({
+          error: `Bad since: expected a round number, got ${sinceParam}`,
+        }, 400);
       }
       switch (seg.length === 4 ? seg[3] : seg.length === 3 ? "" : "\0") {
         case "":
@@ -129,12 +142,31 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
         case "reports":
           return json(await store.reports(id, { since }));
         case "reports.jsonl":
-          return download(id, "jsonl", "application/x-ndjson", store.iterReports(id, { since }), (r) => JSON.stringify(r) + "\n");
+          return download(
+            id,
+            "jsonl",
+            "application/x-ndjson",
+            store.iterReports(id, { since }),
+            (r) => JSON.stringify(r) + "\n",
+          );
         case "reports.csv":
-          return download(id, "csv", "text/csv; charset=utf-8", store.iterReports(id, { since }), csvRow, csvHeader());
+          return download(
+            id,
+            "csv",
+            "text/csv; charset=utf-8",
+            store.iterReports(id, { since }),
+            csvRow,
+            csvHeader(),
+          );
         case "series": {
           const max = Number(url.searchParams.get("max") ?? maxPoints);
-          if (!(max >= 2)) return json({ error: `Bad max: expected at least 2, got ${url.searchParams.get("max")}` }, 400);
+          if (!(max >= 2)) {
+            return json({
+              error: `Bad max: expected at least 2, got ${
+                url.searchParams.get("max")
+              }`,
+            }, 400);
+          }
           return json(downsample(await cache.get(id), max));
         }
         case "events":
@@ -145,13 +177,17 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   }
 
   /** Client disconnects reach us as `cancel` of the body stream. */
-  async function events(id: string): Promise<Response> {
+  function events(id: string): Response {
     let stop = () => {};
     const body = new ReadableStream<Uint8Array>({
       start: async (controller) => {
         const send = (event: string, data: unknown) => {
           try {
-            controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+            controller.enqueue(
+              encoder.encode(
+                `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
+              ),
+            );
           } catch { /* stream already closed */ }
         };
         // Subscribe first, buffer, then send the snapshot: no report falls in between.
@@ -178,19 +214,34 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
         streams.add(stop);
         const full = await cache.get(id);
         const lastRound = full.round[full.round.length - 1] ?? -1;
-        send("init", { run: summaryJson(store.run(id)!), series: downsample(full, maxPoints), total: full.round.length, latest: store.run(id)!.latest });
+        send("init", {
+          run: summaryJson(store.run(id)!),
+          series: downsample(full, maxPoints),
+          total: full.round.length,
+          latest: store.run(id)!.latest,
+        });
         ready = true;
-        for (const r of pending) if (r.round > lastRound) send("report", { point: toPoint(r), latest: r });
+        for (const r of pending) {
+          if (r.round > lastRound) {
+            send("report", { point: toPoint(r), latest: r });
+          }
+        }
       },
       cancel: () => stop(),
     });
     return new Response(body, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" },
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
     });
   }
 
   const addr = await listening;
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
   let closed: Promise<void> | undefined;
   const close = () => {
     closed ??= (async () => {
@@ -219,7 +270,11 @@ function summaryJson(run: NonNullable<ReturnType<HistoryStore["run"]>>) {
   };
 }
 
-function json(value: unknown, status = 200, headers: Record<string, string> = {}): Response {
+function json(
+  value: unknown,
+  status = 200,
+  headers: Record<string, string> = {},
+): Response {
   return new Response(JSON.stringify(value), {
     status,
     headers: { "content-type": "application/json; charset=utf-8", ...headers },
@@ -227,7 +282,10 @@ function json(value: unknown, status = 200, headers: Record<string, string> = {}
 }
 
 function html(text: string, status = 200): Response {
-  return new Response(text, { status, headers: { "content-type": "text/html; charset=utf-8" } });
+  return new Response(text, {
+    status,
+    headers: { "content-type": "text/html; charset=utf-8" },
+  });
 }
 
 function download(
@@ -254,6 +312,9 @@ function download(
   });
   const name = id.replace(/[^A-Za-z0-9_-]/g, "_");
   return new Response(body, {
-    headers: { "content-type": type, "content-disposition": `attachment; filename="${name}.${ext}"` },
+    headers: {
+      "content-type": type,
+      "content-disposition": `attachment; filename="${name}.${ext}"`,
+    },
   });
 }

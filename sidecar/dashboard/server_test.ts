@@ -1,4 +1,7 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
 import { HistoryStore } from "../store/history_store.ts";
 import { syntheticReport } from "../store/_synthetic.ts";
 import { startDashboard } from "./server.ts";
@@ -8,9 +11,16 @@ import { CSV_COLUMNS } from "./csv.ts";
 async function fixture(rounds = 30) {
   const dataDir = await Deno.makeTempDir({ prefix: "edgewise-dash-" });
   const store = await HistoryStore.open({ dataDir });
-  await store.openRun({ id: "run-1", name: "ResNet <b>test</b>", batch_size: 64, params: 11274 });
+  await store.openRun({
+    id: "run-1",
+    name: "ResNet <b>test</b>",
+    batch_size: 64,
+    params: 11274,
+  });
   await store.openRun({ id: "../odd/id,1", name: "odd" });
-  for (let i = 0; i < rounds; i++) await store.append("run-1", syntheticReport("run-1", i));
+  for (let i = 0; i < rounds; i++) {
+    await store.append("run-1", syntheticReport("run-1", i));
+  }
   await store.append("../odd/id,1", syntheticReport("../odd/id,1", 0));
   const dash = await startDashboard({ store, port: 0, maxPoints: 10 });
   const get = (path: string) => fetch(new URL(path, dash.url));
@@ -40,22 +50,44 @@ Deno.test("dashboard serves pages and JSON endpoints", async (t) => {
     assertEquals(page.status, 200);
     assert((await page.text()).includes('content="../odd/id,1"'));
     const js = await f.get("/static/chart.js");
-    assertEquals(js.headers.get("content-type"), "text/javascript; charset=utf-8");
+    assertEquals(
+      js.headers.get("content-type"),
+      "text/javascript; charset=utf-8",
+    );
     assert((await js.text()).includes("export function renderChart"));
   });
   await t.step("/api/runs and /api/runs/:id", async () => {
     const runs = await (await f.get("/api/runs")).json();
-    assertEquals(runs.map((r: { id: string }) => r.id), ["run-1", "../odd/id,1"]);
+    assertEquals(runs.map((r: { id: string }) => r.id), [
+      "run-1",
+      "../odd/id,1",
+    ]);
     const one = await (await f.get("/api/runs/run-1")).json();
-    assertEquals([one.rounds, one.latest.round, one.meta.batch_size], [30, 29, 64]);
+    assertEquals([one.rounds, one.latest.round, one.meta.batch_size], [
+      30,
+      29,
+      64,
+    ]);
   });
   await t.step("/api/runs/:id/reports with since", async () => {
     const all = await (await f.get("/api/runs/run-1/reports")).json();
     assertEquals(all.length, 30);
-    assertEquals(all[7], JSON.parse(JSON.stringify(syntheticReport("run-1", 7))));
+    assertEquals(
+      all[7],
+      JSON.parse(JSON.stringify(syntheticReport("run-1", 7))),
+    );
     const some = await (await f.get("/api/runs/run-1/reports?since=25")).json();
-    assertEquals(some.map((r: { round: number }) => r.round), [25, 26, 27, 28, 29]);
-    assertEquals((await f.get("/api/runs/run-1/reports?since=abc")).status, 400);
+    assertEquals(some.map((r: { round: number }) => r.round), [
+      25,
+      26,
+      27,
+      28,
+      29,
+    ]);
+    assertEquals(
+      (await f.get("/api/runs/run-1/reports?since=abc")).status,
+      400,
+    );
   });
   await t.step("series is downsampled and keeps the last point", async () => {
     const s = await (await f.get("/api/runs/run-1/series")).json();
@@ -65,9 +97,17 @@ Deno.test("dashboard serves pages and JSON endpoints", async (t) => {
   });
   await t.step("unknown run, unknown path, bad method", async () => {
     const r404 = await f.get("/api/runs/nope/reports");
-    assertEquals([r404.status, (await r404.json()).error], [404, "Unknown run: nope"]);
-    assertEquals((await (await f.get("/nothing")).text()).includes("Not found"), true);
-    const post = await fetch(new URL("/api/runs", f.dash.url), { method: "POST" });
+    assertEquals([r404.status, (await r404.json()).error], [
+      404,
+      "Unknown run: nope",
+    ]);
+    assertEquals(
+      (await (await f.get("/nothing")).text()).includes("Not found"),
+      true,
+    );
+    const post = await fetch(new URL("/api/runs", f.dash.url), {
+      method: "POST",
+    });
     await post.body?.cancel();
     assertEquals(post.status, 405);
   });
@@ -75,24 +115,45 @@ Deno.test("dashboard serves pages and JSON endpoints", async (t) => {
 
 Deno.test("dashboard downloads CSV and JSONL", async () => {
   await using f = await fixture(5);
-  const csv = await f.get(`/api/runs/${encodeURIComponent("../odd/id,1")}/reports.csv`);
+  const csv = await f.get(
+    `/api/runs/${encodeURIComponent("../odd/id,1")}/reports.csv`,
+  );
   assertEquals(csv.headers.get("content-type"), "text/csv; charset=utf-8");
-  assert(csv.headers.get("content-disposition")!.includes('filename="___odd_id_1.csv"'));
+  assert(
+    csv.headers.get("content-disposition")!.includes(
+      'filename="___odd_id_1.csv"',
+    ),
+  );
   const lines = (await csv.text()).trimEnd().split("\r\n");
   assertEquals(lines.length, 2);
   assertEquals(lines[0].split(",").length, CSV_COLUMNS.length);
   assert(lines[1].startsWith('"../odd/id,1",0,0,0,0.05,64,'), lines[1]);
   const header = lines[0].split(",");
-  const csv1 = (await (await f.get("/api/runs/run-1/reports.csv")).text()).trimEnd().split("\r\n");
+  const csv1 = (await (await f.get("/api/runs/run-1/reports.csv")).text())
+    .trimEnd().split("\r\n");
   const row3 = csv1[4].split(",");
-  assertEquals(Number(row3[header.indexOf("lambda_gen")]), syntheticReport("run-1", 3).lambda_gen);
-  assertEquals(Number(row3[header.indexOf("ci_lambda_gen_hi")]), (syntheticReport("run-1", 3).ci as { lambda_gen_hi: number }).lambda_gen_hi);
+  assertEquals(
+    Number(row3[header.indexOf("lambda_gen")]),
+    syntheticReport("run-1", 3).lambda_gen,
+  );
+  assertEquals(
+    Number(row3[header.indexOf("ci_lambda_gen_hi")]),
+    (syntheticReport("run-1", 3).ci as { lambda_gen_hi: number }).lambda_gen_hi,
+  );
   const jsonl = await (await f.get("/api/runs/run-1/reports.jsonl")).text();
-  assertEquals(jsonl.trimEnd().split("\n").map((l) => JSON.parse(l).round), [0, 1, 2, 3, 4]);
+  assertEquals(jsonl.trimEnd().split("\n").map((l) => JSON.parse(l).round), [
+    0,
+    1,
+    2,
+    3,
+    4,
+  ]);
 });
 
 /** Reads server-sent events from a response body. */
-async function* sse(res: Response): AsyncGenerator<{ event: string; data: unknown }> {
+async function* sse(
+  res: Response,
+): AsyncGenerator<{ event: string; data: unknown }> {
   let buf = "";
   for await (const chunk of res.body!.pipeThrough(new TextDecoderStream())) {
     buf += chunk;
@@ -114,7 +175,11 @@ Deno.test("dashboard SSE sends a snapshot then delivers newly appended reports l
   const it = sse(res);
   const init = (await it.next()).value!;
   assertEquals(init.event, "init");
-  const d = init.data as { total: number; series: { round: number[] }; latest: { round: number } };
+  const d = init.data as {
+    total: number;
+    series: { round: number[] };
+    latest: { round: number };
+  };
   assertEquals([d.total, d.series.round.length, d.latest.round], [12, 10, 11]);
   await f.store.append("run-1", syntheticReport("run-1", 12));
   await f.store.append("../odd/id,1", syntheticReport("../odd/id,1", 1)); // other run: not sent
@@ -122,7 +187,10 @@ Deno.test("dashboard SSE sends a snapshot then delivers newly appended reports l
   const a = (await it.next()).value!;
   const b = (await it.next()).value!;
   assertEquals([a.event, b.event], ["report", "report"]);
-  const pa = a.data as { point: { round: number; lambda_gen: number }; latest: { run: string } };
+  const pa = a.data as {
+    point: { round: number; lambda_gen: number };
+    latest: { run: string };
+  };
   assertEquals([pa.point.round, pa.latest.run], [12, "run-1"]);
   assertEquals(pa.point.lambda_gen, syntheticReport("run-1", 12).lambda_gen);
   assertEquals((b.data as { point: { round: number } }).point.round, 13);

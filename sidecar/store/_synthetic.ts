@@ -28,7 +28,11 @@ export interface SyntheticRunOptions {
  * ok((r.lambda_gen as number) > (r.lambda_max as number));
  * ```
  */
-export function syntheticReport(run: string, round: number, options: SyntheticRunOptions = {}): Report {
+export function syntheticReport(
+  run: string,
+  round: number,
+  options: SyntheticRunOptions = {},
+): Report {
   const lr = options.lr ?? 0.05;
   const B = options.batchSize ?? 64;
   const n = options.n ?? 50_000;
@@ -45,7 +49,11 @@ export function syntheticReport(run: string, round: number, options: SyntheticRu
   const etaStar = 2 / lambdaGen;
   const half = 0.04 * lambdaGen * (1 + 1 / (1 + round));
   const grid = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
-  const byBatch = grid.map((b) => ({ B: b, eta_star: 2 / (lambdaMax * gap(b)), lambda_gen: lambdaMax * gap(b) }));
+  const byBatch = grid.map((b) => ({
+    B: b,
+    eta_star: 2 / (lambdaMax * gap(b)),
+    lambda_gen: lambdaMax * gap(b),
+  }));
   const stable = byBatch.find((e) => e.eta_star >= lr);
   const report: Report = {
     run,
@@ -77,7 +85,12 @@ export function syntheticReport(run: string, round: number, options: SyntheticRu
       level: 0.95,
     },
     eta_star_by_batch: byBatch,
-    bounds: { top_eigvec: lambdaMax * 1.02, identity: lambdaGen * 0.93, identity_se: 0.4, rank_one: lambdaGen * 1.3 },
+    bounds: {
+      top_eigvec: lambdaMax * 1.02,
+      identity: lambdaGen * 0.93,
+      identity_se: 0.4,
+      rank_one: lambdaGen * 1.3,
+    },
     stopped: "converged",
   };
   if (stable) report.min_stable_batch = stable.B;

@@ -1,4 +1,7 @@
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  deepStrictEqual as assertEquals,
+  ok as assert,
+} from "node:assert/strict";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { HistoryStore } from "./history_store.ts";
 
@@ -17,7 +20,11 @@ Deno.test("HistoryStore keeps every acknowledged report when the writer is SIGKI
     let buf = "";
     while (acked.length < 40) {
       const { value, done } = await lines.read();
-      if (done) throw new Error(`Writer exited early: after ${acked.length} acknowledgements`);
+      if (done) {
+        throw new Error(
+          `Writer exited early: after ${acked.length} acknowledgements`,
+        );
+      }
       buf += value;
       const parts = buf.split("\n");
       buf = parts.pop()!;
@@ -36,9 +43,14 @@ Deno.test("HistoryStore keeps every acknowledged report when the writer is SIGKI
   }
   try {
     const warnings: string[] = [];
-    const store = await HistoryStore.open({ dataDir, onWarning: (m) => warnings.push(m) });
+    const store = await HistoryStore.open({
+      dataDir,
+      onWarning: (m) => warnings.push(m),
+    });
     const rounds = (await store.reports("crash-run")).map((r) => r.round);
-    for (const r of acked) assert(rounds.includes(r), `acknowledged round ${r} was lost`);
+    for (const r of acked) {
+      assert(rounds.includes(r), `acknowledged round ${r} was lost`);
+    }
     // Stored rounds are 0..k without holes; at most the one in flight beyond the last ack.
     assertEquals(rounds, Array.from({ length: rounds.length }, (_, i) => i));
     assert(rounds.length <= acked.length + 1);

@@ -126,7 +126,10 @@ export class HistoryStore {
    */
   static async open(options: HistoryStoreOptions = {}): Promise<HistoryStore> {
     const dataDir = options.dataDir ?? "./edgewise-data";
-    const store = new HistoryStore(dataDir, options.onWarning ?? ((m) => console.warn(m)));
+    const store = new HistoryStore(
+      dataDir,
+      options.onWarning ?? ((m) => console.warn(m)),
+    );
     const runsDir = join(dataDir, "runs");
     await Deno.mkdir(runsDir, { recursive: true });
     for await (const entry of Deno.readDir(runsDir)) {
@@ -141,9 +144,20 @@ export class HistoryStore {
   }
 
   async #load(dir: string): Promise<void> {
-    const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json"))) as StoredRunMeta;
-    if (typeof meta?.id !== "string") throw new TypeError("Run meta.json has no string id");
-    const state: RunState = { meta, dir, rounds: 0, nextRound: 0, size: 0, queue: Promise.resolve() };
+    const meta = JSON.parse(
+      await Deno.readTextFile(join(dir, "meta.json")),
+    ) as StoredRunMeta;
+    if (typeof meta?.id !== "string") {
+      throw new TypeError("Run meta.json has no string id");
+    }
+    const state: RunState = {
+      meta,
+      dir,
+      rounds: 0,
+      nextRound: 0,
+      size: 0,
+      queue: Promise.resolve(),
+    };
     const path = join(dir, "reports.jsonl");
     let bytes: Uint8Array;
     try {
@@ -163,10 +177,14 @@ export class HistoryStore {
         // Whole JSON but no newline: the newline write was lost; keep the report.
         await Deno.writeFile(path, encoder.encode("\n"), { append: true });
         bytes = await Deno.readFile(path);
-        this.#warn(`Run ${meta.id}: added the missing newline after the last report`);
+        this.#warn(
+          `Run ${meta.id}: added the missing newline after the last report`,
+        );
       } else {
         this.#warn(
-          `Run ${meta.id}: skipped a torn last line (${bytes.length - end} bytes, crash mid-write); truncating ${path} to ${end} bytes`,
+          `Run ${meta.id}: skipped a torn last line (${
+            bytes.length - end
+          } bytes, crash mid-write); truncating ${path} to ${end} bytes`,
         );
         await Deno.truncate(path, end);
         bytes = bytes.subarray(0, end);
@@ -176,7 +194,9 @@ export class HistoryStore {
     forEachLine(bytes, (line, lineNo) => {
       const report = parseLine(line);
       if (!report) {
-        this.#warn(`Run ${meta.id}: skipped unreadable line ${lineNo} of ${path}`);
+        this.#warn(
+          `Run ${meta.id}: skipped unreadable line ${lineNo} of ${path}`,
+        );
         return;
       }
       state.rounds++;
@@ -205,7 +225,11 @@ export class HistoryStore {
       const dir = join(this.dataDir, "runs", dirName);
       await Deno.mkdir(dir, { recursive: true });
       state = {
-        meta: { ...meta, name: meta.name ?? meta.id, started: Date.now() / 1000 },
+        meta: {
+          ...meta,
+          name: meta.name ?? meta.id,
+          started: Date.now() / 1000,
+        },
         dir,
         rounds: 0,
         nextRound: 0,
@@ -215,9 +239,17 @@ export class HistoryStore {
       this.#runs.set(meta.id, state);
     } else {
       const started = state.meta.started;
-      state.meta = { ...state.meta, ...meta, name: meta.name ?? state.meta.name, started };
+      state.meta = {
+        ...state.meta,
+        ...meta,
+        name: meta.name ?? state.meta.name,
+        started,
+      };
     }
-    await writeAtomic(join(state.dir, "meta.json"), JSON.stringify(state.meta, null, 2) + "\n");
+    await writeAtomic(
+      join(state.dir, "meta.json"),
+      JSON.stringify(state.meta, null, 2) + "\n",
+    );
     return state.nextRound;
   }
 
@@ -235,12 +267,22 @@ export class HistoryStore {
   append(runId: string, report: Report): Promise<Report> {
     this.#checkOpen();
     const state = this.#runs.get(runId);
-    if (!state) return Promise.reject(new RangeError(`Cannot append to unknown run: ${runId}`));
+    if (!state) {
+      return Promise.reject(
+        new RangeError(`Cannot append to unknown run: ${runId}`),
+      );
+    }
     if (!isReport(report)) {
-      return Promise.reject(new TypeError("Report must be an object with string run and integer round >= 0"));
+      return Promise.reject(
+        new TypeError(
+          "Report must be an object with string run and integer round >= 0",
+        ),
+      );
     }
     if (report.run !== runId) {
-      return Promise.reject(new RangeError(`Report run does not match: ${report.run} != ${runId}`));
+      return Promise.reject(
+        new RangeError(`Report run does not match: ${report.run} != ${runId}`),
+      );
     }
     const task = state.queue.then(() => this.#write(state, report));
     state.queue = task.catch(() => {});
@@ -259,7 +301,9 @@ export class HistoryStore {
       append: true,
     });
     try {
-      for (let off = 0; off < bytes.length;) off += await state.file.write(bytes.subarray(off));
+      for (let off = 0; off < bytes.length;) {
+        off += await state.file.write(bytes.subarray(off));
+      }
       await state.file.syncData();
     } catch (err) {
       // Undo the partial line so later appends start on a line boundary.
@@ -283,14 +327,25 @@ export class HistoryStore {
   /** Lists all runs, oldest start first. */
   runs(): RunSummary[] {
     return [...this.#runs.values()]
-      .map((s) => ({ meta: s.meta, rounds: s.rounds, nextRound: s.nextRound, latest: s.latest }))
+      .map((s) => ({
+        meta: s.meta,
+        rounds: s.rounds,
+        nextRound: s.nextRound,
+        latest: s.latest,
+      }))
       .sort((a, b) => a.meta.started - b.meta.started);
   }
 
   /** One run's summary, or `undefined` if unknown. */
   run(runId: string): RunSummary | undefined {
     const s = this.#runs.get(runId);
-    return s && { meta: s.meta, rounds: s.rounds, nextRound: s.nextRound, latest: s.latest };
+    return s &&
+      {
+        meta: s.meta,
+        rounds: s.rounds,
+        nextRound: s.nextRound,
+        latest: s.latest,
+      };
   }
 
   /**
@@ -300,18 +355,26 @@ export class HistoryStore {
    * @param options `since`: only rounds at least this.
    * @returns The reports (empty for an unknown run).
    */
-  async reports(runId: string, options: ReportsOptions = {}): Promise<Report[]> {
+  async reports(
+    runId: string,
+    options: ReportsOptions = {},
+  ): Promise<Report[]> {
     const out: Report[] = [];
     for await (const r of this.iterReports(runId, options)) out.push(r);
     return out;
   }
 
   /** Like {@linkcode HistoryStore.reports} but yields one report at a time. */
-  async *iterReports(runId: string, options: ReportsOptions = {}): AsyncGenerator<Report> {
+  async *iterReports(
+    runId: string,
+    options: ReportsOptions = {},
+  ): AsyncGenerator<Report> {
     const state = this.#runs.get(runId);
     if (!state || state.size === 0) return;
     const size = state.size; // only lines that were durable when the read began
-    const file = await Deno.open(join(state.dir, "reports.jsonl"), { read: true });
+    const file = await Deno.open(join(state.dir, "reports.jsonl"), {
+      read: true,
+    });
     try {
       const bytes = new Uint8Array(size);
       let off = 0;
@@ -356,14 +419,17 @@ export class HistoryStore {
   }
 
   #checkOpen(): void {
-    if (this.#closed) throw new Error(`History store is closed: ${this.dataDir}`);
+    if (this.#closed) {
+      throw new Error(`History store is closed: ${this.dataDir}`);
+    }
   }
 }
 
 function isReport(x: unknown): x is Report {
   if (typeof x !== "object" || x === null || Array.isArray(x)) return false;
   const r = x as Record<string, unknown>;
-  return typeof r.run === "string" && Number.isInteger(r.round) && (r.round as number) >= 0;
+  return typeof r.run === "string" && Number.isInteger(r.round) &&
+    (r.round as number) >= 0;
 }
 
 function parseLine(line: string): Report | undefined {
@@ -375,7 +441,10 @@ function parseLine(line: string): Report | undefined {
   }
 }
 
-function forEachLine(bytes: Uint8Array, fn: (line: string, lineNo: number) => void): void {
+function forEachLine(
+  bytes: Uint8Array,
+  fn: (line: string, lineNo: number) => void,
+): void {
   let start = 0;
   let lineNo = 1;
   while (start < bytes.length) {
@@ -389,7 +458,11 @@ function forEachLine(bytes: Uint8Array, fn: (line: string, lineNo: number) => vo
 
 async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = path + ".tmp";
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  const file = await Deno.open(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+  });
   try {
     await file.write(encoder.encode(text));
     await file.syncData();

@@ -31,17 +31,23 @@ export async function runDirName(runId: string): Promise<string> {
     throw new TypeError(`Run id must be a string: got ${typeof runId}`);
   }
   if (runId.length === 0 || runId.length > 1024) {
-    throw new RangeError(`Run id must have 1 to 1024 characters: got ${runId.length}`);
+    throw new RangeError(
+      `Run id must have 1 to 1024 characters: got ${runId.length}`,
+    );
   }
   let out = "";
   for (const byte of new TextEncoder().encode(runId)) {
     const c = String.fromCharCode(byte);
-    out += /[A-Za-z0-9_-]/.test(c) ? c : "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+    out += /[A-Za-z0-9_-]/.test(c)
+      ? c
+      : "%" + byte.toString(16).toUpperCase().padStart(2, "0");
   }
   if (out.length <= MAX_NAME) return out;
   const digest = new Uint8Array(
     await crypto.subtle.digest("SHA-256", new TextEncoder().encode(runId)),
   );
-  const hex = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const hex = [...digest.slice(0, 8)].map((b) =>
+    b.toString(16).padStart(2, "0")
+  ).join("");
   return out.slice(0, MAX_NAME - 17) + "~" + hex;
 }

@@ -24,7 +24,10 @@ export async function findChromium(): Promise<string | undefined> {
 /** A page session of a launched browser. */
 export interface Browser {
   /** Sends a CDP command to the page and resolves with its result. */
-  send(method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  send(
+    method: string,
+    params?: Record<string, unknown>,
+  ): Promise<Record<string, unknown>>;
   /** Evaluates an expression in the page (awaiting promises) and returns its JSON value. */
   evaluate<T = unknown>(expression: string): Promise<T>;
   /** Closes the browser, kills the process and removes its profile directory. */
@@ -38,14 +41,27 @@ export interface Browser {
  * @param size Window size in CSS pixels.
  * @throws {Error} If Chromium does not print its DevTools URL within 30 s.
  */
-export async function launchBrowser(binary: string, size = { width: 1480, height: 1060 }): Promise<Browser> {
+export async function launchBrowser(
+  binary: string,
+  size = { width: 1480, height: 1060 },
+): Promise<Browser> {
   const profile = await Deno.makeTempDir({ prefix: "edgewise-chromium-" });
   const child = new Deno.Command(binary, {
     args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--disable-dev-shm-usage", "--hide-scrollbars", "--remote-debugging-port=0",
-      `--user-data-dir=${profile}`, `--window-size=${size.width},${size.height}`, "about:blank",
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-dev-shm-usage",
+      "--hide-scrollbars",
+      "--remote-debugging-port=0",
+      `--user-data-dir=${profile}`,
+      `--window-size=${size.width},${size.height}`,
+      "about:blank",
     ],
     stdout: "null",
     stderr: "piped",
@@ -60,13 +76,32 @@ export async function launchBrowser(binary: string, size = { width: 1480, height
   let ws: WebSocket;
   let stderrTail = "";
   try {
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream())
+      .getReader();
     const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Chromium printed no DevTools URL in 30 s: ${stderrTail.slice(-500)}`)), 30_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `Chromium printed no DevTools URL in 30 s: ${
+                stderrTail.slice(-500)
+              }`,
+            ),
+          ),
+        30_000,
+      );
       (async () => {
         for (;;) {
           const { value, done } = await reader.read();
-          if (done) return reject(new Error(`Chromium exited before it was ready: ${stderrTail.slice(-500)}`));
+          if (done) {
+            return reject(
+              new Error(
+                `Chromium exited before it was ready: ${
+                  stderrTail.slice(-500)
+                }`,
+              ),
+            );
+          }
           stderrTail += value;
           const m = /DevTools listening on (ws:\/\/\S+)/.exec(stderrTail);
           if (m) {
@@ -74,7 +109,9 @@ export async function launchBrowser(binary: string, size = { width: 1480, height
             resolve(m[1]);
             // Keep draining stderr so Chromium never blocks on a full pipe.
             (async () => {
-              while (!(await reader.read().catch(() => ({ done: true }))).done) { /* drain */ }
+              while (
+                !(await reader.read().catch(() => ({ done: true }))).done
+              ) { /* drain */ }
             })();
             return;
           }
@@ -84,14 +121,21 @@ export async function launchBrowser(binary: string, size = { width: 1480, height
     ws = new WebSocket(url);
     await new Promise((resolve, reject) => {
       ws.onopen = resolve;
-      ws.onerror = () => reject(new Error(`Cannot connect to DevTools: ${url}`));
+      ws.onerror = () =>
+        reject(new Error(`Cannot connect to DevTools: ${url}`));
     });
   } catch (err) {
     await cleanup();
     throw err;
   }
   let nextId = 1;
-  const pending = new Map<number, { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  const pending = new Map<
+    number,
+    {
+      resolve: (v: Record<string, unknown>) => void;
+      reject: (e: Error) => void;
+    }
+  >();
   ws.onmessage = (e) => {
     const msg = JSON.parse(e.data);
     const p = msg.id !== undefined ? pending.get(msg.id) : undefined;
@@ -101,35 +145,69 @@ export async function launchBrowser(binary: string, size = { width: 1480, height
     else p.resolve(msg.result);
   };
   ws.onclose = () => {
-    for (const p of pending.values()) p.reject(new Error("DevTools connection closed"));
+    for (const p of pending.values()) {
+      p.reject(new Error("DevTools connection closed"));
+    }
     pending.clear();
   };
-  const raw = (method: string, params: Record<string, unknown> = {}, sessionId?: string) =>
+  const raw = (
+    method: string,
+    params: Record<string, unknown> = {},
+    sessionId?: string,
+  ) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve, reject });
-      ws.send(JSON.stringify({ id, method, params, ...(sessionId ? { sessionId } : {}) }));
+      ws.send(
+        JSON.stringify({
+          id,
+          method,
+          params,
+          ...(sessionId ? { sessionId } : {}),
+        }),
+      );
     });
   let sessionId: string;
   try {
-    const { targetId } = await raw("Target.createTarget", { url: "about:blank" });
-    ({ sessionId } = await raw("Target.attachToTarget", { targetId, flatten: true }) as { sessionId: string });
-    await raw("Emulation.setDeviceMetricsOverride", { ...size, deviceScaleFactor: 1, mobile: false }, sessionId);
+    const { targetId } = await raw("Target.createTarget", {
+      url: "about:blank",
+    });
+    ({ sessionId } = await raw("Target.attachToTarget", {
+      targetId,
+      flatten: true,
+    }) as { sessionId: string });
+    await raw("Emulation.setDeviceMetricsOverride", {
+      ...size,
+      deviceScaleFactor: 1,
+      mobile: false,
+    }, sessionId);
   } catch (err) {
     ws.close();
     await cleanup();
     throw err;
   }
-  const send = (method: string, params: Record<string, unknown> = {}) => raw(method, params, sessionId);
+  const send = (method: string, params: Record<string, unknown> = {}) =>
+    raw(method, params, sessionId);
   return {
     send,
     async evaluate<T>(expression: string): Promise<T> {
-      const r = await send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true });
-      if (r.exceptionDetails) throw new Error(`Page exception: ${JSON.stringify(r.exceptionDetails).slice(0, 500)}`);
+      const r = await send("Runtime.evaluate", {
+        expression,
+        awaitPromise: true,
+        returnByValue: true,
+      });
+      if (r.exceptionDetails) {
+        throw new Error(
+          `Page exception: ${JSON.stringify(r.exceptionDetails).slice(0, 500)}`,
+        );
+      }
       return (r.result as { value: T }).value;
     },
     async close() {
-      await Promise.race([raw("Browser.close").catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([
+        raw("Browser.close").catch(() => {}),
+        new Promise((r) => setTimeout(r, 2000)),
+      ]);
       ws.close();
       await cleanup();
     },

@@ -16,7 +16,11 @@ export interface Feeder {
 }
 
 /** Signature a replacement feeder must have. */
-export type FeedFn = (store: HistoryStore, runId: string, options: { intervalMs: number }) => Feeder;
+export type FeedFn = (
+  store: HistoryStore,
+  runId: string,
+  options: { intervalMs: number },
+) => Feeder;
 
 /**
  * Appends one synthetic report every `intervalMs`, continuing the run's round numbering.
