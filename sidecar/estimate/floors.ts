@@ -1,0 +1,124 @@
+/**
+ * Where the iterates settle (theory §5): the leading-order loss floor `(η p / 4) tr(Σ_g)` from
+ * per-sample gradient norms, and the finite-`η` floor solved exactly in the subspace from
+ * `Vᵀ g_i` and `K_i`: `(K ⊕ K − η D_V) vec S = η p vec Σ_g,V` (by conjugate gradients in matrix
+ * form, the operator being positive definite on range(K) for `η < η*`), loss floor `½ tr(K S)`.
+ *
+ * @module
+ */
+import type { GradStats } from "./oracle.ts";
+import { congruence, dot, leadingColumns, matmul, symEig } from "./_linalg.ts";
+import { checkBlocks, meanBlock } from "./reduced_solve.ts";
+
+/** Floors of {@linkcode lossFloors}; absent when not computable. */
+export interface Floors {
+  /** `½ tr(K S_∞)`, exact in the subspace (absent when `η ≥ η*`). */
+  loss_floor?: number;
+  /** `(η p / 4) tr(Σ_g)`. */
+  loss_floor_leading?: number;
+  /** `‖mean_i g_i‖`. */
+  grad_norm?: number;
+  /** `sqrt(tr(K² S_∞))`: the predicted gradient norm at the floor (absent when `η ≥ η*`). */
+  grad_norm_floor?: number;
+}
+
+/**
+ * Loss and gradient-norm floors at learning rate `eta`.
+ * @param blocks per-sample `K_i`, `m × k × k`
+ * @param grads the oracle's gradient statistics for the same basis
+ * @param etaStar the threshold for this `p` (the exact floor is omitted at or above it)
+ */
+export function lossFloors(
+  blocks: Float64Array,
+  m: number,
+  k: number,
+  p: number,
+  eta: number,
+  etaStar: number,
+  grads: GradStats,
+): Floors {
+  checkBlocks(blocks, m, k);
+  if (grads.proj.length !== m * k) throw new RangeError(`Expected gradient projections of ${m}×${k}, got ${grads.proj.length}`);
+  if (!(eta >= 0)) throw new RangeError(`Expected a non-negative learning rate, got ${eta}`);
+  const out: Floors = {};
+  const meanSq = grads.sqNorms.reduce((s, x) => s + x, 0) / m;
+  const trSigma = Math.max(0, meanSq - grads.meanSqNorm);
+  out.loss_floor_leading = (eta * p / 4) * trSigma;
+  out.grad_norm = Math.sqrt(Math.max(0, grads.meanSqNorm));
+  if (!(eta < etaStar) || k === 0) return out;
+  // Σ_g in the subspace, rotated onto range(K)
+  const K = meanBlock(blocks, m, k);
+  const e = symEig(K, k);
+  let r = 0;
+  while (r < k && e.values[0] > 0 && e.values[r] > 1e-10 * e.values[0]) r++;
+  if (r === 0) return out;
+  const Q = leadingColumns(e.vectors, k, k, r);
+  const kappa = e.values.subarray(0, r);
+  const gbar = new Float64Array(k);
+  for (let i = 0; i < m; i++) for (let a = 0; a < k; a++) gbar[a] += grads.proj[i * k + a] / m;
+  const sig = new Float64Array(k * k);
+  for (let i = 0; i < m; i++) {
+    for (let a = 0; a < k; a++) {
+      const da = grads.proj[i * k + a] - gbar[a];
+      for (let b = 0; b < k; b++) sig[a * k + b] += (da * (grads.proj[i * k + b] - gbar[b])) / m;
+    }
+  }
+  const rhs = congruence(sig, Q, k, r).map((x) => eta * p * x);
+  const rot = Array.from({ length: m }, (_, i) => congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Q, k, r));
+  const op = (s: Float64Array): Float64Array => {
+    const y = new Float64Array(r * r);
+    for (let a = 0; a < r; a++) {
+      for (let b = 0; b < r; b++) {
+        const t = a * r + b;
+        y[t] = (kappa[a] + kappa[b]) * s[t] - eta * (1 - p) * kappa[a] * s[t] * kappa[b];
+      }
+    }
+    if (p > 0) {
+      for (const ki of rot) {
+        const z = matmul(matmul(ki, s, r, r, r), ki, r, r, r);
+        for (let t = 0; t < r * r; t++) y[t] -= (eta * p / m) * z[t];
+      }
+    }
+    return y;
+  };
+  const s = conjugateGradient(op, rhs, 1e-12, 10 * r * r + 50);
+  if (!s) return out;
+  let trKS = 0, trK2S = 0;
+  for (let a = 0; a < r; a++) {
+    trKS += kappa[a] * s[a * r + a];
+    trK2S += kappa[a] * kappa[a] * s[a * r + a];
+  }
+  out.loss_floor = 0.5 * trKS;
+  out.grad_norm_floor = Math.sqrt(Math.max(0, trK2S));
+  return out;
+}
+
+/** Conjugate gradients for a symmetric positive definite operator; undefined if it breaks down. */
+function conjugateGradient(
+  op: (x: Float64Array) => Float64Array,
+  b: Float64Array,
+  tol: number,
+  maxIter: number,
+): Float64Array | undefined {
+  const x = new Float64Array(b.length);
+  const res = Float64Array.from(b);
+  const dir = Float64Array.from(b);
+  let rr = dot(res, res);
+  const bb = rr;
+  if (bb === 0) return x;
+  for (let it = 0; it < maxIter && rr > tol * tol * bb; it++) {
+    const ad = op(dir);
+    const dAd = dot(dir, ad);
+    if (!(dAd > 0)) return undefined;
+    const alpha = rr / dAd;
+    for (let t = 0; t < x.length; t++) {
+      x[t] += alpha * dir[t];
+      res[t] -= alpha * ad[t];
+    }
+    const rr2 = dot(res, res);
+    const beta = rr2 / rr;
+    rr = rr2;
+    for (let t = 0; t < x.length; t++) dir[t] = res[t] + beta * dir[t];
+  }
+  return x;
+}
