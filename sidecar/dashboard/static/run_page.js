@@ -31,7 +31,11 @@ function cards(r) {
     `<div class="card"><div class="k">${esc(k)}</div><div class="v ${cls}">${
       esc(v)
     }</div></div>`;
-  return card("margin lr/η*", fmt(r.margin), r.margin > 1 ? "bad" : "ok") +
+  return card(
+    "margin lr/η*",
+    Number.isFinite(r.margin) ? r.margin.toFixed(3) : "–",
+    r.margin > 1 ? "bad" : "ok",
+  ) +
     card("η* = 2/λ_gen", fmt(r.eta_star)) +
     card("lr", fmt(r.lr)) + card("suggested lr", fmt(r.suggested_lr)) +
     card("λ_gen", fmt(r.lambda_gen)) +
