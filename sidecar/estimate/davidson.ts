@@ -30,6 +30,8 @@ export interface DavidsonOptions {
   maxHvps?: number;
   /** The basis comes from a previous round: the first residual check alone may end the call. */
   warmStart?: boolean;
+  /** Columns of that first check on a warm start (default 2: cheap when it already passes). */
+  warmBlock?: number;
   /** Stop at this `performance.now()` time (ms). */
   deadline?: number;
 }
@@ -105,7 +107,8 @@ export async function davidson(
     // leading eigenvectors of S*
     let es = symEig(sol.S, k);
     let r = 0;
-    while (r < Math.min(block, k) && es.values[r] > 1e-8 * es.values[0]) r++;
+    const width = options.warmStart && iterations === 0 ? Math.min(block, options.warmBlock ?? 2) : block;
+    while (r < Math.min(width, k) && es.values[r] > 1e-8 * es.values[0]) r++;
     if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) r = maxBasis - k;
     if (k + r > maxBasis) {
       const keepS = Math.max(1, Math.min(r, maxBasis - 2 * block - 2));
@@ -206,7 +209,7 @@ export async function compactBasis(
   if (kO < k) throw new RangeError(`Expected a client basis of at least ${k} columns, got ${kO}`);
   const carryTol = options.carryTol ?? 1e-2;
   const carryMax = options.carryMax ?? k;
-  const topK = Math.min(options.topK ?? 2, k);
+  const topK = Math.min(options.topK ?? 1, k);
   const es = symEig(S, k);
   let nS = 0;
   while (nS < Math.min(carryMax, k) && es.values[nS] > carryTol * es.values[0]) nS++;
