@@ -69,8 +69,9 @@ function canonical(v: unknown, path: string): unknown {
  * ```
  */
 export function encode(value: unknown): Uint8Array {
-  const out = packr.pack(canonical(value, "$"));
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  // Copy: msgpackr returns a view into a buffer it reuses for the next pack, and zeromq.js
+  // may still be sending the previous message from it.
+  return Uint8Array.prototype.slice.call(packr.pack(canonical(value, "$")));
 }
 
 /**

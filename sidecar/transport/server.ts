@@ -1,0 +1,224 @@
+/**
+ * The sidecar's ZeroMQ ROUTER (ZMTP 3.0, see zmtp_router.ts): decodes and validates every frame, answers every bad input
+ * with an `error` while other sessions keep working, and routes session messages.
+ *
+ * @module
+ */
+import { decode, encode } from "../protocol/codec.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import {
+  type ClientMessage,
+  errorMessage,
+  type Limits,
+  parseClientMessage,
+  peekId,
+  type RunMeta,
+  welcomeMessage,
+} from "../protocol/messages.ts";
+import { jsonLogger, type Logger } from "./log.ts";
+import { type RoundRunner, Session } from "./session.ts";
+import { realTimers, type Timers } from "./timers.ts";
+import { ZmtpRouter } from "./zmtp_router.ts";
+
+/** Sidecar name and version sent in `welcome`. */
+export const SIDECAR_NAME = "edgewise-sidecar/0.1.0";
+
+/** Default limits (SPEC §7). */
+export const DEFAULT_LIMITS: Limits = {
+  max_message_bytes: 64 * 1024 * 1024,
+  heartbeat_ms: 5_000,
+  idle_timeout_ms: 600_000,
+  op_timeout_ms: 60_000,
+};
+
+/** Options of {@linkcode startSidecar}. */
+export interface SidecarOptions {
+  /** ZeroMQ endpoint to bind (default `tcp://127.0.0.1:5555`; `tcp://127.0.0.1:*` picks a port). */
+  endpoint?: string;
+  /** Executes a round against the client's oracle and returns the report map. */
+  runRound: RoundRunner;
+  /** Awaited when a `hello` opens a new session (not on resume). */
+  onSessionOpen?: (run: RunMeta) => void | Promise<void>;
+  /** Awaited before a report is sent (the history store fsyncs here); a throw fails the round. */
+  onReport?: (runId: string, report: Record<string, unknown>) => void | Promise<void>;
+  /** Overrides of {@linkcode DEFAULT_LIMITS}. */
+  limits?: Partial<Limits>;
+  /** Dashboard URL announced in `welcome`. */
+  dashboard?: string;
+  /** Logger (default: JSON lines on stderr at `info`). */
+  log?: Logger;
+  /** Clock for op and idle timeouts (tests inject manual timers). */
+  timers?: Timers;
+}
+
+/** A running sidecar. */
+export interface Sidecar {
+  /** The bound endpoint (with the real port when bound to `*`). */
+  readonly endpoint: string;
+  /** Limits in force. */
+  readonly limits: Limits;
+  /** Number of sessions held. */
+  readonly sessionCount: number;
+  /** Stops serving, ends every round and closes the socket. */
+  close(): Promise<void>;
+}
+
+/**
+ * Binds a ROUTER and serves protocol v1 until {@linkcode Sidecar.close}. The receive loop
+ * (`for await` over the socket) ends when the socket closes; `close` owns the socket.
+ *
+ * @param options endpoint, runner, hooks, limits
+ * @returns the running sidecar
+ * @throws {Error} when the endpoint cannot be bound (e.g. address in use)
+ * @example
+ * ```ts ignore
+ * import { startSidecar } from "./server.ts";
+ * import { stubRunRound } from "./stub_runner.ts";
+ * const sidecar = await startSidecar({ endpoint: "tcp://127.0.0.1:*", runRound: stubRunRound });
+ * await sidecar.close();
+ * ```
+ */
+export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const log = options.log ?? jsonLogger("info");
+  const timers = options.timers ?? realTimers;
+  const router = await ZmtpRouter.bind(options.endpoint ?? "tcp://127.0.0.1:5555", {
+    maxMessageSize: 2 * limits.max_message_bytes,
+    onPeerError: (message) => log("warn", "peer_dropped", { message }),
+  });
+  const endpoint = router.endpoint;
+
+  const sessions = new Map<string, Session>(); // by session id
+  const byRun = new Map<string, Session>(); // by run id
+  let closed = false;
+
+  const inFlight = new Set<Promise<void>>();
+  const send = (routing: Uint8Array, message: Record<string, unknown>) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = encode(message);
+    } catch (e) {
+      log("error", "encode_failed", { type: message.type, error: String(e) });
+      bytes = encode(errorMessage(new ProtocolError("internal", `Cannot encode ${message.type}: ${(e as Error).message}`), message.re as number | undefined, message.session as string | undefined));
+    }
+    const p = router.send(routing, [bytes]).catch((e) => {
+      if (!closed) log("warn", "send_failed", { error: String(e) });
+    }).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+  const answerError = (routing: Uint8Array, err: ProtocolError, re: number | undefined, session?: string) => {
+    log("info", "bad_input", { code: err.code, message: err.message, re });
+    send(routing, errorMessage(err, re, session));
+  };
+
+  const deps = {
+    runRound: options.runRound,
+    onReport: options.onReport,
+    send,
+    limits,
+    timers,
+    log,
+    onExpire: (s: Session) => forget(s),
+  };
+  const forget = (s: Session) => {
+    sessions.delete(s.info.id);
+    if (byRun.get(s.info.run.id) === s) byRun.delete(s.info.run.id);
+  };
+
+  async function hello(msg: Extract<ClientMessage, { type: "hello" }>, routing: Uint8Array) {
+    let s = byRun.get(msg.run.id);
+    if (s) {
+      s.abandon("client said hello again");
+      s.info.run = msg.run;
+      s.touch();
+      log("info", "session_resumed", { session: s.info.id, run: msg.run.id });
+    } else {
+      await options.onSessionOpen?.(msg.run);
+      s = new Session(`${msg.run.id}.${crypto.randomUUID().slice(0, 8)}`, msg.run, deps);
+      sessions.set(s.info.id, s);
+      byRun.set(msg.run.id, s);
+      log("info", "session_open", { session: s.info.id, run: msg.run.id, client: msg.client });
+    }
+    send(routing, welcomeMessage(msg.id, s.info.id, limits, SIDECAR_NAME, options.dashboard));
+  }
+
+  function dispatch(routing: Uint8Array, frame: Uint8Array) {
+    let value: unknown;
+    try {
+      value = decode(frame);
+    } catch (e) {
+      answerError(routing, asProtocolError(e), undefined);
+      return;
+    }
+    const re = peekId(value);
+    const sid = typeof (value as { session?: unknown })?.session === "string"
+      ? (value as { session: string }).session
+      : undefined;
+    const session = sid === undefined ? undefined : sessions.get(sid);
+    const fail = (err: ProtocolError) => session ? session.fail(err, routing, re) : answerError(routing, err, re, sid);
+    if (frame.byteLength > limits.max_message_bytes) {
+      fail(new ProtocolError("too_large", `Message of ${frame.byteLength} bytes exceeds max_message_bytes: ${limits.max_message_bytes}`));
+      return;
+    }
+    let msg: ClientMessage;
+    try {
+      msg = parseClientMessage(value);
+    } catch (e) {
+      fail(asProtocolError(e));
+      return;
+    }
+    if (msg.type === "hello") {
+      hello(msg, routing).catch((e) => answerError(routing, new ProtocolError("internal", `Cannot open session: ${(e as Error).message}`), msg.id));
+      return;
+    }
+    if (sid === undefined || !session) {
+      answerError(routing, new ProtocolError("unknown_session", sid === undefined ? `Cannot handle ${msg.type}: no session, send hello first` : `Cannot handle ${msg.type}: session ${sid} is not held, send hello again`), msg.id, sid);
+      return;
+    }
+    session.handle(msg, routing);
+    if (msg.type === "bye") forget(session);
+  }
+
+  const loop = (async () => {
+    try {
+      for await (const [routing, ...frames] of router) {
+        if (frames.length !== 1) {
+          answerError(routing, new ProtocolError("malformed", `Cannot read message: expected 1 frame, got ${frames.length}`), undefined);
+          continue;
+        }
+        try {
+          dispatch(routing, frames[0]);
+        } catch (e) {
+          log("error", "dispatch_failed", { error: String((e as Error)?.stack ?? e) });
+          answerError(routing, new ProtocolError("internal", `Cannot handle message: ${(e as Error).message}`), undefined);
+        }
+      }
+    } catch (e) {
+      if (!closed) log("error", "receive_failed", { error: String(e) });
+    }
+  })();
+
+  log("info", "listening", { endpoint });
+  return {
+    endpoint,
+    limits,
+    get sessionCount() {
+      return sessions.size;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const s of sessions.values()) s.close("sidecar shutting down");
+      sessions.clear();
+      byRun.clear();
+      await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 1000))]);
+      router.close();
+      await loop;
+      log("info", "closed", { endpoint });
+    },
+  };
+}
+
+function asProtocolError(e: unknown): ProtocolError {
+  return e instanceof ProtocolError ? e : new ProtocolError("internal", (e as Error)?.message ?? String(e));
+}
