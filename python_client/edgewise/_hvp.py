@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -108,11 +108,20 @@ def chunk_for_budget(budget_bytes: int, d: int, columns: int, itemsize: int) -> 
     return max(1, budget_bytes // per_sample)
 
 
-def _output_fn(model: torch.nn.Module, layout: ParamLayout, buffers: Mapping[str, Tensor]):
-    def output(theta: Tensor, x: Tensor) -> Tensor:
-        return functional_call(model, {**layout.unflatten(theta), **buffers}, (x.unsqueeze(0),))
+def _dict_output(model: torch.nn.Module, buffers: Mapping[str, Tensor]):
+    def output(params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(model, {**params, **buffers}, (x.unsqueeze(0),))
 
     return output
+
+
+def _dict_loss(model: torch.nn.Module, loss_fn: LossFn, buffers: Mapping[str, Tensor]):
+    output = _dict_output(model, buffers)
+
+    def loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(output(params, x), y.unsqueeze(0))
+
+    return loss
 
 
 def sample_loss(
@@ -128,17 +137,18 @@ def sample_loss(
             for the parameters in ``layout``).
         loss_fn: Mean-reduced loss ``loss_fn(output, target) -> scalar``.
         layout: Parameter layout of ``model``.
-        buffers: Buffers to use (e.g. frozen BatchNorm statistics); module's own if ``None``.
+        buffers: Constants: buffers (e.g. frozen BatchNorm statistics) and frozen parameters;
+            the module's own if ``None``.
 
     Returns:
         ``f(theta, x_i, y_i) -> scalar`` for one sample.
     """
-    output = _output_fn(model, layout, dict(buffers or {}))
+    loss = _dict_loss(model, loss_fn, dict(buffers or {}))
 
-    def loss(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(output(theta, x), y.unsqueeze(0))
+    def flat_loss(theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        return loss(layout.unflatten(theta), x, y)
 
-    return loss
+    return flat_loss
 
 
 def sample_hvp(
@@ -155,6 +165,10 @@ def sample_hvp(
     model's output), computed as a model ``jvp``, an output-space HVP and a model ``vjp``;
     it is PSD whenever the loss is convex in the output.
 
+    Derivatives are taken with respect to the parameter dict (views of ``theta``), not the
+    flat vector, so no per-parameter slice backward fills ``d``-sized zeros; the result is
+    concatenated once.
+
     Returns:
         ``hvp(theta, x_i, y_i, v) -> H_i v`` (all vectors of length ``d``).
     """
@@ -162,26 +176,28 @@ def sample_hvp(
         raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
     bufs = dict(buffers or {})
     if curvature == "hessian":
-        grad_loss = grad(sample_loss(model, loss_fn, layout, bufs))
+        grad_loss = grad(_dict_loss(model, loss_fn, bufs))
 
         def hvp(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-            return _jvp_with_target(lambda t, yy: grad_loss(t, x, yy), theta, v, y)
+            params, tangent = layout.unflatten(theta), layout.unflatten(v)
+            return layout.flatten(_jvp_with_target(lambda p, yy: grad_loss(p, x, yy), params, tangent, y))
 
         return hvp
 
-    output = _output_fn(model, layout, bufs)
+    output = _dict_output(model, bufs)
 
     def ggn(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-        out, pullback = vjp(lambda t: output(t, x), theta)
-        _, jv = jvp(lambda t: output(t, x), (theta,), (v,))
+        params, tangent = layout.unflatten(theta), layout.unflatten(v)
+        out, pullback = vjp(lambda p: output(p, x), params)
+        _, jv = jvp(lambda p: output(p, x), (params,), (tangent,))
         grad_out = grad(lambda o, yy: loss_fn(o, yy.unsqueeze(0)))
         lam_jv = _jvp_with_target(grad_out, out, jv, y)
-        return pullback(lam_jv)[0]
+        return layout.flatten(pullback(lam_jv)[0])
 
     return ggn
 
 
-def _jvp_with_target(fn: Callable[[Tensor, Tensor], Tensor], primal: Tensor, tangent: Tensor, y: Tensor) -> Tensor:
+def _jvp_with_target(fn: Callable[[Any, Tensor], Any], primal: Any, tangent: Any, y: Tensor) -> Any:
     """``jvp`` of ``fn(·, y)`` at ``primal`` along ``tangent``, with ``y`` held fixed.
 
     A floating target gets an explicit (materialised) zero tangent: with no tangent, torch's
@@ -270,7 +286,13 @@ def per_sample_grads(
     Returns:
         ``f(theta, x, y) -> (losses (m,), grads (m, d))``.
     """
-    fn = vmap(grad_and_value(sample_loss(model, loss_fn, layout, buffers)), in_dims=(None, 0, 0))
+    gv = grad_and_value(_dict_loss(model, loss_fn, dict(buffers or {})))
+
+    def one(theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        g, value = gv(layout.unflatten(theta), x, y)
+        return layout.flatten(g), value
+
+    fn = vmap(one, in_dims=(None, 0, 0))
 
     def apply(theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         m = x.shape[0]
