@@ -72,8 +72,12 @@ class ParamLayout:
         return sum(self.numels)
 
     def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
-        """Concatenate ``params`` (by name, in layout order) into one vector of length ``d``."""
-        return torch.cat([params[n].reshape(-1) for n in self.names])
+        """Concatenate ``params`` (by name, in layout order) into one vector of length ``d``.
+
+        Leading dimensions in front of each parameter's shape are kept (``(..., d)``).
+        """
+        return torch.cat([params[n].flatten(-len(s)) if len(s) else params[n].unsqueeze(-1)
+                          for n, s in zip(self.names, self.shapes)], dim=-1)
 
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
         """Split a flat vector into named views; works under ``vmap``/``jvp``/``grad``."""

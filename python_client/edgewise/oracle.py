@@ -289,7 +289,7 @@ class CurvatureOracle:
         v = self._v
         w = v @ basis_coeffs
         with eval_mode(self._model), torch.no_grad():
-            for sl in self._slices(r):
+            for sl in self._slices(r) if r else []:
                 z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
                 w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
         self.hvps += m * r

@@ -215,3 +215,38 @@ def test_chunk_for_budget():
     assert chunk_for_budget(8 * 1000 * 8 * 4, 1000, 1, 8) == 4
     assert chunk_for_budget(8 * 1000 * 8 * 4, 1000, 4, 8) == 1
     assert chunk_for_budget(1, 10**6, 10, 4) == 1
+
+
+class _Scaled(nn.Module):
+    """A scalar parameter (shape ``()``) next to matrices: flattening must handle it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.scale = nn.Parameter(torch.tensor(0.7))
+
+    def forward(self, x):
+        return torch.tanh(self.scale * self.lin(x))
+
+
+def test_scalar_parameter_and_frozen_constants():
+    torch.manual_seed(4)
+    model = _Scaled().to(F64)
+    x, y = torch.randn(M, 3, dtype=F64), torch.randn(M, 2, dtype=F64)
+    layout = ParamLayout.from_module(model)
+    theta = flat_params(model)
+    assert layout.size == 9 and layout.names[0] == "scale" and layout.shapes[0] == torch.Size([])
+    H = dense_hessians(model, _mse, x, y)
+    vb = torch.randn(9, 2, dtype=F64)
+    out = per_sample_hvp(model, _mse, layout)(theta, x, y, vb)
+    torch.testing.assert_close(out, torch.einsum("ide,er->idr", H, vb), **TOL)
+    # freezing lin.weight: it leaves the layout and becomes a constant
+    model.lin.weight.requires_grad_(False)
+    frozen = ParamLayout.from_module(model)
+    assert frozen.names == ("scale", "lin.bias")
+    assert ParamLayout.from_module(model, trainable_only=False).size == 9
+    keep = torch.tensor([True] + [False] * 6 + [True] * 2)
+    consts = {"lin.weight": model.lin.weight.detach()}
+    vs = torch.randn(3, dtype=F64)
+    out = per_sample_hvp(model, _mse, frozen, consts)(theta[keep], x, y, vs)
+    torch.testing.assert_close(out, torch.einsum("ide,e->id", H[:, keep][:, :, keep], vs), **TOL)

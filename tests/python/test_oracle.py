@@ -394,3 +394,14 @@ def test_wire_tensor_maps_are_accepted():
     close(a["proj"], ref["proj"], rtol=0, atol=0)
     with pytest.raises(ValueError, match="expected coeffs data of"):
         oracle.execute("expand", wire | {"coeffs": {"data": b"1234", "dtype": "f64", "shape": [M, 3, 1]}})
+
+
+def test_empty_requests():
+    oracle, _ = new_oracle("tanh")
+    oracle.random(2, 0)
+    res = oracle.execute("expand", {"coeffs": np.zeros((M, 2, 0)), "basis_coeffs": np.zeros((2, 0)), "blocks": True})
+    assert res["kept"] == 0 and res["blocks"].shape == (M, 2, 0) and res["hvps"] == 0 and res["basis"] == 2
+    assert oracle.execute("random", {"r": 0, "seed": 1}) == {"kept": 0, "basis": 2, "hvps": 0}
+    assert oracle.execute("hutchinson", {"r": 0, "seed": 1})["quad"].shape == (M, 0)
+    assert oracle.execute("blocks", {"start": 2, "count": 0})["blocks"].shape == (M, 2, 0)
+    assert oracle.execute("rotate", {"u": np.zeros((2, 0))}) == {"basis": 0, "hvps": 0}
