@@ -86,7 +86,7 @@ class ParamLayout:
         # Slicing, not torch.split: split's backward breaks under forward-over-reverse here.
         out, start = {}, 0
         for n, k, s in zip(self.names, self.numels, self.shapes):
-            out[n] = theta[..., start : start + k].reshape(*theta.shape[:-1], *s)
+            out[n] = theta[..., start : start + k].reshape(theta.shape[:-1] + s)
             start += k
         return out
 
