@@ -405,3 +405,22 @@ def test_empty_requests():
     assert oracle.execute("hutchinson", {"r": 0, "seed": 1})["quad"].shape == (M, 0)
     assert oracle.execute("blocks", {"start": 2, "count": 0})["blocks"].shape == (M, 2, 0)
     assert oracle.execute("rotate", {"u": np.zeros((2, 0))}) == {"basis": 0, "hvps": 0}
+
+
+def test_blocks_reproduce_the_worked_lambda_gen_of_theory_md():
+    """theory.md §7 linear regression: blocks in a full random basis give λ_gen(B) exactly."""
+    rows = [[0, 0.3, -0.27], [-0.89, -0.45, -0.99], [0.06, 1.34, -0.49], [-0.62, 0.49, 0.36], [0.11, -0.93, -0.03]]
+    x = torch.tensor(rows, dtype=F64)
+    model = nn.Linear(3, 1, bias=False).to(F64)
+    oracle = CurvatureOracle(model, lambda o, t: 0.5 * ((o.squeeze(-1) - t) ** 2).mean(), x, torch.randn(5, dtype=F64))
+    oracle.begin_round()
+    assert oracle.execute("random", {"r": 3, "seed": 9})["kept"] == 3
+    k_i = oracle.execute("blocks", {"start": 0, "count": 3})["blocks"]
+    n, eye = 5, np.eye(3)
+    h = k_i.mean(0)
+    ksum = np.kron(h, eye) + np.kron(eye, h)
+    for b, want in ((1, 1.918584156108), (2, 0.982530638265), (5, 0.639704178285)):
+        p = (n - b) / (b * (n - 1))
+        dmat = (1 - p) * np.kron(h, h) + p * np.mean([np.kron(k, k) for k in k_i], axis=0)
+        lam = np.max(np.linalg.eigvals(2 * np.linalg.pinv(ksum) @ dmat).real)
+        assert abs(lam - want) < 1e-10, (b, lam, want)
