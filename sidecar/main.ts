@@ -1,6 +1,6 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--runner estimate|stub]` (endpoint also from
+ * [--data-dir D] [--http-port P] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
  * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0.
@@ -22,6 +22,8 @@ export interface MainArgs {
   dataDir?: string;
   httpPort?: number;
   runner: "estimate" | "stub";
+  /** Soft size limit (SPEC §7); default 64 MiB. */
+  maxMessageBytes?: number;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -34,6 +36,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "data-dir": { type: "string" },
       "http-port": { type: "string" },
       runner: { type: "string", default: "estimate" },
+      "max-message-bytes": { type: "string" },
     },
     strict: true,
   });
@@ -43,7 +46,12 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (runner !== "estimate" && runner !== "stub") throw new TypeError(`Invalid --runner: expected estimate|stub, got ${runner}`);
   const port = values["http-port"];
   if (port !== undefined && !/^\d+$/.test(port)) throw new TypeError(`Invalid --http-port: expected a port number, got ${port}`);
+  const maxBytes = values["max-message-bytes"];
+  if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
+    throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
+  }
   return {
+    maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
     endpoint: values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555",
     logLevel,
     dataDir: values["data-dir"],
@@ -74,11 +82,13 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = jsonLogger(args.logLevel);
-  const sidecar = await startSidecar({ endpoint: args.endpoint, log, ...makeRunner(args) });
-  console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, pid: Deno.pid }));
+  // listen for signals before announcing, so a spawner that stops us at once is obeyed
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
+  const limits = args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {};
+  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args) });
+  console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();

@@ -1,0 +1,319 @@
+"""The client end of the protocol: one DEALER socket to a sidecar, one session per run.
+
+Every call sends one message and waits for its answer with the client's timeout (SPEC §1,
+§7); a missing answer raises :class:`~edgewise.errors.SidecarTimeout`, after which the socket
+is closed and reopened and the next call says ``hello`` again by itself. Not thread-safe: use
+one client per thread.
+
+Example (needs Deno; spawns a local sidecar)::
+
+    with SidecarClient() as client:
+        client.open_session(run)
+        report = client.run_round(oracle, step=100, epoch=1, lr=0.1, batch_size=64, n=60000)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import zmq
+
+from . import _protocol as proto
+from ._codec import decode, encode
+from ._sidecar_process import SidecarProcess
+from .errors import (
+    BadState,
+    EdgewiseError,
+    OracleFailed,
+    ProtocolError,
+    SidecarTimeout,
+    TooLarge,
+    UnknownSession,
+)
+
+CLIENT_NAME = "edgewise-py/0.1.0"
+#: Soft size limit assumed before the sidecar announces its own (SPEC §7 default).
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
+#: How long ``close()`` waits for the answer to ``bye``.
+BYE_TIMEOUT = 0.5
+
+
+class Oracle(Protocol):
+    """What :meth:`SidecarClient.run_round` needs: SPEC §4 ops by name, and the basis size."""
+
+    @property
+    def basis_size(self) -> int: ...
+
+    def execute(self, op: str, args: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class SidecarClient:
+    """A connection to a sidecar.
+
+    Args:
+        endpoint: ``tcp://host:port`` or ``ipc://path`` of a running sidecar; ``None`` spawns a
+            local one on a free port (stopped on :meth:`close` and at exit).
+        timeout: seconds to wait for each answer.
+        spawn: force spawning (``True``) or not (``False``); default: spawn when no endpoint.
+        sidecar_args: extra arguments for a spawned sidecar (e.g. ``["--runner", "stub"]``).
+
+    Raises:
+        SidecarStartError: a local sidecar could not be started.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        timeout: float = 30.0,
+        spawn: bool | None = None,
+        sidecar_args: Sequence[str] = (),
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"expected timeout > 0, got {timeout}")
+        self.timeout = float(timeout)
+        self.process: SidecarProcess | None = None
+        if spawn if spawn is not None else endpoint is None:
+            self.process = SidecarProcess(endpoint, extra_args=sidecar_args).start()
+            endpoint = self.process.endpoint
+        if endpoint is None:
+            raise ValueError("expected an endpoint when spawn=False")
+        self.endpoint: str = endpoint
+        self.dashboard_url: str | None = None
+        self.limits: dict[str, Any] = {}
+        self.session: str | None = None
+        self._run: dict[str, Any] | None = None
+        self._next_id = 0
+        self._ctx = zmq.Context()
+        self._sock: zmq.Socket | None = None
+        self._closed = False
+        self._open_socket()
+
+    # ---- socket ------------------------------------------------------------------------
+
+    def _open_socket(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.endpoint)
+        self._sock = sock
+
+    def _reset_socket(self) -> None:
+        """Drops the connection and any answer in flight; the next call says hello again."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+        self._sock = None
+        self.session = None
+        if not self._closed:
+            self._open_socket()
+
+    def _request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Sends ``msg`` (its ``id`` is set here) and returns the checked answer.
+
+        Raises:
+            TooLarge: the message is over the soft limit (nothing was sent).
+            SidecarTimeout: no answer within the timeout (the socket was reset).
+            ProtocolError: the sidecar answered ``error`` (mapped by code).
+        """
+        if self._closed:
+            raise EdgewiseError("the client is closed")
+        timeout = self.timeout if timeout is None else timeout
+        self._next_id += 1
+        msg["id"] = msg_id = self._next_id
+        frame = encode(msg)
+        limit = int(self.limits.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+        if len(frame) > limit:
+            raise TooLarge(f"cannot send {msg['type']} of {len(frame)} bytes: over max_message_bytes {limit}")
+        assert self._sock is not None
+        deadline = time.monotonic() + timeout
+        if not self._sock.poll(int(timeout * 1000), zmq.POLLOUT):
+            self._timed_out(msg, timeout)
+        self._sock.send(frame, copy=len(frame) < 65536)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
+                self._timed_out(msg, timeout)
+            answer = decode(self._sock.recv(copy=True))
+            re = proto.answer_re(answer)
+            if re is None and not (isinstance(answer, dict) and answer.get("type") == "error"):
+                continue  # not an answer to anything we can place
+            if re is not None and re != msg_id:
+                continue  # stale answer to a request we gave up on
+            return proto.check_answer(answer)
+
+    def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
+        self._reset_socket()
+        raise SidecarTimeout(f"no answer from the sidecar at {self.endpoint} to {msg['type']} within {timeout:g} s")
+
+    # ---- session -----------------------------------------------------------------------
+
+    def open_session(self, run: Mapping[str, Any]) -> str:
+        """Says hello for a training run and returns the session id.
+
+        Args:
+            run: SPEC §3 run metadata: id, name, params, probe, n, batch_size, curvature,
+                dtype, optional model.
+
+        Raises:
+            ValueError: a bad ``run`` map.
+            VersionMismatch: the sidecar speaks another protocol version (not retried).
+            SidecarTimeout: no answer.
+        """
+        proto.hello(0, CLIENT_NAME, run)  # validate before keeping it
+        self._run = dict(run)
+        return self._hello()
+
+    def _hello(self) -> str:
+        if self._run is None:
+            raise EdgewiseError("call open_session(run) before talking to the sidecar")
+        ans = self._request(proto.hello(0, CLIENT_NAME, self._run))
+        if ans["type"] != "welcome":
+            raise BadState(f"expected welcome in answer to hello, got {ans['type']}")
+        self.session = ans["session"]
+        self.limits = dict(ans["limits"])
+        self.dashboard_url = ans.get("dashboard") if isinstance(ans.get("dashboard"), str) else None
+        return self.session
+
+    def _with_session(self, call: Any) -> Any:
+        """Runs ``call()`` with a session, saying hello first if needed, and once more on
+        ``unknown_session`` (sidecar restarted or session expired)."""
+        if self.session is None:
+            self._hello()
+        try:
+            return call()
+        except UnknownSession:
+            self.session = None
+            self._hello()
+            return call()
+
+    def heartbeat(self) -> float:
+        """Sends ``heartbeat``; returns the round-trip time in seconds.
+
+        Raises:
+            SidecarTimeout: no answer.
+        """
+        def call() -> float:
+            t0 = time.perf_counter()
+            ans = self._request(proto.simple("heartbeat", 0, self._sid()))
+            if ans["type"] != "heartbeat":
+                raise BadState(f"expected heartbeat echo, got {ans['type']}")
+            return time.perf_counter() - t0
+
+        return self._with_session(call)
+
+    def _sid(self) -> str:
+        assert self.session is not None
+        return self.session
+
+    # ---- rounds ------------------------------------------------------------------------
+
+    def run_round(
+        self,
+        oracle: Oracle,
+        *,
+        step: int,
+        epoch: int,
+        lr: float,
+        batch_size: int,
+        n: int,
+        momentum: float = 0.0,
+        budget_hvps: float | None = None,
+        budget_seconds: float | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Runs one round: executes the sidecar's ops on ``oracle`` until it reports.
+
+        Args:
+            oracle: executes SPEC §4 ops (``execute(op, args) -> dict`` with numpy arrays,
+                numbers, ``basis`` and ``hvps``) and knows its ``basis_size``.
+            step, epoch, lr, batch_size, n, momentum: the training state (SPEC §3 ``round``).
+            budget_hvps, budget_seconds: optional budget; options: SPEC §3 ``round.options``.
+
+        Returns:
+            The report map (SPEC §5).
+
+        Raises:
+            OracleFailed: ``oracle.execute`` raised (chained to its exception).
+            NonFinite: the oracle returned NaN/Inf (nothing non-finite is sent).
+            SidecarTimeout: the sidecar did not answer in time.
+            ProtocolError: any other error the sidecar answered.
+        """
+        def call() -> dict[str, Any]:
+            msg = proto.round_request(
+                0, self._sid(), step=int(step), epoch=int(epoch), lr=float(lr), batch_size=int(batch_size),
+                n=int(n), momentum=float(momentum), basis=int(oracle.basis_size), budget_hvps=budget_hvps,
+                budget_seconds=budget_seconds, options=options,
+            )
+            return self._drive(oracle, self._request(msg))
+
+        return self._with_session(call)
+
+    def _drive(self, oracle: Oracle, ans: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            kind = ans["type"]
+            if kind == "report":
+                return ans["report"]
+            if kind != "op":
+                raise BadState(f"expected op or report during a round, got {kind}")
+            seq, op = ans["seq"], ans["op"]
+            try:
+                args = proto.decode_args(ans["args"])
+            except ProtocolError as exc:
+                self._tell_error(exc.code, f"cannot read args of {op}: {exc.message}", seq)
+                raise
+            t0 = time.perf_counter()
+            try:
+                out = oracle.execute(op, args)
+            except Exception as exc:
+                self._tell_error("oracle_failed", f"{type(exc).__name__}: {exc}", seq)
+                raise OracleFailed(f"the oracle failed on {op} (seq {seq}): {type(exc).__name__}: {exc}") from exc
+            wall_ms = (time.perf_counter() - t0) * 1000.0
+            try:
+                msg = proto.result(0, self._sid(), seq, op, out, wall_ms)
+            except ProtocolError as exc:
+                self._tell_error(exc.code, f"result of {op}: {exc.message}", seq)
+                raise
+            except (TypeError, ValueError) as exc:
+                self._tell_error("oracle_failed", f"result of {op}: {exc}", seq)
+                raise OracleFailed(f"the oracle returned a bad result for {op}: {exc}") from exc
+            ans = self._request(msg)
+
+    def _tell_error(self, code: str, message: str, seq: int) -> None:
+        """Tells the sidecar that an op failed (it abandons the round); best effort."""
+        try:
+            self._request(proto.error(0, self._sid(), code, message, seq), timeout=min(self.timeout, 2.0))
+        except ProtocolError:
+            pass  # the expected answer is an error that confirms the abandoned round
+
+    # ---- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Says ``bye`` (best effort, short timeout), closes the socket, stops a spawned sidecar."""
+        if self._closed:
+            return
+        try:
+            if self.session is not None:
+                self._request(proto.simple("bye", 0, self.session), timeout=BYE_TIMEOUT)
+        except EdgewiseError:
+            pass
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        self._ctx.term()
+        if self.process is not None:
+            self.process.stop()
+
+    def __enter__(self) -> SidecarClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            if not self._closed and self._sock is not None:
+                self._sock.close(linger=0)
+        except Exception:
+            pass
