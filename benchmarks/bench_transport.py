@@ -1,0 +1,102 @@
+"""Transport benchmark (not a test): heartbeat round-trip latency, and the throughput of
+blocks replies of m x k x k float64 (m=256, k=32: 2 MiB each), over tcp loopback and ipc.
+
+Run: .venv/bin/python benchmarks/bench_transport.py [--heartbeats 2000] [--blocks 40]
+
+Each blocks reply is a full protocol step: the client encodes the tensor, sends `result`, the
+sidecar decodes it, checks shape and finiteness, and answers with the next `op`; so
+"MiB/s" is payload per wall second of that whole step. Needs Deno (spawns a stub sidecar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python_client"))
+
+from edgewise._client import SidecarClient  # noqa: E402
+from edgewise._sidecar_process import SidecarProcess, free_port  # noqa: E402
+
+M, K = 256, 32
+
+
+class BlocksOracle:
+    """Answers the stub runner's ops with a fixed m x k x k block array."""
+
+    def __init__(self) -> None:
+        self.k = 0
+        self.blocks = np.random.default_rng(0).standard_normal((M, K, K))
+        self.times: list[float] = []
+        self._t = 0.0
+
+    @property
+    def basis_size(self) -> int:
+        return self.k
+
+    def execute(self, op: str, args: dict) -> dict:
+        now = time.perf_counter()
+        if op == "blocks" and self._t:
+            self.times.append(now - self._t)  # previous blocks result -> this op
+        self._t = now if op == "blocks" else 0.0
+        if op == "reset":
+            self.k = 0
+            return {"basis": 0, "hvps": 0}
+        if op == "random":
+            self.k = args["r"]
+            return {"kept": args["r"], "basis": self.k, "hvps": 0}
+        return {"blocks": self.blocks, "basis": self.k, "hvps": M * K}
+
+
+def run(endpoint: str, heartbeats: int, blocks: int) -> dict:
+    proc = SidecarProcess(endpoint, extra_args=["--runner", "stub", "--log-level", "warn"]).start()
+    try:
+        with SidecarClient(proc.endpoint, timeout=30) as client:
+            client.open_session({"id": f"bench-{uuid.uuid4().hex[:6]}", "name": "bench", "params": 10**6, "probe": M,
+                                 "n": 60000, "batch_size": 64, "curvature": "hessian", "dtype": "f64"})
+            for _ in range(100):
+                client.heartbeat()  # warm up
+            lat = [client.heartbeat() for _ in range(heartbeats)]
+            oracle = BlocksOracle()
+            t0 = time.perf_counter()
+            client.run_round(oracle, step=0, epoch=0, lr=0.1, batch_size=64, n=60000,
+                             options={"stub_r": K, "stub_repeat": blocks + 1})
+            total = time.perf_counter() - t0
+            per = oracle.times
+            mib = M * K * K * 8 / 2**20
+            return {
+                "endpoint": endpoint.split("://")[0],
+                "hb_p50_us": statistics.median(lat) * 1e6,
+                "hb_p99_us": float(np.percentile(lat, 99)) * 1e6,
+                "blk_ms": statistics.median(per) * 1e3,
+                "blk_mib_s": mib / statistics.median(per),
+                "round_s": total,
+            }
+    finally:
+        proc.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--heartbeats", type=int, default=2000)
+    ap.add_argument("--blocks", type=int, default=40)
+    a = ap.parse_args()
+    ipc = os.path.join(tempfile.mkdtemp(prefix="edgewise-bench-"), "sidecar.sock")
+    rows = [run(f"tcp://127.0.0.1:{free_port()}", a.heartbeats, a.blocks),
+            run(f"ipc://{ipc}", a.heartbeats, a.blocks)]
+    print(f"heartbeats={a.heartbeats}, blocks replies={a.blocks} of {M}x{K}x{K} f64 ({M * K * K * 8 / 2**20:.1f} MiB)")
+    print(f"{'transport':<10}{'hb p50 µs':>12}{'hb p99 µs':>12}{'blocks ms':>12}{'MiB/s':>10}")
+    for r in rows:
+        print(f"{r['endpoint']:<10}{r['hb_p50_us']:>12.0f}{r['hb_p99_us']:>12.0f}{r['blk_ms']:>12.2f}{r['blk_mib_s']:>10.0f}")
+
+
+if __name__ == "__main__":
+    main()
