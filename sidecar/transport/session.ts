@@ -228,7 +228,8 @@ export class Session {
     const oracle = new RemoteOracle(this.#channel(r), this.info.run.probe, round.basis);
     const t0 = performance.now();
     this.#deps.log("debug", "round_start", { session: this.info.id, step: round.step });
-    const runner = (async () => this.#deps.runRound(oracle, round, this.info))();
+    // through a promise chain, so a runner that throws synchronously still lands in .then
+    const runner = Promise.resolve().then(() => this.#deps.runRound(oracle, round, this.info));
     runner.then(
       async (report) => {
         if (r.ended) return;
