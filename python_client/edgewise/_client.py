@@ -89,6 +89,7 @@ class SidecarClient:
         self._ctx = zmq.Context()
         self._sock: zmq.Socket | None = None
         self._closed = False
+        self._last_answer = time.monotonic()
         self._open_socket()
 
     # ---- socket ------------------------------------------------------------------------
@@ -140,6 +141,7 @@ class SidecarClient:
                 continue  # not an answer to anything we can place
             if re is not None and re != msg_id:
                 continue  # stale answer to a request we gave up on
+            self._last_answer = time.monotonic()
             return proto.check_answer(answer)
 
     def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
@@ -201,6 +203,21 @@ class SidecarClient:
             return time.perf_counter() - t0
 
         return self._with_session(call)
+
+    def maybe_heartbeat(self) -> bool:
+        """Sends ``heartbeat`` if nothing was heard for ``limits.heartbeat_ms`` (SPEC §7);
+        returns whether it did. Call it from the training loop between rounds.
+
+        Raises:
+            SidecarTimeout: no answer.
+        """
+        if self.session is None or self._closed:
+            return False
+        idle_ms = (time.monotonic() - self._last_answer) * 1000.0
+        if idle_ms < float(self.limits.get("heartbeat_ms", 5000)):
+            return False
+        self.heartbeat()
+        return True
 
     def _sid(self) -> str:
         assert self.session is not None

@@ -42,6 +42,13 @@ def test_heartbeat_round_trip(client):
     assert 0 < client.heartbeat() < 1.0
 
 
+def test_maybe_heartbeat_only_when_idle(client):
+    client.open_session(run_meta())
+    assert client.maybe_heartbeat() is False
+    client.limits["heartbeat_ms"] = 0
+    assert client.maybe_heartbeat() is True
+
+
 def test_round_reports_the_stub_lambda(client):
     oracle = FakeOracle()
     run = run_meta()

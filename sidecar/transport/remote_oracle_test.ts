@@ -1,0 +1,91 @@
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { ProtocolError } from "../protocol/errors.ts";
+import { decodeTensor, encodeTensor } from "../protocol/tensor.ts";
+import { type OpChannel, type OpResult, RemoteOracle } from "./remote_oracle.ts";
+
+/** A channel that records each op and answers with the next canned result. */
+function channel(answers: OpResult[]) {
+  const sent: { op: string; args: Record<string, unknown> }[] = [];
+  const ch: OpChannel = {
+    call: (op, args, parse) => {
+      sent.push({ op, args });
+      try {
+        return Promise.resolve(parse(answers.shift()!));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+  };
+  return { ch, sent };
+}
+
+const t = (data: number[], shape: number[]) => encodeTensor(new Float64Array(data), shape);
+const code = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (e) {
+    assert(e instanceof ProtocolError, String(e));
+    return e.code;
+  }
+  return "none";
+};
+
+Deno.test("RemoteOracle.expand() sends m×k×r and k×r tensors and reads proj, norms, kept, blocks", async () => {
+  // m = 2, k = 1, r = 2, one column kept → blocks m × 2 × 1
+  const { ch, sent } = channel([{
+    basis: 2,
+    hvps: 8,
+    fields: { proj: t([1, 2], [1, 2]), norms: t([0.5, 0], [2]), kept: 1, kept_index: [0], blocks: t([1, 2, 3, 4], [2, 2, 1]) },
+  }]);
+  const o = new RemoteOracle(ch, 2, 1);
+  const res = await o.expand(new Float64Array(4), new Float64Array(2), 2, true);
+  assertEquals(sent[0].op, "expand");
+  assertEquals(decodeTensor(sent[0].args.coeffs, "c").shape, [2, 1, 2]);
+  assertEquals(decodeTensor(sent[0].args.basis_coeffs, "b").shape, [1, 2]);
+  assertEquals(sent[0].args.blocks, true);
+  assertEquals([[...res.proj], [...res.norms], res.keptIndex, [...res.blocks!]], [[1, 2], [0.5, 0], [0], [1, 2, 3, 4]]);
+  assertEquals([o.basisSize, o.hvps], [2, 8]);
+});
+
+Deno.test("RemoteOracle.expand() refuses kept_index and basis that disagree with kept", async () => {
+  const base = { proj: t([1, 2], [1, 2]), norms: t([1, 1], [2]) };
+  const bad = [
+    { basis: 2, hvps: 0, fields: { ...base, kept: 1, kept_index: [0, 1] } },
+    { basis: 3, hvps: 0, fields: { ...base, kept: 1, kept_index: [1] } },
+    { basis: 2, hvps: 0, fields: { ...base, kept: 1, kept_index: [2] } },
+  ];
+  for (const ans of bad) {
+    const o = new RemoteOracle(channel([ans]).ch, 2, 1);
+    assert(["malformed", "bad_tensor"].includes(await code(o.expand(new Float64Array(4), new Float64Array(2), 2, false))));
+    assertEquals(o.basisSize, 1, "basis unchanged after a refused result");
+  }
+});
+
+Deno.test("RemoteOracle.grads(), hutchinson() and rotate() check shapes against m, k, r", async () => {
+  const m = 2, k = 1;
+  const good = channel([
+    { basis: 1, hvps: 2, fields: { losses: t([1, 2], [2]), sq_norms: t([1, 4], [2]), proj: t([1, 2], [2, 1]), mean_sq_norm: 0.5 } },
+    { basis: 1, hvps: 6, fields: { quad: t([1, 2, 3, 4, 5, 6], [2, 3]), sq_norms: t([1, 2, 3, 4, 5, 6], [2, 3]) } },
+    { basis: 2, hvps: 0, fields: {} },
+  ]);
+  const o = new RemoteOracle(good.ch, m, k);
+  assertEquals((await o.grads()).meanSqNorm, 0.5);
+  assertEquals((await o.hutchinson(3, 7)).quad.length, 6);
+  await o.rotate(new Float64Array([1, 0]), 2);
+  assertEquals([o.basisSize, o.hvps], [2, 8]);
+  assertEquals(decodeTensor(good.sent[2].args.u, "u").shape, [1, 2]);
+
+  const wrong = new RemoteOracle(channel([{ basis: 1, hvps: 0, fields: { quad: t([1, 2], [2, 1]), sq_norms: t([1, 2], [2, 1]) } }]).ch, m, k);
+  assertEquals(await code(wrong.hutchinson(3, 7)), "bad_tensor");
+  const nan = new RemoteOracle(channel([{ basis: 1, hvps: 0, fields: { losses: t([1, 2], [2]), sq_norms: t([1, 4], [2]), proj: t([1, 2], [2, 1]), mean_sq_norm: NaN } }]).ch, m, k);
+  assertEquals(await code(nan.grads()), "non_finite");
+});
+
+Deno.test("RemoteOracle refuses bad arguments from the estimator with RangeError, sending nothing", async () => {
+  const { ch, sent } = channel([]);
+  const o = new RemoteOracle(ch, 2, 1);
+  await rejects(async () => await o.blocks(0, 2), RangeError);
+  await rejects(async () => await o.expand(new Float64Array(3), new Float64Array(2), 2, false), RangeError);
+  await rejects(async () => await o.random(-1, 0), RangeError);
+  assertEquals(sent.length, 0);
+});
