@@ -379,6 +379,8 @@ class CurvatureOracle:
             ValueError: Unknown op, missing argument, wrong shape or non-finite values.
             TypeError: Wrongly typed argument.
             RuntimeError: No open round (``begin_round`` not called).
+            FloatingPointError: A result is not finite (SPEC §2 requires finite curvature);
+                non-finite candidate columns of ``expand``/``random`` never enter ``V``.
         """
         args = {} if args is None else args
         if not isinstance(args, Mapping):
@@ -437,6 +439,11 @@ class CurvatureOracle:
             raise ValueError(
                 f"expected op reset, random, expand, blocks, rotate, grads or hutchinson, got {op!r}"
             )
+        for key, value in out.items():
+            if not np.all(np.isfinite(value)):
+                raise FloatingPointError(
+                    f"expected finite {key} from {op}, got NaN or Inf: the loss or its curvature is not finite at these parameters"
+                )
         out["basis"] = self.basis_size
         out["hvps"] = self.hvps - before
         return out

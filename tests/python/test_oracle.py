@@ -424,3 +424,16 @@ def test_blocks_reproduce_the_worked_lambda_gen_of_theory_md():
         dmat = (1 - p) * np.kron(h, h) + p * np.mean([np.kron(k, k) for k in k_i], axis=0)
         lam = np.max(np.linalg.eigvals(2 * np.linalg.pinv(ksum) @ dmat).real)
         assert abs(lam - want) < 1e-10, (b, lam, want)
+
+
+def test_non_finite_results_raise_and_keep_the_basis_clean():
+    oracle, (model, *_ ) = new_oracle("tanh")
+    oracle.random(2, 0)
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    oracle.begin_round()
+    with pytest.raises(FloatingPointError, match="expected finite losses from grads"):
+        oracle.execute("grads", {})
+    with pytest.raises(FloatingPointError, match="expected finite proj from expand"):
+        oracle.execute("expand", {"coeffs": np.ones((M, 2, 1)), "basis_coeffs": np.zeros((2, 1)), "blocks": False})
+    assert oracle.basis_size == 2 and torch.isfinite(oracle.basis).all()
