@@ -19,7 +19,6 @@ from edgewise.oracle import CurvatureOracle
 torch.set_num_threads(1)
 F64 = torch.float64
 M = 6
-TOL = dict(rtol=1e-10, atol=1e-10)
 
 
 def close(a, b, **kw):
