@@ -11,9 +11,12 @@ import { parseArgs } from "node:util";
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { ProtocolError } from "./protocol/errors.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
-import { isLogLevel, jsonLogger } from "./transport/log.ts";
-import { type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
+import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
+import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
+import { estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
+import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
+import { startDashboard } from "./dashboard/mod.ts";
 
 /** Parsed command line. */
 export interface MainArgs {
@@ -45,7 +48,9 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   const runner = values.runner;
   if (runner !== "estimate" && runner !== "stub") throw new TypeError(`Invalid --runner: expected estimate|stub, got ${runner}`);
   const port = values["http-port"];
-  if (port !== undefined && !/^\d+$/.test(port)) throw new TypeError(`Invalid --http-port: expected a port number, got ${port}`);
+  if (port !== undefined && !/^(\d+|-1)$/.test(port)) {
+    throw new TypeError(`Invalid --http-port: expected a port number (0: any free port, -1: no dashboard), got ${port}`);
+  }
   const maxBytes = values["max-message-bytes"];
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
     throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
@@ -60,17 +65,84 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   };
 }
 
+/** Reads an optional number from `round.options`; a wrong type is the client's error. */
+function optionalNumber(options: Record<string, unknown>, key: string): number | undefined {
+  const v = options[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v)) {
+    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** Reads the optional batch-size grid from `round.options`. */
+function optionalGrid(options: Record<string, unknown>): number[] | undefined {
+  const v = options.batch_grid;
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 1)) {
+    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${JSON.stringify(v)}`);
+  }
+  return v as number[];
+}
+
 /**
- * The one place where rounds meet the estimator. `stub` is the transport test runner.
- * TODO(lead): wire `estimateRound` from ./estimate/round.ts here, the history store into
- * `onReport` / `onSessionOpen` (with `args.dataDir`) and the dashboard (with `args.httpPort`).
+ * Runs one round with the estimators, carrying their state in the session. The round index
+ * comes from the history store when there is one, so a run resumed after a sidecar restart
+ * keeps counting where its history ends.
  */
-function makeRunner(args: MainArgs): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "dashboard"> {
+export function estimateRunner(store?: HistoryStore): RoundRunner {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo) => {
+    const o = round.options;
+    const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
+    const params: RoundParams = {
+      run: session.run.id,
+      round: index,
+      step: round.step,
+      epoch: round.epoch,
+      lr: round.lr,
+      batch_size: round.batch_size,
+      n: round.n,
+      momentum: round.momentum,
+      budget: round.budget,
+      params: session.run.params,
+      tol: optionalNumber(o, "tol"),
+      batch_grid: optionalGrid(o),
+      bootstrap: optionalNumber(o, "bootstrap"),
+      seed: optionalNumber(o, "seed"),
+      max_basis: optionalNumber(o, "max_basis"),
+    };
+    const previous = session.state.estimate as RoundState | undefined;
+    const { report, state } = await estimateRound(oracle, params, { state: previous });
+    session.state.estimate = state;
+    return report as unknown as Record<string, unknown>;
+  };
+}
+
+/** The one place where rounds meet the estimator, the history store and the dashboard URL. */
+function makeRunner(
+  args: MainArgs,
+  store: HistoryStore | undefined,
+  dashboard: string | undefined,
+): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
-    runRound: (_oracle: CurvatureOracle, _round: RoundRequest, _session: SessionInfo) =>
-      Promise.reject(new ProtocolError("internal", "Cannot run round: the estimator is not wired into sidecar/main.ts yet")),
+    runRound: estimateRunner(store),
+    dashboard,
+    onSessionOpen: store ? async (run) => void await store.openRun({ ...run } as StoredRunMeta) : undefined,
+    // awaited before the report is sent: a report the client sees is already on disk
+    onReport: store ? async (runId, report) => void await store.append(runId, report as StoredReport) : undefined,
   };
+}
+
+/** Starts the dashboard on the asked port; a port in use falls back to a free one. */
+async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger) {
+  try {
+    return await startDashboard({ store, port });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AddrInUse) || port === 0) throw e;
+    log("warn", "dashboard_port_in_use", { port });
+    return await startDashboard({ store, port: 0 });
+  }
 }
 
 async function main(): Promise<number> {
@@ -87,11 +159,21 @@ async function main(): Promise<number> {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
   const limits = args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {};
-  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args) });
-  console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, pid: Deno.pid }));
+  const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
+  const store = args.runner === "stub" ? undefined : await HistoryStore.open({
+    dataDir,
+    onWarning: (message) => log("warn", "history", { message }),
+  });
+  const dashboard = store && args.httpPort !== -1
+    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log)
+    : undefined;
+  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });
+  console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();
+  await dashboard?.close();
+  store?.close();
   return 0;
 }
 
