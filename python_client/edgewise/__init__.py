@@ -14,6 +14,20 @@ from .stability_lr import LRChange, StabilityLR
 from .estimate import estimate
 from .report import StabilityReport
 
+# Building blocks: the curvature oracle and the sidecar connection
+from .oracle import CurvatureOracle
+from ._client import SidecarClient
+
+# Errors (one per protocol error code)
+from .errors import (
+    EdgewiseError,
+    OracleFailed,
+    ProtocolError,
+    SidecarStartError,
+    SidecarTimeout,
+    VersionMismatch,
+)
+
 __all__ = [
     # attaching to a training run
     "Monitor",
@@ -23,4 +37,14 @@ __all__ = [
     # one-shot reports
     "estimate",
     "StabilityReport",
+    # building blocks
+    "CurvatureOracle",
+    "SidecarClient",
+    # errors
+    "EdgewiseError",
+    "ProtocolError",
+    "SidecarTimeout",
+    "SidecarStartError",
+    "OracleFailed",
+    "VersionMismatch",
 ]
