@@ -11,6 +11,7 @@ import type { CurvatureOracle } from "./oracle.ts";
 import { congruence, leadingColumns, matmul, orthonormalColumns, symEig } from "./_linalg.ts";
 import { checkBlocks, meanBlock, reducedSolve } from "./reduced_solve.ts";
 import { extendBlocks } from "./_blocks.ts";
+import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode davidson}. */
 export interface DavidsonOptions {
@@ -18,7 +19,7 @@ export interface DavidsonOptions {
   p: number;
   /** Converged when `μ` changes by less than `tol` relative… (default 1e-3) */
   tol?: number;
-  /** …and the relative residual is below this (default `sqrt(tol)`). */
+  /** …and the relative residual is below this (default `tol`: measured, the λ error tracks the residual). */
   residualTol?: number;
   /** Columns per expansion (default 8). */
   block?: number;
@@ -28,6 +29,8 @@ export interface DavidsonOptions {
   maxIterations?: number;
   /** Stop when this many HVP-equivalents have been spent by this call. */
   maxHvps?: number;
+  /** Seed of the random combination used to measure the residual (default 1). */
+  seed?: number;
   /** The basis comes from a previous round: the first residual check alone may end the call. */
   warmStart?: boolean;
   /** Columns of that first check on a warm start (default 2: cheap when it already passes). */
@@ -80,11 +83,12 @@ export async function davidson(
   if (k < 1) throw new RangeError("Expected a non-empty basis, got k = 0");
   const p = options.p;
   const tol = options.tol ?? 1e-3;
-  const resTol = options.residualTol ?? Math.sqrt(tol);
+  const resTol = options.residualTol ?? tol;
   const block = options.block ?? 8;
   const maxBasis = Math.max(options.maxBasis ?? 64, 2 * block);
   const maxIterations = options.maxIterations ?? 200;
   const hvp0 = oracle.hvps;
+  const rng = new Rng(options.seed ?? 1);
   let sol = reducedSolve(blocks, m, k, p);
   const history = [sol.lambdaGen];
   let residual = Infinity, iterations = 0, restarts = 0;
@@ -139,7 +143,24 @@ export async function davidson(
         break;
       }
     }
-    const E = leadingColumns(es.vectors, k, k, r);
+    // E: first a random-sign combination of all of S*'s eigenvectors weighted by their
+    // eigenvalues (its residual estimates the residual of the whole S*, which the leading
+    // eigenvectors alone would miss for a high-rank maximiser), then the leading eigenvectors
+    let rank = 0;
+    while (rank < k && es.values[rank] > 1e-8 * es.values[0]) rank++;
+    const mixed = rank > r - 1 && r >= 2;
+    const E = new Float64Array(k * r);
+    for (let a = 0; a < k; a++) {
+      for (let j = 0; j < r; j++) E[a * r + j] = es.vectors[a * k + (mixed ? j - 1 : j)];
+    }
+    if (mixed) {
+      const signs = Array.from({ length: rank }, () => (rng.uniform() < 0.5 ? -1 : 1));
+      for (let a = 0; a < k; a++) {
+        let x = 0;
+        for (let j = 0; j < rank; j++) x += signs[j] * es.values[j] * es.vectors[a * k + j];
+        E[a * r] = x;
+      }
+    }
     const mu = sol.lambdaGen;
     const K = meanBlock(blocks, m, k);
     const S = sol.S;
@@ -159,12 +180,15 @@ export async function davidson(
     // expand without blocks: if the residual already meets the test, the blocks are not needed
     const res = await oracle.expand(coeffs, basisCoeffs, r, false);
     iterations++;
-    let num = 0, den = 0;
+    // relative residual: the largest ‖(I − VVᵀ) G V E_j‖ / (μ κ_max ‖S E_j‖)
+    const SE = matmul(S, E, k, k, r);
+    residual = 0;
     for (let j = 0; j < r; j++) {
-      num += res.norms[j] ** 2;
-      den += es.values[j] ** 2;
+      let se = 0;
+      for (let a = 0; a < k; a++) se += SE[a * r + j] ** 2;
+      residual = Math.max(residual, res.norms[j] / Math.max(Math.sqrt(se), 1e-300));
     }
-    residual = Math.sqrt(num / den) / (mu * Math.max(sol.maxCurvature, 1e-300));
+    residual /= mu * Math.max(sol.maxCurvature, 1e-300);
     const kept = res.keptIndex.length;
     if (kept === 0 || (residual <= resTol && lastChange <= tol)) {
       history.push(sol.lambdaGen);
