@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = [
     "noise_weight", "mean_hessian", "lambda_max", "kron_sum", "moment_d", "lambda_gen_kron",
-    "lambda_gen", "sigma_star", "q_matrix", "q_spectral_radius", "sgd_moment_step",
+    "lambda_gen", "sigma_star", "sample_factors", "measure_dense", "q_matrix", "q_spectral_radius", "sgd_moment_step",
     "mixture_moment_step", "moment_matrix", "bound_top_eigvec", "bound_identity",
     "bound_rank_one", "per_sample_curvature", "lanczos_top",
 ]
@@ -122,7 +122,7 @@ def lanczos_top(matvec: Callable[[np.ndarray], np.ndarray], v0: np.ndarray,
         w = matvec(Qs[j].reshape(shape)).reshape(-1)
         a = float(Qs[j] @ w)
         alphas.append(a)
-        Qm = np.array(Qs)
+        Qm = np.asarray(Qs)
         w = w - Qm.T @ (Qm @ w)
         w = w - Qm.T @ (Qm @ w)
         b = float(np.linalg.norm(w))
@@ -138,35 +138,52 @@ def lanczos_top(matvec: Callable[[np.ndarray], np.ndarray], v0: np.ndarray,
     return theta, vec.reshape(shape), float(res)
 
 
+def sample_factors(Hs: np.ndarray, rel_tol: float = 1e-12) -> tuple[np.ndarray, np.ndarray]:
+    """Low-rank factors ``H_i = F_i diag(s_i) F_iᵀ`` (``F`` of shape ``(n, d, k)``, ``s`` ``(n, k)``).
+
+    Exact up to eigenvalues below ``rel_tol`` times the largest ``|eigenvalue|`` of all
+    ``H_i``; ``k`` is the largest numerical rank (zero-padded).
+    """
+    s, F = np.linalg.eigh(_check(Hs))
+    smax = np.abs(s).max() if s.size else 1.0
+    k = max(1, int((np.abs(s) > rel_tol * smax).sum(axis=1).max()))
+    order = np.argsort(-np.abs(s), axis=1)[:, :k]
+    return (np.take_along_axis(F, order[:, None, :], axis=2),
+            np.take_along_axis(s, order, axis=1))
+
+
 class _Reduced:
     """Per-sample Hessians rotated into the eigenbasis of ``H`` restricted to range(H)."""
 
-    def __init__(self, Hs: np.ndarray, rel_tol: float = 1e-9):
-        Hs = _check(Hs)
-        self.n, self.d = Hs.shape[0], Hs.shape[1]
-        kappa, U = np.linalg.eigh(Hs.mean(axis=0))
+    def __init__(self, Hs: np.ndarray | None = None, rel_tol: float = 1e-9, factors=None):
+        F, s = factors if factors is not None else sample_factors(Hs)
+        self.n, self.d = F.shape[0], F.shape[1]
+        H = np.einsum("nak,nk,nbk->ab", F, s, F) / self.n
+        kappa, U = np.linalg.eigh(0.5 * (H + H.T))
         keep = kappa > rel_tol * max(kappa[-1], 1e-300)
         self.min_curvature = float(kappa[0])
         self.kappa, self.U = kappa[keep], U[:, keep]
         self.r = int(keep.sum())
-        K = np.einsum("da,nde,eb->nab", self.U, Hs, self.U)     # K_i' = Uᵀ H_i U
-        # low-rank factors K_i' = G_i diag(s_i) G_iᵀ (exact up to 1e-12 of the largest)
-        s, G = np.linalg.eigh(K)
-        smax = np.abs(s).max() if s.size else 1.0
-        k = max(1, int((np.abs(s) > 1e-12 * smax).sum(axis=1).max()))
-        order = np.argsort(-np.abs(s), axis=1)[:, :k]
-        self.s = np.take_along_axis(s, order, axis=1)                       # (n, k)
-        self.G = np.take_along_axis(G, order[:, None, :], axis=2)           # (n, r, k)
-        self.K = K
+        self.G = np.einsum("da,ndk->nak", self.U, F)                        # (n, r, k)
+        self.s = s
         ks = self.kappa
         self.W = 1.0 / np.sqrt((ks[:, None] + ks[None, :]) / 2.0)
+
+    @property
+    def K(self) -> np.ndarray:
+        """Dense rotated per-sample Hessians ``K_i' = Uᵀ H_i U`` ``(n, r, r)``."""
+        return np.einsum("nak,nk,nbk->nab", self.G, self.s, self.G)
 
     def apply_t(self, X: np.ndarray, p: float) -> np.ndarray:
         """``T(X) = W ∘ [(1 − p) κ (W∘X) κ + p mean_i K_i' (W∘X) K_i']``."""
         S = self.W * X
         full = self.kappa[:, None] * S * self.kappa[None, :]
-        M = np.einsum("nak,ab,nbl->nkl", self.G, S, self.G) * self.s[:, :, None] * self.s[:, None, :]
-        per = np.einsum("nak,nkl,nbl->ab", self.G, M, self.G) / self.n
+        G = self.G
+        M = (G.transpose(0, 2, 1) @ S @ G) * self.s[:, :, None] * self.s[:, None, :]
+        GM = G @ M                                                     # (n, r, k)
+        r = G.shape[1]
+        per = GM.transpose(1, 0, 2).reshape(r, -1) @ G.transpose(1, 0, 2).reshape(r, -1).T
+        per /= self.n
         return self.W * ((1.0 - p) * full + p * per)
 
 
@@ -193,7 +210,8 @@ def lambda_gen(Hs: np.ndarray, batch_size: int, dense_max: int = 40,
     return _solve(red, p, dense_max)
 
 
-def _solve(red: _Reduced, p: float, dense_max: int = 40):
+def _solve(red: _Reduced, p: float, dense_max: int = 40, sigma0: np.ndarray | None = None,
+           tol: float = 1e-10):
     r = red.r
     if r == 0:
         return 0.0, np.zeros((red.d, red.d))
@@ -212,8 +230,12 @@ def _solve(red: _Reduced, p: float, dense_max: int = 40):
         ev, evec = np.linalg.eigh(0.5 * (Tm + Tm.T))
         lam, X = float(ev[-1]), np.einsum("j,jab->ab", evec[:, -1], basis)
     else:
-        X0 = np.diag(1.0 / red.W.diagonal()) + 0.0  # start near Σ ∝ H-ish
-        lam, X, _ = lanczos_top(lambda Y: red.apply_t(0.5 * (Y + Y.T), p), X0)
+        if sigma0 is not None:                       # warm start from a previous Σ*
+            X0 = (red.U.T @ sigma0 @ red.U) / red.W
+        else:
+            X0 = np.diag(red.kappa)
+        X0 = X0 + 1e-3 * np.abs(X0).max() * np.eye(red.r)
+        lam, X, _ = lanczos_top(lambda Y: red.apply_t(0.5 * (Y + Y.T), p), X0, tol=tol)
     S = red.W * X
     Sigma = red.U @ S @ red.U.T
     tr = np.trace(Sigma)
@@ -323,46 +345,106 @@ def bound_rank_one(Hs: np.ndarray, batch_size: int, n_train: int | None = None,
     eigenvectors of ``H``, the top eigenvector of ``Σ*`` and random starts; best value kept.
     Always a valid lower bound on ``λ_gen`` (it evaluates the quotient at ``Σ = u uᵀ``).
     """
-    Hs = _check(Hs)
-    p = noise_weight(n_train or Hs.shape[0], batch_size)
     red = _Reduced(Hs)
-    K, kap = red.K, red.kappa                 # work in range(H), eigenbasis
-    Hr = np.diag(kap)
+    p = noise_weight(n_train or red.n, batch_size)
+    _, S = _solve(red, p)
+    return _rank_one(red, p, S, starts, iters, seed)
+
+
+def _rank_one(red: _Reduced, p: float, sigma: np.ndarray | None, starts: int, iters: int,
+              seed: int) -> float:
+    G, sv, kap = red.G, red.s, red.kappa          # range(H), eigenbasis; H_i = G s Gᵀ
+
+    def parts(u):
+        c = np.einsum("nak,a->nk", G, u)
+        b = (c * c * sv).sum(1)                    # uᵀ H_i u
+        return b, c
+
+    def value(u):
+        a = (kap * u * u).sum()
+        b, _ = parts(u)
+        return ((1 - p) * a**2 + p * (b**2).mean()) / a
+
     rng = np.random.default_rng(seed)
     cands = [np.eye(red.r)[:, -j] for j in range(1, min(3, red.r) + 1)]
-    try:
-        _, S = _solve(red, p)
-        w, V = np.linalg.eigh(red.U.T @ S @ red.U)
+    if sigma is not None:
+        w, V = np.linalg.eigh(red.U.T @ sigma @ red.U)
         cands.append(V[:, np.argmax(np.abs(w))])
-    except np.linalg.LinAlgError:
-        pass
     cands += [rng.standard_normal(red.r) for _ in range(starts)]
     best = -np.inf
     for u in cands:
         u = u / np.linalg.norm(u)
-        f = _rank_one_value(u, K, Hr, p)
+        f = value(u)
         step = 1.0 / max(kap[-1], 1e-300)
         for _ in range(iters):
-            a = u @ Hr @ u
-            b = np.einsum("a,nab,b->n", u, K, u)
+            a = (kap * u * u).sum()
+            b, c = parts(u)
             num = (1 - p) * a**2 + p * (b**2).mean()
-            gnum = 4 * (1 - p) * a * (Hr @ u) + 4 * p * np.einsum("n,nab,b->a", b, K, u) / len(b)
-            g = (gnum * a - num * 2 * (Hr @ u)) / a**2
+            hiu = np.einsum("nak,nk->na", G, c * sv)                    # H_i u
+            gnum = 4 * (1 - p) * a * (kap * u) + 4 * p * (b[:, None] * hiu).mean(0)
+            g = (gnum * a - num * 2 * (kap * u)) / a**2
             g = g - (g @ u) * u
-            if np.linalg.norm(g) < 1e-10 * max(abs(f), 1e-300):
+            if np.linalg.norm(g) < 1e-10 * max(abs(f), 1e-300) / step:
                 break
             while step > 1e-14:
                 un = u + step * g
                 un /= np.linalg.norm(un)
-                fn = _rank_one_value(un, K, Hr, p)
+                fn = value(un)
                 if fn > f:
                     u, f, step = un, fn, step * 2.0
                     break
                 step *= 0.5
             else:
                 break
+            if step <= 1e-14:
+                break
         best = max(best, f)
     return float(best)
+
+
+def measure_dense(Hs: np.ndarray, batch_size: int, n_train: int | None = None,
+                  n_boot: int = 20, seed: int = 0, level: float = 0.95) -> dict:
+    """All quantities the paper sweep reports, from explicit per-sample Hessians.
+
+    Args:
+        Hs: per-sample Hessians ``(m, d, d)`` of the samples at hand.
+        batch_size: SGD batch size ``B``.
+        n_train: dataset size for ``p`` (default ``m``).
+        n_boot: bootstrap resamples of the samples (with replacement) for the interval.
+        seed: bootstrap seed.
+        level: two-sided level of the percentile interval.
+
+    Returns:
+        dict with ``lambda_max, lambda_gen, lambda_gen_lo, lambda_gen_hi, bound_top_eigvec,
+        bound_rank_one, bound_identity, min_curvature, rank_H, p``.
+    """
+    F, s = sample_factors(Hs)
+    red = _Reduced(factors=(F, s))
+    m = red.n
+    p = noise_weight(n_train or m, batch_size)
+    lam, S = _solve(red, p)
+    u_top = red.U[:, -1]
+    q = (np.einsum("nak,a->nk", F, u_top) ** 2 * s).sum(1)
+    lmax = float(red.kappa[-1])
+    out = dict(lambda_max=lmax, lambda_gen=float(lam),
+               bound_top_eigvec=float(lmax + p * q.var() / lmax),
+               bound_rank_one=_rank_one(red, p, S, starts=2, iters=200, seed=seed),
+               min_curvature=red.min_curvature, rank_H=red.r, p=p)
+    fro_i = (s**2).sum(1)                      # ‖H_i‖_F² (orthonormal eigenvector factors)
+    H = red.U @ np.diag(red.kappa) @ red.U.T
+    out["bound_identity"] = float(((1 - p) * (H**2).sum() + p * fro_i.mean()) / red.kappa.sum())
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, m, size=m)
+        rb = _Reduced(factors=(F[idx], s[idx]))
+        boots.append(_solve(rb, p, sigma0=S, tol=1e-7)[0])
+    if boots:
+        a = (1 - level) / 2
+        out["lambda_gen_lo"], out["lambda_gen_hi"] = (float(v) for v in np.quantile(boots, [a, 1 - a]))
+    else:
+        out["lambda_gen_lo"] = out["lambda_gen_hi"] = float("nan")
+    return out
 
 
 # ---------------------------------------------------------------------------------------

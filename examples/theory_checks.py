@@ -32,6 +32,10 @@ network trained on real MNIST digits (examples/mnist_data.py).
 
 from __future__ import annotations
 
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")   # tiny matrices: BLAS threads only contend on shared CPUs
 import argparse
 import csv
 import math
@@ -333,6 +337,8 @@ def monotone_in_b(Hs) -> tuple[bool, list[float]]:
 
 def run(fast: bool, runs: int, csv_path: Path | None, seed: int = 0, verbose: bool = True):
     t0 = time.time()
+    import torch
+    torch.set_num_threads(1)
     rows, mono = [], []
     mc_steps = 2
     for name, Hs in problems(fast):

@@ -5,6 +5,10 @@ Reference values: docs/theory.md §7 (worked examples, 12 digits). The physical 
 second-moment recursion and by Monte Carlo SGD agree with η* within 2 %.
 """
 
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")   # tiny matrices: BLAS threads only contend on shared CPUs
 import itertools
 import math
 import sys
@@ -203,3 +207,63 @@ def test_recursion_threshold_sees_wrong_process():
     rec = tc.MomentRecursion(Hs, lambda S, K, e: ref.mixture_moment_step(S, K, e, p_with))
     got = rec.threshold(2 / ref.lambda_max(Hs) * 1.001)
     assert abs(got / eta - 1) > 0.02
+
+
+# --------------------------------------------------------------------------- paper sweep
+# (examples/paper/sweep.py and plot.py; kept here because this file owns the examples' tests)
+
+def _sweep_module():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "paper"))
+    import sweep
+    return sweep
+
+
+def test_sweep_gradient_matches_autograd():
+    sw = _sweep_module()
+    cfg = sw.Config(hidden=5)
+    x, y, _ = sw.load_digits(cfg.classes, per_class=3, pool=7)
+    P0 = sw.initial_params(cfg, x.shape[1], 4)
+    P = {k: v[None].clone() for k, v in P0.items()}
+    loss, grads = sw.batch_loss_and_grad(P, x, y)
+    net = sw.to_module(P0)
+    ref_loss = torch.stack([sw.per_sample_loss(net(x[i:i + 1])[0], y[i]) for i in range(len(x))]).mean()
+    ref_grads = torch.autograd.grad(ref_loss, list(net.parameters()))
+    assert float(loss[0]) == pytest.approx(float(ref_loss), rel=1e-12)
+    for k, g in zip(("W1", "b1", "W2", "b2"), ref_grads):
+        torch.testing.assert_close(grads[k][0], g, rtol=1e-10, atol=1e-12)
+
+
+def test_sweep_smoke_writes_csv_and_figures(tmp_path):
+    sw = _sweep_module()
+    path = tmp_path / "sweep_smoke.csv"
+    rows = sw.sweep(sw.CONFIGS["smoke"], path, verbose=False)
+    cfg = sw.CONFIGS["smoke"]
+    assert len(rows) == len(cfg.lrs) * len(cfg.batch_sizes)
+    header = path.read_text().splitlines()[0].split(",")
+    for col in ("lr", "batch_size", "lambda_max", "lambda_gen", "lambda_gen_lo", "lambda_gen_hi",
+                "bound_top_eigvec", "bound_rank_one", "ratio", "converged", "steps", "final_loss"):
+        assert col in header
+    n = cfg.per_class * len(cfg.classes)
+    for r in rows:
+        if r["diverged"]:
+            continue
+        lm, lg = r["lambda_max"], r["lambda_gen"]
+        assert lm <= r["bound_top_eigvec"] * (1 + 1e-9)
+        assert r["bound_top_eigvec"] <= r["bound_rank_one"] * (1 + 1e-6)
+        assert r["bound_rank_one"] <= lg * (1 + 1e-6)
+        assert r["ratio"] == pytest.approx(lg * r["lr"] / 2)
+        if r["batch_size"] == n:
+            assert lg == pytest.approx(lm, rel=1e-8)         # GD: p = 0
+    assert any(r["converged"] for r in rows)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "paper"))
+    import plot
+    assert plot.main(["--csv", str(path), "--out", str(tmp_path)]) == 0
+    for name in ("fig1a_sharpness_vs_lr.png", "fig1b_sharpness_vs_batch.png", "fig2_bounds_vs_edge.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_sweep_measure_refuses_large_models():
+    sw = _sweep_module()
+    net = torch.nn.Linear(30, 30).double()
+    with pytest.raises(ValueError, match="edgewise"):
+        sw.measure_dense(net, sw.per_sample_loss, torch.zeros(2, 30), torch.zeros(2, 30), 1)
