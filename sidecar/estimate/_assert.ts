@@ -12,28 +12,53 @@ export class AssertionError extends Error {
 }
 
 /** Assert that `expr` is truthy. */
-export function assert(expr: unknown, msg = "Expected expression to be truthy"): asserts expr {
+export function assert(
+  expr: unknown,
+  msg = "Expected expression to be truthy",
+): asserts expr {
   if (!expr) throw new AssertionError(msg);
 }
 
 /** Assert `|actual − expected| ≤ tolerance` (default 1e-7). */
-export function assertAlmostEquals(actual: number, expected: number, tolerance = 1e-7, msg?: string): void {
+export function assertAlmostEquals(
+  actual: number,
+  expected: number,
+  tolerance = 1e-7,
+  msg?: string,
+): void {
   if (!(Math.abs(actual - expected) <= tolerance)) {
-    throw new AssertionError(msg ?? `Expected actual: "${actual}" to be close to "${expected}": delta "${Math.abs(actual - expected)}" is greater than "${tolerance}"`);
+    throw new AssertionError(
+      msg ??
+        `Expected actual: "${actual}" to be close to "${expected}": delta "${
+          Math.abs(actual - expected)
+        }" is greater than "${tolerance}"`,
+    );
   }
 }
 
 /** Assert strict equality of primitives, or equal JSON for plain data. */
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  const same = Object.is(actual, expected) || JSON.stringify(actual) === JSON.stringify(expected);
-  if (!same) throw new AssertionError(msg ?? `Values are not equal: ${JSON.stringify(actual)} vs ${JSON.stringify(expected)}`);
+  const same = Object.is(actual, expected) ||
+    JSON.stringify(actual) === JSON.stringify(expected);
+  if (!same) {
+    throw new AssertionError(
+      msg ??
+        `Values are not equal: ${JSON.stringify(actual)} vs ${
+          JSON.stringify(expected)
+        }`,
+    );
+  }
 }
 
 // deno-lint-ignore no-explicit-any
 type ErrorClass = new (...args: any[]) => Error;
 
 /** Assert that `fn` throws an instance of `cls` whose message includes `msgIncludes`. */
-export function assertThrows(fn: () => unknown, cls?: ErrorClass, msgIncludes?: string): Error {
+export function assertThrows(
+  fn: () => unknown,
+  cls?: ErrorClass,
+  msgIncludes?: string,
+): Error {
   try {
     fn();
   } catch (e) {
@@ -44,7 +69,11 @@ export function assertThrows(fn: () => unknown, cls?: ErrorClass, msgIncludes?: 
 }
 
 /** Async variant of {@linkcode assertThrows}. */
-export async function assertRejects(fn: () => Promise<unknown>, cls?: ErrorClass, msgIncludes?: string): Promise<Error> {
+export async function assertRejects(
+  fn: () => Promise<unknown>,
+  cls?: ErrorClass,
+  msgIncludes?: string,
+): Promise<Error> {
   try {
     await fn();
   } catch (e) {
@@ -55,8 +84,18 @@ export async function assertRejects(fn: () => Promise<unknown>, cls?: ErrorClass
 }
 
 function check(e: unknown, cls?: ErrorClass, msgIncludes?: string): void {
-  if (cls && !(e instanceof cls)) throw new AssertionError(`Expected error to be instance of "${cls.name}", got "${(e as Error)?.name}"`);
+  if (cls && !(e instanceof cls)) {
+    throw new AssertionError(
+      `Expected error to be instance of "${cls.name}", got "${
+        (e as Error)?.name
+      }"`,
+    );
+  }
   if (msgIncludes && !String((e as Error)?.message).includes(msgIncludes)) {
-    throw new AssertionError(`Expected error message to include "${msgIncludes}", got "${(e as Error)?.message}"`);
+    throw new AssertionError(
+      `Expected error message to include "${msgIncludes}", got "${
+        (e as Error)?.message
+      }"`,
+    );
   }
 }

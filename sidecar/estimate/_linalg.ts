@@ -28,16 +28,22 @@ export interface SymEig {
  */
 export function symEig(a: Float64Array, n: number): SymEig {
   if (a.length !== n * n) {
-    throw new RangeError(`Expected ${n * n} entries for a ${n}×${n} matrix, got ${a.length}`);
+    throw new RangeError(
+      `Expected ${n * n} entries for a ${n}×${n} matrix, got ${a.length}`,
+    );
   }
-  if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
+  if (n === 0) {
+    return { values: new Float64Array(0), vectors: new Float64Array(0) };
+  }
   const rows: number[][] = [];
   for (let i = 0; i < n; i++) {
     const row = new Array<number>(n);
     for (let j = 0; j < n; j++) row[j] = 0.5 * (a[i * n + j] + a[j * n + i]);
     rows.push(row);
   }
-  const e = new EigenvalueDecomposition(new Matrix(rows), { assumeSymmetric: true });
+  const e = new EigenvalueDecomposition(new Matrix(rows), {
+    assumeSymmetric: true,
+  });
   const vals = e.realEigenvalues;
   const vecs = e.eigenvectorMatrix;
   const order = vals.map((_, i) => i).sort((x, y) => vals[y] - vals[x]);
@@ -51,7 +57,13 @@ export function symEig(a: Float64Array, n: number): SymEig {
 }
 
 /** `C = A B` with `A` `r × s`, `B` `s × c`. */
-export function matmul(a: Float64Array, b: Float64Array, r: number, s: number, c: number): Float64Array {
+export function matmul(
+  a: Float64Array,
+  b: Float64Array,
+  r: number,
+  s: number,
+  c: number,
+): Float64Array {
   const out = new Float64Array(r * c);
   for (let i = 0; i < r; i++) {
     for (let l = 0; l < s; l++) {
@@ -67,12 +79,19 @@ export function matmul(a: Float64Array, b: Float64Array, r: number, s: number, c
 /** `Aᵀ` for `A` `r × c`. */
 export function transpose(a: Float64Array, r: number, c: number): Float64Array {
   const out = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
+  }
   return out;
 }
 
 /** `Uᵀ A U` for symmetric `A` `n × n` and `U` `n × k`. */
-export function congruence(a: Float64Array, u: Float64Array, n: number, k: number): Float64Array {
+export function congruence(
+  a: Float64Array,
+  u: Float64Array,
+  n: number,
+  k: number,
+): Float64Array {
   return matmul(transpose(u, n, k), matmul(a, u, n, n, k), k, n, k);
 }
 
@@ -89,16 +108,28 @@ export function norm(x: Float64Array): number {
 }
 
 /** Column `j` of `A` (`r × c`). */
-export function column(a: Float64Array, r: number, c: number, j: number): Float64Array {
+export function column(
+  a: Float64Array,
+  r: number,
+  c: number,
+  j: number,
+): Float64Array {
   const out = new Float64Array(r);
   for (let i = 0; i < r; i++) out[i] = a[i * c + j];
   return out;
 }
 
 /** The first `kNew` columns of `A` (`r × c`), `r × kNew`. */
-export function leadingColumns(a: Float64Array, r: number, c: number, kNew: number): Float64Array {
+export function leadingColumns(
+  a: Float64Array,
+  r: number,
+  c: number,
+  kNew: number,
+): Float64Array {
   const out = new Float64Array(r * kNew);
-  for (let i = 0; i < r; i++) for (let j = 0; j < kNew; j++) out[i * kNew + j] = a[i * c + j];
+  for (let i = 0; i < r; i++) {
+    for (let j = 0; j < kNew; j++) out[i * kNew + j] = a[i * c + j];
+  }
   return out;
 }
 
@@ -148,7 +179,12 @@ export function gramSchmidt(
  * @param c columns
  * @returns `{ q, k }` with `q` `n × k`
  */
-export function orthonormalColumns(a: Float64Array, n: number, c: number, drop = 1e-10): { q: Float64Array; k: number } {
+export function orthonormalColumns(
+  a: Float64Array,
+  n: number,
+  c: number,
+  drop = 1e-10,
+): { q: Float64Array; k: number } {
   const cols: Float64Array[] = [];
   for (let j = 0; j < c; j++) cols.push(column(a, n, c, j));
   const { kept } = gramSchmidt(cols, [], drop);

@@ -11,7 +11,9 @@ export class Rng {
   #spare: number | undefined;
   /** @param seed any integer; equal seeds give equal streams */
   constructor(seed: number) {
-    if (!Number.isFinite(seed)) throw new TypeError(`Expected a finite seed, got ${seed}`);
+    if (!Number.isFinite(seed)) {
+      throw new TypeError(`Expected a finite seed, got ${seed}`);
+    }
     this.#state = (Math.trunc(seed) ^ 0x9e3779b9) >>> 0;
   }
   /** Uniform in [0, 1). */

@@ -9,11 +9,21 @@ import { symEig } from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
 
 /** `A ⊗ B` for `d × d` matrices, `d² × d²`. */
-export function kron(a: Float64Array, b: Float64Array, d: number): Float64Array {
+export function kron(
+  a: Float64Array,
+  b: Float64Array,
+  d: number,
+): Float64Array {
   const n = d * d, out = new Float64Array(n * n);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-    const x = a[i * d + j];
-    for (let k = 0; k < d; k++) for (let l = 0; l < d; l++) out[(i * d + k) * n + (j * d + l)] = x * b[k * d + l];
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) {
+      const x = a[i * d + j];
+      for (let k = 0; k < d; k++) {
+        for (let l = 0; l < d; l++) {
+          out[(i * d + k) * n + (j * d + l)] = x * b[k * d + l];
+        }
+      }
+    }
   }
   return out;
 }
@@ -21,12 +31,18 @@ export function kron(a: Float64Array, b: Float64Array, d: number): Float64Array 
 /** Mean of matrices. */
 export function mean(ms: Float64Array[]): Float64Array {
   const out = new Float64Array(ms[0].length);
-  for (const x of ms) for (let t = 0; t < x.length; t++) out[t] += x[t] / ms.length;
+  for (const x of ms) {
+    for (let t = 0; t < x.length; t++) out[t] += x[t] / ms.length;
+  }
   return out;
 }
 
 /** `H ⊕ H` and `D` for per-sample `H_i` and weight `p` (theory §1). */
-export function kroneckerOperators(hs: Float64Array[], d: number, p: number): { sum: Float64Array; D: Float64Array } {
+export function kroneckerOperators(
+  hs: Float64Array[],
+  d: number,
+  p: number,
+): { sum: Float64Array; D: Float64Array } {
   const H = mean(hs), I = new Float64Array(d * d);
   for (let i = 0; i < d; i++) I[i * d + i] = 1;
   const a = kron(H, I, d), b = kron(I, H, d);
@@ -40,7 +56,11 @@ export function kroneckerOperators(hs: Float64Array[], d: number, p: number): { 
 }
 
 /** `λ_max(2 (H ⊕ H)^† D)` densely, as `2 λ_max(P^{1/2} D P^{1/2})` with `P = (H ⊕ H)^†`. */
-export function denseLambdaGen(hs: Float64Array[], d: number, p: number): number {
+export function denseLambdaGen(
+  hs: Float64Array[],
+  d: number,
+  p: number,
+): number {
   const { sum, D } = kroneckerOperators(hs, d, p);
   const n = d * d;
   const e = symEig(sum, n);
@@ -50,14 +70,23 @@ export function denseLambdaGen(hs: Float64Array[], d: number, p: number): number
   for (let j = 0; j < n; j++) {
     if (e.values[j] <= cut) continue;
     const s = 1 / Math.sqrt(e.values[j]);
-    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) R[a * n + b] += s * e.vectors[a * n + j] * e.vectors[b * n + j];
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) {
+        R[a * n + b] += s * e.vectors[a * n + j] * e.vectors[b * n + j];
+      }
+    }
   }
   const RD = mm(R, D, n), M = mm(RD, R, n);
   return 2 * symEig(M, n).values[0];
 }
 
 /** Spectral radius of the (symmetric) second-moment map `Q = I − η(H⊕H) + η² D`. */
-export function denseQRadius(hs: Float64Array[], d: number, p: number, eta: number): number {
+export function denseQRadius(
+  hs: Float64Array[],
+  d: number,
+  p: number,
+  eta: number,
+): number {
   const { sum, D } = kroneckerOperators(hs, d, p);
   const n = d * d;
   const Q = new Float64Array(n * n);
@@ -70,22 +99,33 @@ export function denseQRadius(hs: Float64Array[], d: number, p: number, eta: numb
 /** Dense square matrix product. */
 export function mm(a: Float64Array, b: Float64Array, n: number): Float64Array {
   const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let l = 0; l < n; l++) {
-    const x = a[i * n + l];
-    if (x !== 0) for (let j = 0; j < n; j++) out[i * n + j] += x * b[l * n + j];
+  for (let i = 0; i < n; i++) {
+    for (let l = 0; l < n; l++) {
+      const x = a[i * n + l];
+      if (x !== 0) {
+        for (let j = 0; j < n; j++) out[i * n + j] += x * b[l * n + j];
+      }
+    }
   }
   return out;
 }
 
 /** `m` random PSD `d × d` matrices `A Aᵀ / d` with `A` of `rank` Gaussian columns. */
-export function randomPsd(m: number, d: number, rank: number, seed: number): Float64Array[] {
+export function randomPsd(
+  m: number,
+  d: number,
+  rank: number,
+  seed: number,
+): Float64Array[] {
   const rng = new Rng(seed);
   return Array.from({ length: m }, () => {
     const a = rng.normals(d * rank), h = new Float64Array(d * d);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) {
-      let s = 0;
-      for (let t = 0; t < rank; t++) s += a[i * rank + t] * a[j * rank + t];
-      h[i * d + j] = s / d;
+    for (let i = 0; i < d; i++) {
+      for (let j = 0; j < d; j++) {
+        let s = 0;
+        for (let t = 0; t < rank; t++) s += a[i * rank + t] * a[j * rank + t];
+        h[i * d + j] = s / d;
+      }
     }
     return h;
   });
@@ -107,8 +147,14 @@ export const THREE_SAMPLES: Float64Array[] = [
 
 /** Theory §7: linear regression rows, `H_i = x_i x_iᵀ`. */
 export const REGRESSION: Float64Array[] = [
-  [0, 0.3, -0.27], [-0.89, -0.45, -0.99], [0.06, 1.34, -0.49], [-0.62, 0.49, 0.36], [0.11, -0.93, -0.03],
-].map((x) => Float64Array.from({ length: 9 }, (_, t) => x[Math.floor(t / 3)] * x[t % 3]));
+  [0, 0.3, -0.27],
+  [-0.89, -0.45, -0.99],
+  [0.06, 1.34, -0.49],
+  [-0.62, 0.49, 0.36],
+  [0.11, -0.93, -0.03],
+].map((x) =>
+  Float64Array.from({ length: 9 }, (_, t) => x[Math.floor(t / 3)] * x[t % 3])
+);
 
 /** Relative difference. */
 export function rel(a: number, b: number): number {

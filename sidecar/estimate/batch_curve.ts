@@ -16,8 +16,12 @@ import { reducedSolve } from "./reduced_solve.ts";
  * ```
  */
 export function batchNoiseWeight(B: number, n: number): number {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`Expected n to be a positive integer, got ${n}`);
-  if (!Number.isInteger(B) || B < 1 || B > n) throw new RangeError(`Expected a batch size in 1..${n}, got ${B}`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`Expected n to be a positive integer, got ${n}`);
+  }
+  if (!Number.isInteger(B) || B < 1 || B > n) {
+    throw new RangeError(`Expected a batch size in 1..${n}, got ${B}`);
+  }
   return n === 1 ? 0 : (n - B) / (B * (n - 1));
 }
 
@@ -45,11 +49,22 @@ export function batchCurve(
   lr: number,
   start?: Float64Array,
 ): { points: BatchPoint[]; minStableBatch?: number } {
-  const bs = [...new Set(grid.filter((B) => Number.isInteger(B) && B >= 1 && B <= n))].sort((a, b) => a - b);
+  const bs = [
+    ...new Set(grid.filter((B) => Number.isInteger(B) && B >= 1 && B <= n)),
+  ].sort((a, b) => a - b);
   const points: BatchPoint[] = [];
   for (const B of bs) {
-    const sol = reducedSolve(blocks, m, k, batchNoiseWeight(B, n), { start, tol: 1e-10 });
-    if (sol.lambdaGen > 0) points.push({ B, eta_star: 2 / sol.lambdaGen, lambda_gen: sol.lambdaGen });
+    const sol = reducedSolve(blocks, m, k, batchNoiseWeight(B, n), {
+      start,
+      tol: 1e-9,
+    });
+    if (sol.lambdaGen > 0) {
+      points.push({
+        B,
+        eta_star: 2 / sol.lambdaGen,
+        lambda_gen: sol.lambdaGen,
+      });
+    }
   }
   const stable = points.find((pt) => lr <= pt.eta_star);
   return { points, minStableBatch: stable?.B };

@@ -55,32 +55,58 @@ export function bootstrapInterval(
   checkBlocks(blocks, m, k);
   const count = options.count ?? 200;
   const level = options.level ?? 0.9;
-  if (!Number.isInteger(count) || count < 0) throw new RangeError(`Expected a non-negative integer count, got ${count}`);
-  if (!(level > 0 && level < 1)) throw new RangeError(`Expected a level in (0, 1), got ${level}`);
+  if (!Number.isInteger(count) || count < 0) {
+    throw new RangeError(`Expected a non-negative integer count, got ${count}`);
+  }
+  if (!(level > 0 && level < 1)) {
+    throw new RangeError(`Expected a level in (0, 1), got ${level}`);
+  }
   if (count < 2 || m < 2) return undefined;
   // the subspace of S*'s leading eigenvectors
   const es = symEig(S, k);
   let kb = 0;
-  while (kb < Math.min(options.maxDim ?? 24, k) && Math.abs(es.values[kb]) > 1e-8 * Math.abs(es.values[0])) kb++;
+  while (
+    kb < Math.min(options.maxDim ?? 24, k) &&
+    Math.abs(es.values[kb]) > 1e-8 * Math.abs(es.values[0])
+  ) kb++;
   const U = leadingColumns(es.vectors, k, k, kb);
   const sb = new Float64Array(m * kb * kb);
-  for (let i = 0; i < m; i++) sb.set(congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kb), i * kb * kb);
+  for (let i = 0; i < m; i++) {
+    sb.set(
+      congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kb),
+      i * kb * kb,
+    );
+  }
   const start = congruence(S, U, k, kb);
   const rng = new Rng(options.seed ?? 1);
   const values: number[] = [];
   const w = new Float64Array(m);
   for (let b = 0; b < count; b++) {
-    if (options.deadline !== undefined && performance.now() >= options.deadline) break;
+    if (
+      options.deadline !== undefined && performance.now() >= options.deadline
+    ) break;
     w.fill(0);
     for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
-    const sol = reducedSolve(sb, m, kb, p, { weights: w, start, maxIter: options.maxIter ?? 10, tol: 1e-8 });
+    const sol = reducedSolve(sb, m, kb, p, {
+      weights: w,
+      start,
+      maxIter: options.maxIter ?? 10,
+      tol: 1e-8,
+    });
     if (sol.lambdaGen > 0) values.push(sol.lambdaGen);
   }
   if (values.length < 2) return undefined;
   values.sort((a, b) => a - b);
   const lo = quantile(values, (1 - level) / 2);
   const hi = quantile(values, (1 + level) / 2);
-  return { lambda_gen_lo: lo, lambda_gen_hi: hi, eta_star_lo: 2 / hi, eta_star_hi: 2 / lo, level, count: values.length };
+  return {
+    lambda_gen_lo: lo,
+    lambda_gen_hi: hi,
+    eta_star_lo: 2 / hi,
+    eta_star_hi: 2 / lo,
+    level,
+    count: values.length,
+  };
 }
 
 /** Linear-interpolation quantile of sorted values. */
@@ -88,5 +114,7 @@ function quantile(sorted: number[], q: number): number {
   const pos = q * (sorted.length - 1);
   const i = Math.floor(pos);
   const f = pos - i;
-  return i + 1 < sorted.length ? sorted[i] * (1 - f) + sorted[i + 1] * f : sorted[i];
+  return i + 1 < sorted.length
+    ? sorted[i] * (1 - f) + sorted[i + 1] * f
+    : sorted[i];
 }

@@ -10,18 +10,28 @@ Deno.test("bootstrapInterval() contains the point estimate, is seeded, and inver
   for (const p of [1, 0.2]) {
     const sol = reducedSolve(b, m, d, p);
     const ci = bootstrapInterval(b, m, d, p, sol.S, { count: 200, seed: 4 })!;
-    assert(ci.lambda_gen_lo <= sol.lambdaGen && sol.lambdaGen <= ci.lambda_gen_hi, `${ci.lambda_gen_lo} ${sol.lambdaGen} ${ci.lambda_gen_hi}`);
+    assert(
+      ci.lambda_gen_lo <= sol.lambdaGen && sol.lambdaGen <= ci.lambda_gen_hi,
+      `${ci.lambda_gen_lo} ${sol.lambdaGen} ${ci.lambda_gen_hi}`,
+    );
     assert(ci.lambda_gen_lo < ci.lambda_gen_hi);
     assertEquals(ci.eta_star_lo, 2 / ci.lambda_gen_hi);
     assertEquals(ci.level, 0.9);
     assertEquals(ci.count, 200);
-    assertEquals(bootstrapInterval(b, m, d, p, sol.S, { count: 200, seed: 4 }), ci);
+    assertEquals(
+      bootstrapInterval(b, m, d, p, sol.S, { count: 200, seed: 4 }),
+      ci,
+    );
   }
   // no sampling error when all samples are equal
   const same = stack(Array.from({ length: 5 }, () => hs[0]));
   const s = reducedSolve(same, 5, d, 1);
   const ci = bootstrapInterval(same, 5, d, 1, s.S, { count: 20 })!;
   assert(Math.abs(ci.lambda_gen_hi - ci.lambda_gen_lo) < 1e-9 * s.lambdaGen);
-  assertThrows(() => bootstrapInterval(b, m, d, 1, s.S, { level: 1.5 }), RangeError, "Expected a level in (0, 1)");
+  assertThrows(
+    () => bootstrapInterval(b, m, d, 1, s.S, { level: 1.5 }),
+    RangeError,
+    "Expected a level in (0, 1)",
+  );
   assertEquals(bootstrapInterval(b, m, d, 1, s.S, { count: 0 }), undefined);
 });

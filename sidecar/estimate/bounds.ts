@@ -19,11 +19,22 @@ function quad(a: Float64Array, u: Float64Array, k: number): number {
  * @param y unit vector in basis coordinates (e.g. the top eigenvector of `K`)
  * @returns `R(v vᵀ)`; 0 when `vᵀHv ≤ 0`
  */
-export function topEigvecBound(blocks: Float64Array, m: number, k: number, p: number, y: Float64Array): number {
+export function topEigvecBound(
+  blocks: Float64Array,
+  m: number,
+  k: number,
+  p: number,
+  y: Float64Array,
+): number {
   checkBlocks(blocks, m, k);
-  if (y.length !== k) throw new RangeError(`Expected a vector of length ${k}, got ${y.length}`);
+  if (y.length !== k) {
+    throw new RangeError(`Expected a vector of length ${k}, got ${y.length}`);
+  }
   const n2 = dot(y, y);
-  const qs = Array.from({ length: m }, (_, i) => quad(blocks.subarray(i * k * k, (i + 1) * k * k), y, k) / n2);
+  const qs = Array.from(
+    { length: m },
+    (_, i) => quad(blocks.subarray(i * k * k, (i + 1) * k * k), y, k) / n2,
+  );
   const mean = qs.reduce((s, x) => s + x, 0) / m;
   if (!(mean > 0)) return 0;
   const v = qs.reduce((s, x) => s + (x - mean) ** 2, 0) / m;
@@ -46,7 +57,9 @@ export function identityBound(
   kNormF2: number,
 ): { value: number; se: number } | undefined {
   if (hutch.quad.length !== m * r || hutch.sqNorms.length !== m * r) {
-    throw new RangeError(`Expected Hutchinson results of ${m}×${r}, got ${hutch.quad.length}`);
+    throw new RangeError(
+      `Expected Hutchinson results of ${m}×${r}, got ${hutch.quad.length}`,
+    );
   }
   if (r < 1) return undefined;
   const a = new Float64Array(r), b = new Float64Array(r);
@@ -84,10 +97,19 @@ export interface RankOneOptions {
  * over `u` in the subspace, by Riemannian gradient ascent with backtracking from several starts.
  * @returns the best value found (a valid lower bound on `λ_gen` whatever the ascent reaches)
  */
-export function rankOneBound(blocks: Float64Array, m: number, k: number, p: number, options: RankOneOptions = {}): number {
+export function rankOneBound(
+  blocks: Float64Array,
+  m: number,
+  k: number,
+  p: number,
+  options: RankOneOptions = {},
+): number {
   checkBlocks(blocks, m, k);
   const K = meanBlock(blocks, m, k);
-  const ks = Array.from({ length: m }, (_, i) => blocks.subarray(i * k * k, (i + 1) * k * k));
+  const ks = Array.from(
+    { length: m },
+    (_, i) => blocks.subarray(i * k * k, (i + 1) * k * k),
+  );
   const f = (u: Float64Array): number => {
     const d = quad(K, u, k);
     if (!(d > 0)) return 0;
@@ -107,7 +129,9 @@ export function rankOneBound(blocks: Float64Array, m: number, k: number, p: numb
       for (let t = 0; t < k; t++) g[t] += ((4 * p) / m) * qi * kiu[t];
     }
     const num = (1 - p) * d * d + (p * s) / m;
-    for (let t = 0; t < k; t++) g[t] = (g[t] + 4 * (1 - p) * d * ku[t]) / d - (num / (d * d)) * 2 * ku[t];
+    for (let t = 0; t < k; t++) {
+      g[t] = (g[t] + 4 * (1 - p) * d * ku[t]) / d - (num / (d * d)) * 2 * ku[t];
+    }
     const gu = dot(g, u);
     for (let t = 0; t < k; t++) g[t] -= gu * u[t];
     return g;
@@ -115,9 +139,15 @@ export function rankOneBound(blocks: Float64Array, m: number, k: number, p: numb
   const e = symEig(K, k);
   const starts: Float64Array[] = [];
   for (let j = 0; j < Math.min(options.starts ?? 4, k); j++) {
-    if (e.values[j] > 0) starts.push(Float64Array.from({ length: k }, (_, a) => e.vectors[a * k + j]));
+    if (e.values[j] > 0) {
+      starts.push(
+        Float64Array.from({ length: k }, (_, a) => e.vectors[a * k + j]),
+      );
+    }
   }
-  for (const x of options.extra ?? []) if (x.length === k && dot(x, x) > 0) starts.push(x);
+  for (const x of options.extra ?? []) {
+    if (x.length === k && dot(x, x) > 0) starts.push(x);
+  }
   let best = 0;
   for (const s0 of starts) {
     let u = normalised(s0);

@@ -2,11 +2,19 @@ import { assert, assertAlmostEquals } from "./_assert.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { symEig } from "./_linalg.ts";
-import { denseLambdaGen, mean, randomPsd, stack, THREE_SAMPLES } from "./_testing.ts";
+import {
+  denseLambdaGen,
+  mean,
+  randomPsd,
+  stack,
+  THREE_SAMPLES,
+} from "./_testing.ts";
 
 const quadForm = (h: Float64Array, v: ArrayLike<number>, d: number) => {
   let s = 0;
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) s += v[i] * h[i * d + j] * v[j];
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) s += v[i] * h[i * d + j] * v[j];
+  }
   return s;
 };
 
@@ -25,15 +33,25 @@ Deno.test("bounds are below λ_gen and match their dense formulas (theory §3)",
     const variance = q.reduce((s, x) => s + (x - qm) ** 2, 0) / m;
     assertAlmostEquals(top, e.values[0] + (p * variance) / e.values[0], 1e-12);
     const r1 = rankOneBound(b, m, d, p);
-    assert(top <= r1 * (1 + 1e-12) && r1 <= lam * (1 + 1e-10), `p=${p}: ${top} ≤ ${r1} ≤ ${lam}`);
+    assert(
+      top <= r1 * (1 + 1e-12) && r1 <= lam * (1 + 1e-10),
+      `p=${p}: ${top} ≤ ${r1} ≤ ${lam}`,
+    );
     // identity bound: exact value from dense Frobenius norms, estimate within 4 standard errors
     const fro = (x: Float64Array) => x.reduce((s, y) => s + y * y, 0);
-    const tr = Array.from({ length: d }, (_, i) => H[i * d + i]).reduce((s, x) => s + x, 0);
-    const exact = ((1 - p) * fro(H) + (p * hs.reduce((s, h) => s + fro(h), 0)) / m) / tr;
+    const tr = Array.from({ length: d }, (_, i) => H[i * d + i]).reduce(
+      (s, x) => s + x,
+      0,
+    );
+    const exact = ((1 - p) * fro(H) + (p * hs.reduce((s, h) =>
+          s + fro(h), 0)) / m) / tr;
     const r = 400;
     const hutch = await new SyntheticOracle(hs).hutchinson(r, 3);
     const idb = identityBound(hutch, m, r, p, fro(H))!;
-    assert(Math.abs(idb.value - exact) < 4 * idb.se + 1e-12, `${idb.value} vs ${exact} ± ${idb.se}`);
+    assert(
+      Math.abs(idb.value - exact) < 4 * idb.se + 1e-12,
+      `${idb.value} vs ${exact} ± ${idb.se}`,
+    );
     assert(exact <= lam * (1 + 1e-10));
   }
 });
@@ -46,7 +64,10 @@ Deno.test("rankOneBound() finds the best rank-one Σ (grid search in d = 2)", ()
       const th = (Math.PI * t) / 200000, u = [Math.cos(th), Math.sin(th)];
       const q = THREE_SAMPLES.map((h) => quadForm(h, u, 2));
       const dq = q.reduce((s, x) => s + x, 0) / 3;
-      best = Math.max(best, ((1 - p) * dq * dq + (p * q.reduce((s, x) => s + x * x, 0)) / 3) / dq);
+      best = Math.max(
+        best,
+        ((1 - p) * dq * dq + (p * q.reduce((s, x) => s + x * x, 0)) / 3) / dq,
+      );
     }
     assertAlmostEquals(rankOneBound(b, 3, 2, p), best, 1e-9);
   }

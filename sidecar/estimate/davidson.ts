@@ -8,7 +8,7 @@
  * @module
  */
 import type { CurvatureOracle } from "./oracle.ts";
-import { congruence, leadingColumns, matmul, orthonormalColumns, symEig } from "./_linalg.ts";
+import { congruence, matmul, orthonormalColumns, symEig } from "./_linalg.ts";
 import { checkBlocks, meanBlock, reducedSolve } from "./reduced_solve.ts";
 import { extendBlocks } from "./_blocks.ts";
 import { Rng } from "./_rng.ts";
@@ -58,7 +58,12 @@ export interface DavidsonResult {
   iterations: number;
   /** Restarts performed. */
   restarts: number;
-  stopped: "converged" | "budget_hvps" | "budget_seconds" | "max_basis" | "max_iterations";
+  stopped:
+    | "converged"
+    | "budget_hvps"
+    | "budget_seconds"
+    | "max_basis"
+    | "max_iterations";
   minCurvature: number;
   maxCurvature: number;
   droppedDirections: number;
@@ -96,11 +101,16 @@ export async function davidson(
   let lastChange = options.warmStart ? 0 : Infinity;
   let stopped: DavidsonResult["stopped"] = "max_iterations";
   while (iterations < maxIterations) {
-    if (options.maxHvps !== undefined && (oracle.hvps - hvp0) / m >= options.maxHvps) {
+    if (
+      options.maxHvps !== undefined &&
+      (oracle.hvps - hvp0) / m >= options.maxHvps
+    ) {
       stopped = "budget_hvps";
       break;
     }
-    if (options.deadline !== undefined && performance.now() >= options.deadline) {
+    if (
+      options.deadline !== undefined && performance.now() >= options.deadline
+    ) {
       stopped = "budget_seconds";
       break;
     }
@@ -111,9 +121,13 @@ export async function davidson(
     // leading eigenvectors of S*
     let es = symEig(sol.S, k);
     let r = 0;
-    const width = options.warmStart && iterations === 0 ? Math.min(block, options.warmBlock ?? 2) : block;
+    const width = options.warmStart && iterations === 0
+      ? Math.min(block, options.warmBlock ?? 2)
+      : block;
     while (r < Math.min(width, k) && es.values[r] > 1e-8 * es.values[0]) r++;
-    if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) r = maxBasis - k;
+    if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) {
+      r = maxBasis - k;
+    }
     if (k + r > maxBasis) {
       const keepS = Math.max(1, Math.min(r, maxBasis - 2 * block - 2));
       const nK = Math.min(2, k);
@@ -123,13 +137,22 @@ export async function davidson(
       const nS = Math.max(keepS, nKeep - nK);
       const cand2 = new Float64Array(k * (nS + nK));
       for (let a = 0; a < k; a++) {
-        for (let j = 0; j < nS; j++) cand2[a * (nS + nK) + j] = es.vectors[a * k + j];
-        for (let j = 0; j < nK; j++) cand2[a * (nS + nK) + nS + j] = ek.vectors[a * k + j];
+        for (let j = 0; j < nS; j++) {
+          cand2[a * (nS + nK) + j] = es.vectors[a * k + j];
+        }
+        for (let j = 0; j < nK; j++) {
+          cand2[a * (nS + nK) + nS + j] = ek.vectors[a * k + j];
+        }
       }
       const { q: U, k: kNew } = orthonormalColumns(cand2, k, nS + nK, 1e-8);
       await oracle.rotate(U, kNew);
       const nb = new Float64Array(m * kNew * kNew);
-      for (let i = 0; i < m; i++) nb.set(congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew), i * kNew * kNew);
+      for (let i = 0; i < m; i++) {
+        nb.set(
+          congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew),
+          i * kNew * kNew,
+        );
+      }
       const startS = congruence(sol.S, U, k, kNew);
       blocks = nb;
       k = kNew;
@@ -137,7 +160,10 @@ export async function davidson(
       sol = reducedSolve(blocks, m, k, p, { start: startS });
       es = symEig(sol.S, k);
       r = 0;
-      while (r < Math.min(block, k, maxBasis - k) && es.values[r] > 1e-8 * es.values[0]) r++;
+      while (
+        r < Math.min(block, k, maxBasis - k) &&
+        es.values[r] > 1e-8 * es.values[0]
+      ) r++;
       if (r === 0) {
         stopped = "max_basis";
         break;
@@ -151,13 +177,20 @@ export async function davidson(
     const mixed = rank > r - 1 && r >= 2;
     const E = new Float64Array(k * r);
     for (let a = 0; a < k; a++) {
-      for (let j = 0; j < r; j++) E[a * r + j] = es.vectors[a * k + (mixed ? j - 1 : j)];
+      for (let j = 0; j < r; j++) {
+        E[a * r + j] = es.vectors[a * k + (mixed ? j - 1 : j)];
+      }
     }
     if (mixed) {
-      const signs = Array.from({ length: rank }, () => (rng.uniform() < 0.5 ? -1 : 1));
+      const signs = Array.from(
+        { length: rank },
+        () => (rng.uniform() < 0.5 ? -1 : 1),
+      );
       for (let a = 0; a < k; a++) {
         let x = 0;
-        for (let j = 0; j < rank; j++) x += signs[j] * es.values[j] * es.vectors[a * k + j];
+        for (let j = 0; j < rank; j++) {
+          x += signs[j] * es.values[j] * es.vectors[a * k + j];
+        }
         E[a * r] = x;
       }
     }
@@ -166,7 +199,9 @@ export async function davidson(
     const S = sol.S;
     const SK = matmul(S, K, k, k, k);
     const common = new Float64Array(k * k);
-    for (let t = 0; t < k * k; t++) common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
+    for (let t = 0; t < k * k; t++) {
+      common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
+    }
     const coeffs = new Float64Array(m * k * r);
     for (let i = 0; i < m; i++) {
       const ki = blocks.subarray(i * k * k, (i + 1) * k * k);
@@ -186,7 +221,10 @@ export async function davidson(
     for (let j = 0; j < r; j++) {
       let se = 0;
       for (let a = 0; a < k; a++) se += SE[a * r + j] ** 2;
-      residual = Math.max(residual, res.norms[j] / Math.max(Math.sqrt(se), 1e-300));
+      residual = Math.max(
+        residual,
+        res.norms[j] / Math.max(Math.sqrt(se), 1e-300),
+      );
     }
     residual /= mu * Math.max(sol.maxCurvature, 1e-300);
     const kept = res.keptIndex.length;
@@ -200,7 +238,9 @@ export async function davidson(
       const kNew = k + kept;
       const nb = extendBlocks(blocks, add, m, k, kept);
       const start = new Float64Array(kNew * kNew);
-      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
+      for (let a = 0; a < k; a++) {
+        for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
+      }
       blocks = nb;
       k = kNew;
       sol = reducedSolve(blocks, m, k, p, { start });
@@ -209,8 +249,18 @@ export async function davidson(
     lastChange = Math.abs(sol.lambdaGen - mu) / Math.max(sol.lambdaGen, 1e-300);
   }
   return {
-    lambdaGen: sol.lambdaGen, S: sol.S, blocks, k, converged: stopped === "converged", residual, history,
-    iterations, restarts, stopped, minCurvature: sol.minCurvature, maxCurvature: sol.maxCurvature,
+    lambdaGen: sol.lambdaGen,
+    S: sol.S,
+    blocks,
+    k,
+    converged: stopped === "converged",
+    residual,
+    history,
+    iterations,
+    restarts,
+    stopped,
+    minCurvature: sol.minCurvature,
+    maxCurvature: sol.maxCurvature,
     droppedDirections: sol.droppedDirections,
   };
 }
@@ -230,13 +280,19 @@ export async function compactBasis(
   const m = oracle.probeSize, kO = oracle.basisSize;
   const k = Math.round(Math.sqrt(S.length));
   checkBlocks(blocks, m, k);
-  if (kO < k) throw new RangeError(`Expected a client basis of at least ${k} columns, got ${kO}`);
+  if (kO < k) {
+    throw new RangeError(
+      `Expected a client basis of at least ${k} columns, got ${kO}`,
+    );
+  }
   const carryTol = options.carryTol ?? 1e-2;
   const carryMax = options.carryMax ?? k;
   const topK = Math.min(options.topK ?? 1, k);
   const es = symEig(S, k);
   let nS = 0;
-  while (nS < Math.min(carryMax, k) && es.values[nS] > carryTol * es.values[0]) nS++;
+  while (
+    nS < Math.min(carryMax, k) && es.values[nS] > carryTol * es.values[0]
+  ) nS++;
   let U: Float64Array, kNew: number;
   if (nS + topK >= k) {
     if (kO === k) return { blocks, S, k };
@@ -247,8 +303,12 @@ export async function compactBasis(
     const ek = symEig(meanBlock(blocks, m, k), k);
     const cand = new Float64Array(k * (nS + topK));
     for (let a = 0; a < k; a++) {
-      for (let j = 0; j < nS; j++) cand[a * (nS + topK) + j] = es.vectors[a * k + j];
-      for (let j = 0; j < topK; j++) cand[a * (nS + topK) + nS + j] = ek.vectors[a * k + j];
+      for (let j = 0; j < nS; j++) {
+        cand[a * (nS + topK) + j] = es.vectors[a * k + j];
+      }
+      for (let j = 0; j < topK; j++) {
+        cand[a * (nS + topK) + nS + j] = ek.vectors[a * k + j];
+      }
     }
     ({ q: U, k: kNew } = orthonormalColumns(cand, k, nS + topK, 1e-8));
   }
@@ -257,6 +317,11 @@ export async function compactBasis(
   full.set(U);
   await oracle.rotate(full, kNew);
   const nb = new Float64Array(m * kNew * kNew);
-  for (let i = 0; i < m; i++) nb.set(congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew), i * kNew * kNew);
+  for (let i = 0; i < m; i++) {
+    nb.set(
+      congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew),
+      i * kNew * kNew,
+    );
+  }
   return { blocks: nb, S: congruence(S, U, k, kNew), k: kNew };
 }

@@ -16,10 +16,17 @@ Deno.test("davidson() reaches the dense λ_gen on incoherent samples (d = 60)", 
   await lanczos(o, { tol: 1e-3 });
   const b = await o.blocks(0, o.basisSize);
   const res = await davidson(o, b, { p: 1, tol: 1e-9, maxBasis: 64 });
-  console.log(`Ritz/exact: ${res.history.map((x) => (x / ref).toFixed(6)).join(" ")}; HVP-eq ${o.hvps / m}, k ${res.k}`);
+  console.log(
+    `Ritz/exact: ${
+      res.history.map((x) => (x / ref).toFixed(6)).join(" ")
+    }; HVP-eq ${o.hvps / m}, k ${res.k}`,
+  );
   assert(rel(res.lambdaGen, ref) < 1e-6, `${res.lambdaGen} vs ${ref}`);
   assert(res.converged, res.stopped);
-  assert(res.lambdaGen <= ref * (1 + 1e-10), "a Ritz value cannot exceed the exact value");
+  assert(
+    res.lambdaGen <= ref * (1 + 1e-10),
+    "a Ritz value cannot exceed the exact value",
+  );
 });
 
 Deno.test("davidson() agrees with the dense Kronecker value on a small incoherent problem", async () => {
@@ -28,7 +35,12 @@ Deno.test("davidson() agrees with the dense Kronecker value on a small incoheren
   for (const p of [1, 0.3]) {
     const o = new SyntheticOracle(hs);
     await o.random(1, 3);
-    const res = await davidson(o, await o.blocks(0, 1), { p, tol: 1e-12, block: 3, maxBasis: 40 });
+    const res = await davidson(o, await o.blocks(0, 1), {
+      p,
+      tol: 1e-12,
+      block: 3,
+      maxBasis: 40,
+    });
     assert(rel(res.lambdaGen, denseLambdaGen(hs, d, p)) < 1e-8, `p=${p}`);
   }
 });
@@ -39,7 +51,12 @@ Deno.test("davidson() restarts under a small basis budget and still converges", 
   const ref = reducedSolve(stack(hs), m, d, 0.5).lambdaGen;
   const o = new SyntheticOracle(hs);
   await o.random(2, 1);
-  const res = await davidson(o, await o.blocks(0, 2), { p: 0.5, tol: 1e-8, block: 4, maxBasis: 16 });
+  const res = await davidson(o, await o.blocks(0, 2), {
+    p: 0.5,
+    tol: 1e-8,
+    block: 4,
+    maxBasis: 16,
+  });
   assert(o.basisSize <= 16 && res.k <= 16);
   assert(res.restarts > 0);
   assert(rel(res.lambdaGen, ref) < 1e-4, `${res.lambdaGen} vs ${ref}`);
@@ -49,9 +66,17 @@ Deno.test("davidson() stops on the HVP budget and says so", async () => {
   const hs = randomPsd(10, 40, 3, 8);
   const o = new SyntheticOracle(hs);
   await o.random(1, 1);
-  const res = await davidson(o, await o.blocks(0, 1), { p: 1, tol: 1e-12, maxHvps: 10 });
+  const res = await davidson(o, await o.blocks(0, 1), {
+    p: 1,
+    tol: 1e-12,
+    maxHvps: 10,
+  });
   assert(!res.converged && res.stopped === "budget_hvps", res.stopped);
-  await assertRejects(() => davidson(o, new Float64Array(3), { p: 1 }), RangeError, "Expected blocks");
+  await assertRejects(
+    () => davidson(o, new Float64Array(3), { p: 1 }),
+    RangeError,
+    "Expected blocks",
+  );
 });
 
 Deno.test("compactBasis() keeps S* and the top of K, without HVPs", async () => {
@@ -67,6 +92,8 @@ Deno.test("compactBasis() keeps S* and the top of K, without HVPs", async () => 
   // blocks returned match what the client would now compute
   const fresh = await o.blocks(0, c.k);
   let err = 0;
-  for (let t = 0; t < fresh.length; t++) err = Math.max(err, Math.abs(fresh[t] - c.blocks[t]));
+  for (let t = 0; t < fresh.length; t++) {
+    err = Math.max(err, Math.abs(fresh[t] - c.blocks[t]));
+  }
   assert(err < 1e-10, `block mismatch ${err}`);
 });

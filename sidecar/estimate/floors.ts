@@ -38,8 +38,14 @@ export function lossFloors(
   grads: GradStats,
 ): Floors {
   checkBlocks(blocks, m, k);
-  if (grads.proj.length !== m * k) throw new RangeError(`Expected gradient projections of ${m}×${k}, got ${grads.proj.length}`);
-  if (!(eta >= 0)) throw new RangeError(`Expected a non-negative learning rate, got ${eta}`);
+  if (grads.proj.length !== m * k) {
+    throw new RangeError(
+      `Expected gradient projections of ${m}×${k}, got ${grads.proj.length}`,
+    );
+  }
+  if (!(eta >= 0)) {
+    throw new RangeError(`Expected a non-negative learning rate, got ${eta}`);
+  }
   const out: Floors = {};
   const meanSq = grads.sqNorms.reduce((s, x) => s + x, 0) / m;
   const trSigma = Math.max(0, meanSq - grads.meanSqNorm);
@@ -55,22 +61,30 @@ export function lossFloors(
   const Q = leadingColumns(e.vectors, k, k, r);
   const kappa = e.values.subarray(0, r);
   const gbar = new Float64Array(k);
-  for (let i = 0; i < m; i++) for (let a = 0; a < k; a++) gbar[a] += grads.proj[i * k + a] / m;
+  for (let i = 0; i < m; i++) {
+    for (let a = 0; a < k; a++) gbar[a] += grads.proj[i * k + a] / m;
+  }
   const sig = new Float64Array(k * k);
   for (let i = 0; i < m; i++) {
     for (let a = 0; a < k; a++) {
       const da = grads.proj[i * k + a] - gbar[a];
-      for (let b = 0; b < k; b++) sig[a * k + b] += (da * (grads.proj[i * k + b] - gbar[b])) / m;
+      for (let b = 0; b < k; b++) {
+        sig[a * k + b] += (da * (grads.proj[i * k + b] - gbar[b])) / m;
+      }
     }
   }
   const rhs = congruence(sig, Q, k, r).map((x) => eta * p * x);
-  const rot = Array.from({ length: m }, (_, i) => congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Q, k, r));
+  const rot = Array.from(
+    { length: m },
+    (_, i) => congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Q, k, r),
+  );
   const op = (s: Float64Array): Float64Array => {
     const y = new Float64Array(r * r);
     for (let a = 0; a < r; a++) {
       for (let b = 0; b < r; b++) {
         const t = a * r + b;
-        y[t] = (kappa[a] + kappa[b]) * s[t] - eta * (1 - p) * kappa[a] * s[t] * kappa[b];
+        y[t] = (kappa[a] + kappa[b]) * s[t] -
+          eta * (1 - p) * kappa[a] * s[t] * kappa[b];
       }
     }
     if (p > 0) {

@@ -59,24 +59,37 @@ export interface LanczosResult {
  * if (Math.abs(r.lambdaMax - 3) > 1e-9) throw new Error(String(r.lambdaMax));
  * ```
  */
-export async function lanczos(oracle: CurvatureOracle, options: LanczosOptions = {}): Promise<LanczosResult> {
+export async function lanczos(
+  oracle: CurvatureOracle,
+  options: LanczosOptions = {},
+): Promise<LanczosResult> {
   const tol = options.tol ?? 1e-3;
   const maxSteps = options.maxSteps ?? 100;
   if (!(tol > 0)) throw new RangeError(`Expected tol > 0, got ${tol}`);
-  if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new RangeError(`Expected maxSteps ≥ 1, got ${maxSteps}`);
+  if (!Number.isInteger(maxSteps) || maxSteps < 1) {
+    throw new RangeError(`Expected maxSteps ≥ 1, got ${maxSteps}`);
+  }
   const m = oracle.probeSize;
   const hvp0 = oracle.hvps;
   let q: Float64Array;
   if (options.warmK && oracle.basisSize > 0) {
     const k = oracle.basisSize;
-    if (options.warmK.length !== k * k) throw new RangeError(`Expected warmK of ${k}×${k}, got ${options.warmK.length} entries`);
+    if (options.warmK.length !== k * k) {
+      throw new RangeError(
+        `Expected warmK of ${k}×${k}, got ${options.warmK.length} entries`,
+      );
+    }
     const e = symEig(options.warmK, k);
     q = new Float64Array(k);
     for (let a = 0; a < k; a++) q[a] = e.vectors[a * k];
   } else {
     const kept = await oracle.random(1, options.seed ?? 1);
     const k = oracle.basisSize;
-    if (kept === 0) throw new RangeError(`Expected room for a random direction, got a full basis of ${k}`);
+    if (kept === 0) {
+      throw new RangeError(
+        `Expected room for a random direction, got a full basis of ${k}`,
+      );
+    }
     q = new Float64Array(k);
     q[k - 1] = 1;
   }
@@ -90,7 +103,9 @@ export async function lanczos(oracle: CurvatureOracle, options: LanczosOptions =
     const k = oracle.basisSize;
     qs.push(q);
     const coeffs = new Float64Array(m * k);
-    for (let i = 0; i < m; i++) for (let a = 0; a < k; a++) coeffs[i * k + a] = q[a] / m;
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < k; a++) coeffs[i * k + a] = q[a] / m;
+    }
     const res = await oracle.expand(coeffs, new Float64Array(k), 1, false);
     steps++;
     const k2 = oracle.basisSize;
@@ -120,16 +135,23 @@ export async function lanczos(oracle: CurvatureOracle, options: LanczosOptions =
     y = new Float64Array(n);
     for (let s = 0; s < n; s++) y[s] = e.vectors[s * n];
     const invariant = b <= 1e-12 * scale;
-    residual = invariant ? 0 : Math.abs(b * y[n - 1]) / Math.max(Math.abs(theta), 1e-300);
+    residual = invariant
+      ? 0
+      : Math.abs(b * y[n - 1]) / Math.max(Math.abs(theta), 1e-300);
     if (invariant || residual <= tol) {
       stopped = "converged";
       break;
     }
-    if (options.maxHvps !== undefined && (oracle.hvps - hvp0) / m >= options.maxHvps) {
+    if (
+      options.maxHvps !== undefined &&
+      (oracle.hvps - hvp0) / m >= options.maxHvps
+    ) {
       stopped = "budget_hvps";
       break;
     }
-    if (options.deadline !== undefined && performance.now() >= options.deadline) {
+    if (
+      options.deadline !== undefined && performance.now() >= options.deadline
+    ) {
       stopped = "budget_seconds";
       break;
     }
@@ -143,7 +165,14 @@ export async function lanczos(oracle: CurvatureOracle, options: LanczosOptions =
     const u = pad(qs[s], kf);
     for (let t = 0; t < kf; t++) vector[t] += c * u[t];
   });
-  return { lambdaMax: theta, vector, converged: stopped === "converged", residual, steps, stopped };
+  return {
+    lambdaMax: theta,
+    vector,
+    converged: stopped === "converged",
+    residual,
+    steps,
+    stopped,
+  };
 }
 
 function pad(x: Float64Array, n: number): Float64Array {

@@ -18,7 +18,9 @@ Deno.test("lanczos() finds λ_max(H) with one HVP-equivalent per step", async ()
   const v = new Float64Array(d);
   V.forEach((col, a) => col.forEach((x, t) => (v[t] += r.vector[a] * x)));
   const H = mean(hs), hv = new Float64Array(d);
-  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) hv[i] += H[i * d + j] * v[j];
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) hv[i] += H[i * d + j] * v[j];
+  }
   let res = 0;
   for (let t = 0; t < d; t++) res += (hv[t] - r.lambdaMax * v[t]) ** 2;
   assert(Math.sqrt(res) < 1e-6 * ref);
@@ -40,11 +42,23 @@ Deno.test("lanczos() warm-starts from an existing basis and reports budgets", as
   const k = o.basisSize;
   const b = await o.blocks(0, k);
   const K = new Float64Array(k * k);
-  for (let i = 0; i < m; i++) for (let t = 0; t < k * k; t++) K[t] += b[i * k * k + t] / m;
+  for (let i = 0; i < m; i++) {
+    for (let t = 0; t < k * k; t++) K[t] += b[i * k * k + t] / m;
+  }
   const warm = await lanczos(o, { tol: 1e-8, warmK: K });
-  assert(warm.steps <= 2 && rel(warm.lambdaMax, ref) < 1e-8, `warm took ${warm.steps} steps`);
+  assert(
+    warm.steps <= 2 && rel(warm.lambdaMax, ref) < 1e-8,
+    `warm took ${warm.steps} steps`,
+  );
   assert(cold.steps > warm.steps);
-  const capped = await lanczos(new SyntheticOracle(hs), { tol: 1e-14, maxHvps: 3 });
+  const capped = await lanczos(new SyntheticOracle(hs), {
+    tol: 1e-14,
+    maxHvps: 3,
+  });
   assert(capped.stopped === "budget_hvps" && capped.steps === 3);
-  await assertRejects(() => lanczos(o, { tol: 0 }), RangeError, "Expected tol > 0");
+  await assertRejects(
+    () => lanczos(o, { tol: 0 }),
+    RangeError,
+    "Expected tol > 0",
+  );
 });

@@ -5,7 +5,12 @@
  *
  * @module
  */
-export type { CurvatureOracle, ExpandResult, GradStats, HutchinsonResult } from "./oracle.ts";
+export type {
+  CurvatureOracle,
+  ExpandResult,
+  GradStats,
+  HutchinsonResult,
+} from "./oracle.ts";
 export { estimateRound } from "./round.ts";
 export type { Report, RoundOptions, RoundParams, RoundState } from "./round.ts";
 export { SyntheticOracle } from "./synthetic_oracle.ts";

@@ -6,7 +6,14 @@
  *
  * @module
  */
-import { congruence, dot, leadingColumns, matmul, symEig, transpose } from "./_linalg.ts";
+import {
+  congruence,
+  dot,
+  leadingColumns,
+  matmul,
+  symEig,
+  transpose,
+} from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode reducedSolve}. */
@@ -50,7 +57,12 @@ export interface ReducedSolution {
  * @param blocks `m × k × k`
  * @returns `K`, `k × k`
  */
-export function meanBlock(blocks: Float64Array, m: number, k: number, weights?: ArrayLike<number>): Float64Array {
+export function meanBlock(
+  blocks: Float64Array,
+  m: number,
+  k: number,
+  weights?: ArrayLike<number>,
+): Float64Array {
   const out = new Float64Array(k * k);
   let total = 0;
   for (let i = 0; i < m; i++) {
@@ -60,7 +72,7 @@ export function meanBlock(blocks: Float64Array, m: number, k: number, weights?: 
     const o = i * k * k;
     for (let t = 0; t < k * k; t++) out[t] += w * blocks[o + t];
   }
-  if (total > 0) for (let t = 0; t < k * k; t++) out[t] /= total;
+  if (total > 0) { for (let t = 0; t < k * k; t++) out[t] /= total; }
   return out;
 }
 
@@ -70,10 +82,14 @@ export function meanBlock(blocks: Float64Array, m: number, k: number, weights?: 
  */
 export function checkBlocks(blocks: Float64Array, m: number, k: number): void {
   if (!Number.isInteger(m) || !Number.isInteger(k) || m < 1 || k < 0) {
-    throw new RangeError(`Expected m ≥ 1 and k ≥ 0 integers, got m ${m} and k ${k}`);
+    throw new RangeError(
+      `Expected m ≥ 1 and k ≥ 0 integers, got m ${m} and k ${k}`,
+    );
   }
   if (blocks.length !== m * k * k) {
-    throw new RangeError(`Expected blocks of ${m}×${k}×${k}, got ${blocks.length} entries`);
+    throw new RangeError(
+      `Expected blocks of ${m}×${k}×${k}, got ${blocks.length} entries`,
+    );
   }
 }
 
@@ -102,9 +118,13 @@ export function reducedSolve(
   options: ReducedSolveOptions = {},
 ): ReducedSolution {
   checkBlocks(blocks, m, k);
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`Expected p in [0, 1], got ${p}`);
+  if (!(p >= 0 && p <= 1)) {
+    throw new RangeError(`Expected p in [0, 1], got ${p}`);
+  }
   const weights = options.weights;
-  if (weights && weights.length !== m) throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+  if (weights && weights.length !== m) {
+    throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+  }
   const dropTol = options.dropTol ?? 1e-10;
   const tol = options.tol ?? 1e-12;
   const K = meanBlock(blocks, m, k, weights);
@@ -114,8 +134,14 @@ export function reducedSolve(
   let r = 0;
   while (r < k && kmax > 0 && kappaAll[r] > dropTol * kmax) r++;
   const empty: ReducedSolution = {
-    lambdaGen: 0, S: new Float64Array(k * k), converged: false, residual: Infinity,
-    minCurvature: kmin, maxCurvature: kmax, droppedDirections: k - r, iterations: 0,
+    lambdaGen: 0,
+    S: new Float64Array(k * k),
+    converged: false,
+    residual: Infinity,
+    minCurvature: kmin,
+    maxCurvature: kmax,
+    droppedDirections: k - r,
+    iterations: 0,
   };
   if (r === 0) return empty;
   const Qr = leadingColumns(Q, k, k, r);
@@ -129,19 +155,29 @@ export function reducedSolve(
     for (let i = 0; i < m; i++) {
       const w = weights ? weights[i] : 1;
       if (w === 0) continue;
-      rot.push(congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Qr, k, r));
+      rot.push(
+        congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Qr, k, r),
+      );
       omega.push(w / wsum);
     }
   }
   const W = new Float64Array(r * r);
-  for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) W[a * r + b] = 1 / Math.sqrt((kappa[a] + kappa[b]) / 2);
+  for (let a = 0; a < r; a++) {
+    for (let b = 0; b < r; b++) {
+      W[a * r + b] = 1 / Math.sqrt((kappa[a] + kappa[b]) / 2);
+    }
+  }
 
   const apply = (x: Float64Array): Float64Array => {
     const y = new Float64Array(r * r);
     for (let t = 0; t < r * r; t++) y[t] = W[t] * x[t];
     const acc = new Float64Array(r * r);
     if (p < 1) {
-      for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) acc[a * r + b] = (1 - p) * kappa[a] * y[a * r + b] * kappa[b];
+      for (let a = 0; a < r; a++) {
+        for (let b = 0; b < r; b++) {
+          acc[a * r + b] = (1 - p) * kappa[a] * y[a * r + b] * kappa[b];
+        }
+      }
     }
     rot.forEach((ki, idx) => {
       const z = matmul(matmul(ki, y, r, r, r), ki, r, r, r);
@@ -162,18 +198,34 @@ export function reducedSolve(
   // starting vector in the rotated, W-scaled coordinates
   let x0 = new Float64Array(r * r);
   if (options.start) {
-    if (options.start.length !== k * k) throw new RangeError(`Expected start of ${k}×${k}, got ${options.start.length} entries`);
+    if (options.start.length !== k * k) {
+      throw new RangeError(
+        `Expected start of ${k}×${k}, got ${options.start.length} entries`,
+      );
+    }
     const sr = congruence(options.start, Qr, k, r);
     for (let t = 0; t < r * r; t++) x0[t] = sr[t] / W[t];
   }
   if (!(dot(x0, x0) > 0)) {
     const rng = new Rng(options.seed ?? 1);
     x0 = new Float64Array(r * r);
-    for (let a = 0; a < r; a++) for (let b = a; b < r; b++) x0[a * r + b] = x0[b * r + a] = rng.normal();
+    for (let a = 0; a < r; a++) {
+      for (let b = a; b < r; b++) {
+        x0[a * r + b] = x0[b * r + a] = rng.normal();
+      }
+    }
   }
   const dim = (r * (r + 1)) / 2;
-  const maxIter = Math.max(1, Math.min(options.maxIter ?? Math.min(dim, 400), dim));
-  const { theta, x, residual, converged, iterations } = lanczosTop(apply, x0, maxIter, tol);
+  const maxIter = Math.max(
+    1,
+    Math.min(options.maxIter ?? Math.min(dim, 400), dim),
+  );
+  const { theta, x, residual, converged, iterations } = lanczosTop(
+    apply,
+    x0,
+    maxIter,
+    tol,
+  );
   // back to basis coordinates: S = Qr (W ∘ X) Qrᵀ
   const sr = new Float64Array(r * r);
   for (let t = 0; t < r * r; t++) sr[t] = W[t] * x[t];
@@ -183,8 +235,14 @@ export function reducedSolve(
   const nrm = Math.sqrt(dot(S, S)) * (tr < 0 ? -1 : 1);
   for (let t = 0; t < k * k; t++) S[t] /= nrm;
   return {
-    lambdaGen: theta, S, converged, residual, minCurvature: kmin, maxCurvature: kmax,
-    droppedDirections: k - r, iterations,
+    lambdaGen: theta,
+    S,
+    converged,
+    residual,
+    minCurvature: kmin,
+    maxCurvature: kmax,
+    droppedDirections: k - r,
+    iterations,
   };
 }
 
@@ -197,13 +255,23 @@ export function lanczosTop(
   start: Float64Array,
   maxIter: number,
   tol: number,
-): { theta: number; x: Float64Array; residual: number; converged: boolean; iterations: number } {
+): {
+  theta: number;
+  x: Float64Array;
+  residual: number;
+  converged: boolean;
+  iterations: number;
+} {
   const n = start.length;
   const qs: Float64Array[] = [];
   const alpha: number[] = [];
   const beta: number[] = [];
   let q = scaled(start, 1 / Math.sqrt(dot(start, start)));
-  let theta = 0, y = new Float64Array([1]), residual = Infinity, converged = false, iter = 0;
+  let theta = 0,
+    y = new Float64Array([1]),
+    residual = Infinity,
+    converged = false,
+    iter = 0;
   let scale = 0;
   for (let j = 0; j < maxIter; j++) {
     qs.push(q);
@@ -220,7 +288,8 @@ export function lanczosTop(
     const b = Math.sqrt(dot(w, w));
     scale = Math.max(scale, Math.abs(a), b);
     const jj = qs.length;
-    const check = jj < 40 || jj % 4 === 0 || j === maxIter - 1 || b <= 1e-13 * scale;
+    const check = jj < 40 || jj % 4 === 0 || j === maxIter - 1 ||
+      b <= 1e-13 * scale;
     if (check) {
       const tmat = new Float64Array(jj * jj);
       for (let s = 0; s < jj; s++) {

@@ -2,12 +2,22 @@ import { assert, assertAlmostEquals, assertThrows } from "./_assert.ts";
 import { reducedSolve } from "./reduced_solve.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
 import { symEig } from "./_linalg.ts";
-import { denseLambdaGen, denseQRadius, randomPsd, rel, stack, THREE_SAMPLES } from "./_testing.ts";
+import {
+  denseLambdaGen,
+  denseQRadius,
+  randomPsd,
+  rel,
+  stack,
+  THREE_SAMPLES,
+} from "./_testing.ts";
 
 // Reference values: theory.md §7 (checked there by dense Kronecker computations).
 Deno.test("reducedSolve() reproduces the three-sample worked example", () => {
   const b = stack(THREE_SAMPLES);
-  const expected: [number, number][] = [[1, 1.862790641860], [0.25, 1.327173104349], [0, 1.206011329583]];
+  const expected: [number, number][] = [[1, 1.862790641860], [
+    0.25,
+    1.327173104349,
+  ], [0, 1.206011329583]];
   for (const [p, lam] of expected) {
     const s = reducedSolve(b, 3, 2, p);
     assert(rel(s.lambdaGen, lam) < 1e-9, `p=${p}: ${s.lambdaGen} vs ${lam}`);
@@ -16,7 +26,14 @@ Deno.test("reducedSolve() reproduces the three-sample worked example", () => {
 });
 
 Deno.test("reducedSolve() matches the dense Kronecker λ_gen on random PSD problems", async (t) => {
-  for (const [d, m, rank, seed] of [[3, 5, 1, 1], [5, 6, 2, 2], [8, 7, 2, 3], [12, 6, 3, 4], [6, 4, 1, 5]]) {
+  for (
+    const [d, m, rank, seed] of [[3, 5, 1, 1], [5, 6, 2, 2], [8, 7, 2, 3], [
+      12,
+      6,
+      3,
+      4,
+    ], [6, 4, 1, 5]]
+  ) {
     await t.step(`d=${d} m=${m} rank=${rank}`, () => {
       const hs = randomPsd(m, d, rank, seed);
       const b = stack(hs);
@@ -24,7 +41,10 @@ Deno.test("reducedSolve() matches the dense Kronecker λ_gen on random PSD probl
         const p = batchNoiseWeight(B, m);
         const ref = denseLambdaGen(hs, d, p);
         const s = reducedSolve(b, m, d, p);
-        assert(rel(s.lambdaGen, ref) < 1e-8, `B=${B}: ${s.lambdaGen} vs dense ${ref}`);
+        assert(
+          rel(s.lambdaGen, ref) < 1e-8,
+          `B=${B}: ${s.lambdaGen} vs dense ${ref}`,
+        );
       }
     });
   }
@@ -41,12 +61,17 @@ Deno.test("reducedSolve() has the GD limit, monotonicity in B and a PSD maximise
   let prev = Infinity;
   for (let B = 1; B <= m; B++) {
     const s = reducedSolve(b, m, d, batchNoiseWeight(B, m));
-    assert(s.lambdaGen <= prev * (1 + 1e-10), `B=${B} increased: ${s.lambdaGen} > ${prev}`);
+    assert(
+      s.lambdaGen <= prev * (1 + 1e-10),
+      `B=${B} increased: ${s.lambdaGen} > ${prev}`,
+    );
     prev = s.lambdaGen;
     const ev = symEig(s.S, d).values;
     assert(ev[d - 1] >= -1e-8 * ev[0], `S not PSD at B=${B}: ${ev[d - 1]}`);
     // S attains the quotient (matrix form of theory §2, computed directly)
-    assert(rel(quotient(hs, s.S, d, batchNoiseWeight(B, m)), s.lambdaGen) < 1e-9);
+    assert(
+      rel(quotient(hs, s.S, d, batchNoiseWeight(B, m)), s.lambdaGen) < 1e-9,
+    );
   }
 });
 
@@ -71,14 +96,28 @@ Deno.test("reducedSolve() handles null space, weights and bad input", () => {
   // weight 2 on a sample equals duplicating it
   const h3 = randomPsd(3, 4, 2, 32);
   const w = reducedSolve(stack(h3), 3, 4, 1, { weights: [2, 1, 1] }).lambdaGen;
-  const dup = reducedSolve(stack([h3[0], h3[0], h3[1], h3[2]]), 4, 4, 1).lambdaGen;
+  const dup =
+    reducedSolve(stack([h3[0], h3[0], h3[1], h3[2]]), 4, 4, 1).lambdaGen;
   assert(rel(w, dup) < 1e-10);
-  assertThrows(() => reducedSolve(new Float64Array(7), 1, 2, 1), RangeError, "Expected blocks of 1×2×2");
-  assertThrows(() => reducedSolve(stack(h3), 3, 4, 1.5), RangeError, "Expected p in [0, 1]");
+  assertThrows(
+    () => reducedSolve(new Float64Array(7), 1, 2, 1),
+    RangeError,
+    "Expected blocks of 1×2×2",
+  );
+  assertThrows(
+    () => reducedSolve(stack(h3), 3, 4, 1.5),
+    RangeError,
+    "Expected p in [0, 1]",
+  );
 });
 
 /** R(S) of theory §2 computed with full matrices. */
-function quotient(hs: Float64Array[], S: Float64Array, d: number, p: number): number {
+function quotient(
+  hs: Float64Array[],
+  S: Float64Array,
+  d: number,
+  p: number,
+): number {
   const m = hs.length;
   const H = new Float64Array(d * d);
   hs.forEach((h) => h.forEach((x, t) => (H[t] += x / m)));
@@ -86,12 +125,17 @@ function quotient(hs: Float64Array[], S: Float64Array, d: number, p: number): nu
     const as = mul(a, S, d);
     return trace(mul(as, as, d), d);
   };
-  const num = (1 - p) * trABAB(H) + (p / m) * hs.reduce((acc, h) => acc + trABAB(h), 0);
+  const num = (1 - p) * trABAB(H) +
+    (p / m) * hs.reduce((acc, h) => acc + trABAB(h), 0);
   return num / trace(mul(H, mul(S, S, d), d), d);
 }
 function mul(a: Float64Array, b: Float64Array, n: number) {
   const o = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let l = 0; l < n; l++) o[i * n + j] += a[i * n + l] * b[l * n + j];
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      for (let l = 0; l < n; l++) o[i * n + j] += a[i * n + l] * b[l * n + j];
+    }
+  }
   return o;
 }
 function trace(a: Float64Array, n: number) {

@@ -10,7 +10,11 @@
 import type { CurvatureOracle } from "./oracle.ts";
 import { dot, symEig } from "./_linalg.ts";
 import { extendBlocks } from "./_blocks.ts";
-import { batchCurve, batchNoiseWeight, type BatchPoint } from "./batch_curve.ts";
+import {
+  batchCurve,
+  batchNoiseWeight,
+  type BatchPoint,
+} from "./batch_curve.ts";
 import { bootstrapInterval } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { compactBasis, davidson } from "./davidson.ts";
@@ -95,10 +99,21 @@ export interface Report {
   hvps: number;
   wall_ms: number;
   time: number;
-  bounds?: { top_eigvec?: number; identity?: number; identity_se?: number; rank_one?: number };
+  bounds?: {
+    top_eigvec?: number;
+    identity?: number;
+    identity_se?: number;
+    rank_one?: number;
+  };
   eta_star_by_batch?: BatchPoint[];
   min_stable_batch?: number;
-  ci?: { lambda_gen_lo: number; lambda_gen_hi: number; eta_star_lo: number; eta_star_hi: number; level: number };
+  ci?: {
+    lambda_gen_lo: number;
+    lambda_gen_hi: number;
+    eta_star_lo: number;
+    eta_star_hi: number;
+    level: number;
+  };
   loss_floor?: number;
   loss_floor_leading?: number;
   grad_norm?: number;
@@ -134,14 +149,20 @@ export async function estimateRound(
   const m = oracle.probeSize;
   const hvp0 = oracle.hvps;
   const { lr, batch_size: B, n } = params;
-  if (!(Number.isFinite(lr) && lr >= 0)) throw new RangeError(`Expected a finite non-negative lr, got ${lr}`);
+  if (!(Number.isFinite(lr) && lr >= 0)) {
+    throw new RangeError(`Expected a finite non-negative lr, got ${lr}`);
+  }
   const p = batchNoiseWeight(B, n);
   const tol = params.tol ?? 1e-3;
-  if (!(tol > 0 && tol < 1)) throw new RangeError(`Expected tol in (0, 1), got ${tol}`);
+  if (!(tol > 0 && tol < 1)) {
+    throw new RangeError(`Expected tol in (0, 1), got ${tol}`);
+  }
   const maxBasis = params.max_basis ?? 64;
   const block = options.block ?? 8;
   const seed = params.seed ?? 1 + params.round;
-  const deadline = params.budget?.seconds !== undefined ? t0 + 1000 * params.budget.seconds : undefined;
+  const deadline = params.budget?.seconds !== undefined
+    ? t0 + 1000 * params.budget.seconds
+    : undefined;
   const budgetHvps = params.budget?.hvps;
   const spent = () => (oracle.hvps - hvp0) / m;
   const warnings: string[] = [];
@@ -188,17 +209,43 @@ export async function estimateRound(
       blocks = k === 0 ? add : extendBlocks(blocks, add, m, k, k2 - k);
       k = k2;
     }
-    const remaining = budgetHvps !== undefined ? Math.max(0, budgetHvps - spent()) : undefined;
+    const remaining = budgetHvps !== undefined
+      ? Math.max(0, budgetHvps - spent())
+      : undefined;
     const dv = await davidson(oracle, blocks, {
-      p, tol, block, maxBasis, maxHvps: remaining, deadline, warmStart: warm,
+      p,
+      tol,
+      block,
+      maxBasis,
+      maxHvps: remaining,
+      deadline,
+      warmStart: warm,
     });
     ({ blocks, k, lambdaGen, S, converged, residual, minCurvature } = dv);
     lambdaMax = Math.max(lz.lambdaMax, dv.maxCurvature);
     stopped = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
-    if (!lz.converged) warnings.push(`lambda_max not converged: ${lz.stopped}, residual ${lz.residual.toExponential(2)}`);
+    if (!lz.converged) {
+      warnings.push(
+        `lambda_max not converged: ${lz.stopped}, residual ${
+          lz.residual.toExponential(2)
+        }`,
+      );
+    }
   }
-  if (!converged) warnings.push(`lambda_gen not converged: ${stopped}, residual ${residual.toExponential(2)}`);
-  if (minCurvature < 0) warnings.push(`negative curvature in the subspace: ${minCurvature.toExponential(3)}, not at a minimum`);
+  if (!converged) {
+    warnings.push(
+      `lambda_gen not converged: ${stopped}, residual ${
+        residual.toExponential(2)
+      }`,
+    );
+  }
+  if (minCurvature < 0) {
+    warnings.push(
+      `negative curvature in the subspace: ${
+        minCurvature.toExponential(3)
+      }, not at a minimum`,
+    );
+  }
 
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
   const K = meanBlock(blocks, m, k);
@@ -224,40 +271,86 @@ export async function estimateRound(
   }
   // batch curve
   const grid = params.batch_grid ?? defaultGrid(n, B);
-  const curve = lambdaGen > 0 ? batchCurve(blocks, m, k, n, grid, lr, S) : { points: [] as BatchPoint[] };
+  const curve = lambdaGen > 0
+    ? batchCurve(blocks, m, k, n, grid, lr, S)
+    : { points: [] as BatchPoint[] };
   // bootstrap
   const nb = params.bootstrap ?? 200;
   const ci = nb > 0 && lambdaGen > 0
-    ? bootstrapInterval(blocks, m, k, p, S, { count: nb, seed: seed + 104729, deadline })
+    ? bootstrapInterval(blocks, m, k, p, S, {
+      count: nb,
+      seed: seed + 104729,
+      deadline,
+    })
     : undefined;
   // floors
   let floors = {};
   if ((params.grads ?? true) && k > 0) {
     const g = await oracle.grads();
-    floors = lossFloors(blocks, m, k, p, lr, etaStar, g);
+    // the client's basis may hold columns beyond the blocks (a passed residual check appended
+    // them); the blocks describe the leading k columns
+    const kc = oracle.basisSize;
+    const proj = new Float64Array(m * k);
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < k; a++) proj[i * k + a] = g.proj[i * kc + a];
+    }
+    floors = lossFloors(blocks, m, k, p, lr, etaStar, { ...g, proj });
   }
 
   const report: Report = {
-    run: params.run, round: params.round, step: params.step, epoch: params.epoch, lr, batch_size: B, n, p, m,
-    lambda_max: lambdaMax, lambda_gen: lambdaGen, eta_star: etaStar, eta_gd: lambdaMax > 0 ? 2 / lambdaMax : Infinity,
-    margin: lr / etaStar, suggested_lr: (params.safety ?? 0.9) * etaStar, converged, residual,
-    basis_size: k, hvps: spent(), wall_ms: 0, time: Date.now() / 1000,
-    bounds, eta_star_by_batch: curve.points, min_stable_batch: curve.minStableBatch,
+    run: params.run,
+    round: params.round,
+    step: params.step,
+    epoch: params.epoch,
+    lr,
+    batch_size: B,
+    n,
+    p,
+    m,
+    lambda_max: lambdaMax,
+    lambda_gen: lambdaGen,
+    eta_star: etaStar,
+    eta_gd: lambdaMax > 0 ? 2 / lambdaMax : Infinity,
+    margin: lr / etaStar,
+    suggested_lr: (params.safety ?? 0.9) * etaStar,
+    converged,
+    residual,
+    basis_size: k,
+    hvps: spent(),
+    wall_ms: 0,
+    time: Date.now() / 1000,
+    bounds,
+    eta_star_by_batch: curve.points,
+    min_stable_batch: curve.minStableBatch,
     ci: ci && {
-      lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi,
-      eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level,
+      lambda_gen_lo: ci.lambda_gen_lo,
+      lambda_gen_hi: ci.lambda_gen_hi,
+      eta_star_lo: ci.eta_star_lo,
+      eta_star_hi: ci.eta_star_hi,
+      level: ci.level,
     },
-    ...floors, min_curvature: minCurvature, stopped, warnings,
+    ...floors,
+    min_curvature: minCurvature,
+    stopped,
+    warnings,
   };
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
   if (!(d !== undefined && d <= maxBasis) && k > 0) {
-    const c = await compactBasis(oracle, blocks, S, { carryTol: options.carryTol, carryMax: options.carryMax ?? Math.floor(maxBasis / 2) });
+    const c = await compactBasis(oracle, blocks, S, {
+      carryTol: options.carryTol,
+      carryMax: options.carryMax ?? Math.floor(maxBasis / 2),
+    });
     basisAfter = c.k;
   }
   report.hvps = spent();
   report.wall_ms = performance.now() - t0;
-  const state: RoundState = { round: params.round, lambdaMax, lambdaGen, basis: basisAfter };
+  const state: RoundState = {
+    round: params.round,
+    lambdaMax,
+    lambdaGen,
+    basis: basisAfter,
+  };
   return { report: dropNonFinite(report), state };
 }
 
@@ -290,7 +383,9 @@ function dropNonFinite(r: Report): Report {
   }
   if (out.ci && Object.keys(out.ci as object).length < 5) delete out.ci;
   for (const key of ["eta_star_by_batch", "warnings"]) {
-    if (Array.isArray(out[key]) && (out[key] as unknown[]).length === 0) delete out[key];
+    if (Array.isArray(out[key]) && (out[key] as unknown[]).length === 0) {
+      delete out[key];
+    }
   }
   return out as unknown as Report;
 }

@@ -5,7 +5,12 @@
  *
  * @module
  */
-import type { CurvatureOracle, ExpandResult, GradStats, HutchinsonResult } from "./oracle.ts";
+import type {
+  CurvatureOracle,
+  ExpandResult,
+  GradStats,
+  HutchinsonResult,
+} from "./oracle.ts";
 import { dot, gramSchmidt } from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
 
@@ -42,7 +47,9 @@ export class SyntheticOracle implements CurvatureOracle {
    * @throws {RangeError} when sizes disagree or no sample is given
    */
   constructor(hessians: Float64Array[], options: SyntheticOracleOptions = {}) {
-    if (hessians.length === 0) throw new RangeError("Expected at least one per-sample Hessian, got 0");
+    if (hessians.length === 0) {
+      throw new RangeError("Expected at least one per-sample Hessian, got 0");
+    }
     const d = Math.round(Math.sqrt(hessians[0].length));
     this.d = d;
     this.#hs = [];
@@ -50,10 +57,14 @@ export class SyntheticOracle implements CurvatureOracle {
     const m = hessians.length;
     this.#grads = options.grads ?? hessians.map(() => new Float64Array(d));
     if (this.#grads.length !== m || this.#grads.some((g) => g.length !== d)) {
-      throw new RangeError(`Expected ${m} gradients of length ${d}, got ${this.#grads.length}`);
+      throw new RangeError(
+        `Expected ${m} gradients of length ${d}, got ${this.#grads.length}`,
+      );
     }
     this.#losses = Float64Array.from(options.losses ?? new Float64Array(m));
-    if (this.#losses.length !== m) throw new RangeError(`Expected ${m} losses, got ${this.#losses.length}`);
+    if (this.#losses.length !== m) {
+      throw new RangeError(`Expected ${m} losses, got ${this.#losses.length}`);
+    }
   }
 
   /**
@@ -64,10 +75,16 @@ export class SyntheticOracle implements CurvatureOracle {
   setHessians(hessians: Float64Array[]): void {
     const d = this.d;
     if (this.#hs.length > 0 && hessians.length !== this.#hs.length) {
-      throw new RangeError(`Expected ${this.#hs.length} per-sample Hessians, got ${hessians.length}`);
+      throw new RangeError(
+        `Expected ${this.#hs.length} per-sample Hessians, got ${hessians.length}`,
+      );
     }
     for (const h of hessians) {
-      if (h.length !== d * d) throw new RangeError(`Expected ${d * d} entries per Hessian, got ${h.length}`);
+      if (h.length !== d * d) {
+        throw new RangeError(
+          `Expected ${d * d} entries per Hessian, got ${h.length}`,
+        );
+      }
     }
     this.#hs = hessians.map((h) => Float64Array.from(h));
   }
@@ -102,7 +119,7 @@ export class SyntheticOracle implements CurvatureOracle {
     const out = new Float64Array(this.d);
     this.#v.forEach((v, a) => {
       const s = c(a);
-      if (s !== 0) for (let t = 0; t < out.length; t++) out[t] += s * v[t];
+      if (s !== 0) { for (let t = 0; t < out.length; t++) out[t] += s * v[t]; }
     });
     return out;
   }
@@ -121,11 +138,24 @@ export class SyntheticOracle implements CurvatureOracle {
     return Promise.resolve(kept.length);
   }
 
-  expand(coeffs: Float64Array, basisCoeffs: Float64Array, r: number, withBlocks: boolean): Promise<ExpandResult> {
+  expand(
+    coeffs: Float64Array,
+    basisCoeffs: Float64Array,
+    r: number,
+    withBlocks: boolean,
+  ): Promise<ExpandResult> {
     checkCount(r, "r");
     const m = this.probeSize, k = this.basisSize, d = this.d;
-    if (coeffs.length !== m * k * r) throw new RangeError(`Expected coeffs of ${m}×${k}×${r}, got ${coeffs.length} entries`);
-    if (basisCoeffs.length !== k * r) throw new RangeError(`Expected basis_coeffs of ${k}×${r}, got ${basisCoeffs.length} entries`);
+    if (coeffs.length !== m * k * r) {
+      throw new RangeError(
+        `Expected coeffs of ${m}×${k}×${r}, got ${coeffs.length} entries`,
+      );
+    }
+    if (basisCoeffs.length !== k * r) {
+      throw new RangeError(
+        `Expected basis_coeffs of ${k}×${r}, got ${basisCoeffs.length} entries`,
+      );
+    }
     const w: Float64Array[] = [];
     for (let j = 0; j < r; j++) {
       const col = this.#combine((a) => basisCoeffs[a * r + j]);
@@ -138,7 +168,9 @@ export class SyntheticOracle implements CurvatureOracle {
     }
     this.#hvps += m * r;
     const proj = new Float64Array(k * r);
-    for (let a = 0; a < k; a++) for (let j = 0; j < r; j++) proj[a * r + j] = dot(this.#v[a], w[j]);
+    for (let a = 0; a < k; a++) {
+      for (let j = 0; j < r; j++) proj[a * r + j] = dot(this.#v[a], w[j]);
+    }
     const { kept, keptIndex, norms } = gramSchmidt(w, this.#v);
     this.#v.push(...kept);
     const result: ExpandResult = { proj, norms, keptIndex };
@@ -152,7 +184,9 @@ export class SyntheticOracle implements CurvatureOracle {
     for (let i = 0; i < m; i++) {
       for (let b = 0; b < count; b++) {
         const hv = this.#hvp(i, this.#v[start + b]);
-        for (let a = 0; a < k; a++) out[(i * k + a) * count + b] = dot(this.#v[a], hv);
+        for (let a = 0; a < k; a++) {
+          out[(i * k + a) * count + b] = dot(this.#v[a], hv);
+        }
       }
     }
     this.#hvps += m * count;
@@ -160,16 +194,28 @@ export class SyntheticOracle implements CurvatureOracle {
   }
 
   blocks(start: number, count: number): Promise<Float64Array> {
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.basisSize) {
-      throw new RangeError(`Expected columns within 0..${this.basisSize}, got start ${start} and count ${count}`);
+    if (
+      !Number.isInteger(start) || !Number.isInteger(count) || start < 0 ||
+      count < 0 || start + count > this.basisSize
+    ) {
+      throw new RangeError(
+        `Expected columns within 0..${this.basisSize}, got start ${start} and count ${count}`,
+      );
     }
     return Promise.resolve(this.#blocksOf(start, count));
   }
 
   rotate(u: Float64Array, kNew: number): Promise<void> {
     const k = this.basisSize;
-    if (u.length !== k * kNew) throw new RangeError(`Expected u of ${k}×${kNew}, got ${u.length} entries`);
-    const cols = Array.from({ length: kNew }, (_, j) => this.#combine((a) => u[a * kNew + j]));
+    if (u.length !== k * kNew) {
+      throw new RangeError(
+        `Expected u of ${k}×${kNew}, got ${u.length} entries`,
+      );
+    }
+    const cols = Array.from(
+      { length: kNew },
+      (_, j) => this.#combine((a) => u[a * kNew + j]),
+    );
     this.#v = gramSchmidt(cols, []).kept;
     return Promise.resolve();
   }
@@ -185,7 +231,12 @@ export class SyntheticOracle implements CurvatureOracle {
       for (let t = 0; t < d; t++) mean[t] += g[t] / m;
     });
     this.#hvps += m;
-    return Promise.resolve({ losses: Float64Array.from(this.#losses), sqNorms, proj, meanSqNorm: dot(mean, mean) });
+    return Promise.resolve({
+      losses: Float64Array.from(this.#losses),
+      sqNorms,
+      proj,
+      meanSqNorm: dot(mean, mean),
+    });
   }
 
   hutchinson(r: number, seed: number): Promise<HutchinsonResult> {
@@ -207,5 +258,9 @@ export class SyntheticOracle implements CurvatureOracle {
 }
 
 function checkCount(r: number, name: string): void {
-  if (!Number.isInteger(r) || r < 0) throw new RangeError(`Expected ${name} to be a non-negative integer, got ${r}`);
+  if (!Number.isInteger(r) || r < 0) {
+    throw new RangeError(
+      `Expected ${name} to be a non-negative integer, got ${r}`,
+    );
+  }
 }

@@ -5,8 +5,13 @@ import { Rng } from "./_rng.ts";
 
 const d = 6, m = 3;
 const hs = randomPsd(m, d, 2, 71);
-const hv = (h: Float64Array, x: Float64Array) => Float64Array.from({ length: d }, (_, i) => x.reduce((s, xj, j) => s + h[i * d + j] * xj, 0));
-const dotv = (x: Float64Array, y: Float64Array) => x.reduce((s, v, i) => s + v * y[i], 0);
+const hv = (h: Float64Array, x: Float64Array) =>
+  Float64Array.from(
+    { length: d },
+    (_, i) => x.reduce((s, xj, j) => s + h[i * d + j] * xj, 0),
+  );
+const dotv = (x: Float64Array, y: Float64Array) =>
+  x.reduce((s, v, i) => s + v * y[i], 0);
 
 Deno.test("SyntheticOracle.expand() computes W = Σ H_i V C_i + V C_V, projects, orthonormalises, counts", async () => {
   const o = new SyntheticOracle(hs);
@@ -20,31 +25,59 @@ Deno.test("SyntheticOracle.expand() computes W = Σ H_i V C_i + V C_V, projects,
     V.forEach((v, a) => v.forEach((x, t) => (w[t] += CV[a * r + j] * x)));
     for (let i = 0; i < m; i++) {
       const x = new Float64Array(d);
-      V.forEach((v, a) => v.forEach((y, t) => (x[t] += C[(i * k + a) * r + j] * y)));
+      V.forEach((v, a) =>
+        v.forEach((y, t) => (x[t] += C[(i * k + a) * r + j] * y))
+      );
       hv(hs[i], x).forEach((y, t) => (w[t] += y));
     }
     return w;
   });
   const res = await o.expand(C, CV, r, true);
-  for (let a = 0; a < k; a++) for (let j = 0; j < r; j++) assert(Math.abs(res.proj[a * r + j] - dotv(V[a], W[j])) < 1e-12);
+  for (let a = 0; a < k; a++) {
+    for (let j = 0; j < r; j++) {
+      assert(Math.abs(res.proj[a * r + j] - dotv(V[a], W[j])) < 1e-12);
+    }
+  }
   assertEquals(res.keptIndex, [0, 1]);
   assertEquals(o.basisSize, 5);
   assertEquals(o.hvps, m * r + m * 2);
   const V2 = o.basis();
-  for (let a = 0; a < 5; a++) for (let b = 0; b < 5; b++) assert(Math.abs(dotv(V2[a], V2[b]) - (a === b ? 1 : 0)) < 1e-12);
+  for (let a = 0; a < 5; a++) {
+    for (let b = 0; b < 5; b++) {
+      assert(Math.abs(dotv(V2[a], V2[b]) - (a === b ? 1 : 0)) < 1e-12);
+    }
+  }
   // the first norm is that of W_0 minus its projection on V
-  const outside = W[0].map((x, t) => x - V.reduce((s, v, a) => s + res.proj[a * r] * v[t], 0));
+  const outside = W[0].map((x, t) =>
+    x - V.reduce((s, v, a) => s + res.proj[a * r] * v[t], 0)
+  );
   assert(Math.abs(res.norms[0] - Math.sqrt(dotv(outside, outside))) < 1e-10);
   // blocks: V_newᵀ H_i V[:, 3:5] with the enlarged basis
-  for (let i = 0; i < m; i++) for (let a = 0; a < 5; a++) for (let b = 0; b < 2; b++) {
-    assert(Math.abs(res.blocks![(i * 5 + a) * 2 + b] - dotv(V2[a], hv(hs[i], V2[3 + b]))) < 1e-12);
+  for (let i = 0; i < m; i++) {
+    for (let a = 0; a < 5; a++) {
+      for (let b = 0; b < 2; b++) {
+        assert(
+          Math.abs(
+            res.blocks![(i * 5 + a) * 2 + b] -
+              dotv(V2[a], hv(hs[i], V2[3 + b])),
+          ) < 1e-12,
+        );
+      }
+    }
   }
 });
 
 Deno.test("SyntheticOracle drops dependent columns, rotates, and reports grads and Hutchinson", async () => {
-  const o = new SyntheticOracle(hs, { grads: hs.map((_, i) => Float64Array.from({ length: d }, (_, t) => i + t)) });
+  const o = new SyntheticOracle(hs, {
+    grads: hs.map((_, i) => Float64Array.from({ length: d }, (_, t) => i + t)),
+  });
   await o.random(d, 1);
-  const res = await o.expand(new Float64Array(m * d), new Float64Array(d).fill(1), 1, false);
+  const res = await o.expand(
+    new Float64Array(m * d),
+    new Float64Array(d).fill(1),
+    1,
+    false,
+  );
   assertEquals(res.keptIndex, []); // W lies in span(V) = everything
   const u = new Float64Array(d * 2);
   u[0] = 1;
@@ -53,11 +86,18 @@ Deno.test("SyntheticOracle drops dependent columns, rotates, and reports grads a
   assertEquals(o.basisSize, 2);
   const g = await o.grads();
   assertEquals(g.sqNorms.length, m);
-  assert(Math.abs(g.sqNorms[1] - [1, 2, 3, 4, 5, 6].reduce((s, x) => s + x * x, 0)) < 1e-12);
+  assert(
+    Math.abs(g.sqNorms[1] - [1, 2, 3, 4, 5, 6].reduce((s, x) => s + x * x, 0)) <
+      1e-12,
+  );
   const h = await o.hutchinson(4, 3);
   assertEquals(h.quad.length, m * 4);
   const again = await new SyntheticOracle(hs).hutchinson(4, 3);
   assertEquals(Array.from(again.quad), Array.from(h.quad)); // seeded
   assertThrows(() => o.blocks(1, 5), RangeError, "Expected columns within");
-  assertThrows(() => new SyntheticOracle([]), RangeError, "Expected at least one");
+  assertThrows(
+    () => new SyntheticOracle([]),
+    RangeError,
+    "Expected at least one",
+  );
 });
