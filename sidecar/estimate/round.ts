@@ -239,6 +239,11 @@ export async function estimateRound(
       }`,
     );
   }
+  if ((params.momentum ?? 0) > 0) {
+    warnings.push(
+      `momentum ${params.momentum} ignored: the threshold is that of plain SGD (theory §1)`,
+    );
+  }
   if (minCurvature < 0) {
     warnings.push(
       `negative curvature in the subspace: ${
