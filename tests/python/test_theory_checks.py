@@ -1,7 +1,7 @@
 """Tests for examples/_dense_reference.py and examples/theory_checks.py.
 
 Reference values: docs/theory.md §7 (worked examples, 12 digits). The physical checks run
-``theory_checks.py --fast`` (about 30 s) and assert that thresholds found by simulating the
+``theory_checks.py --fast`` (about 15 s) and assert that thresholds found by simulating the
 second-moment recursion and by Monte Carlo SGD agree with η* within 2 %.
 """
 
