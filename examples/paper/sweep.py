@@ -84,9 +84,14 @@ CONFIGS = {
 }
 
 
-def per_sample_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Quadratic loss of ONE sample on its one-hot target: ``‖f(x) − y‖²``."""
-    return ((output - target) ** 2).sum()
+def quadratic_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Quadratic loss on one-hot targets, mean over samples: ``mean_i ‖f(x_i) − y_i‖²``.
+
+    Works for one sample (output of shape ``(k,)``: ``‖f(x) − y‖²``, what the dense reference
+    differentiates per sample) and for a batch (``(m, k)``: the mean-reduced loss that
+    ``edgewise.estimate`` expects).
+    """
+    return ((output - target) ** 2).sum(-1).mean()
 
 
 # =======================================================================================
@@ -112,7 +117,9 @@ def measure_dense(model, loss_fn, x, y, batch_size) -> dict:
 
 def _field(obj, *path):
     for name in path:
-        obj = obj[name] if isinstance(obj, dict) else getattr(obj, name)
+        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+        if obj is None:
+            return float("nan")
     return float(obj)
 
 
@@ -121,13 +128,14 @@ def measure_edgewise(model, loss_fn, x, y, batch_size) -> dict:
     import edgewise
 
     rep = edgewise.estimate(model, loss_fn, probe=(x, y), n_train=len(x),
-                            batch_size=batch_size, curvature=_SETTINGS["curvature"])
+                            batch_size=batch_size, curvature=_SETTINGS["curvature"],
+                            bootstrap=_SETTINGS["n_boot"], seed=_SETTINGS["seed"])
     return {"lambda_max": _field(rep, "lambda_max"), "lambda_gen": _field(rep, "lambda_gen"),
             "lambda_gen_lo": _field(rep, "ci", "lambda_gen_lo"),
             "lambda_gen_hi": _field(rep, "ci", "lambda_gen_hi"),
             "bound_top_eigvec": _field(rep, "bounds", "top_eigvec"),
             "bound_rank_one": _field(rep, "bounds", "rank_one"),
-            "min_curvature": float("nan")}
+            "min_curvature": _field(rep, "min_curvature")}
 
 
 measure = measure_dense          # ← the one line to change (or pass --estimator edgewise)
@@ -250,7 +258,7 @@ def sweep(cfg: Config, csv_path: Path | None, verbose: bool = True) -> list[dict
     P0 = initial_params(cfg, d_in, y.shape[1])
     d = sum(v.numel() for v in P0.values())
     _SETTINGS.update(curvature=cfg.curvature, n_boot=cfg.n_boot, seed=cfg.seed)
-    m0 = measure(to_module(P0), per_sample_loss, x, y, n)
+    m0 = measure(to_module(P0), quadratic_loss, x, y, n)
     if verbose:
         print(f"n = {n} samples, d = {d} parameters, classes {cfg.classes}, "
               f"{int(math.sqrt(d_in))}×{int(math.sqrt(d_in))} inputs; at the initial point "
@@ -268,7 +276,7 @@ def sweep(cfg: Config, csv_path: Path | None, verbose: bool = True) -> list[dict
                    "final_loss": rr.final_loss}
             if not rr.diverged:
                 tm = time.time()
-                mres = measure(to_module(rr.params), per_sample_loss, x, y, B)
+                mres = measure(to_module(rr.params), quadratic_loss, x, y, B)
                 row |= mres
                 row["measure_s"] = round(time.time() - tm, 2)
                 row["ratio"] = row["lambda_gen"] * rr.lr / 2

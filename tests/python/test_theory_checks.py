@@ -226,7 +226,7 @@ def test_sweep_gradient_matches_autograd():
     P = {k: v[None].clone() for k, v in P0.items()}
     loss, grads = sw.batch_loss_and_grad(P, x, y)
     net = sw.to_module(P0)
-    ref_loss = torch.stack([sw.per_sample_loss(net(x[i:i + 1])[0], y[i]) for i in range(len(x))]).mean()
+    ref_loss = torch.stack([sw.quadratic_loss(net(x[i:i + 1])[0], y[i]) for i in range(len(x))]).mean()
     ref_grads = torch.autograd.grad(ref_loss, list(net.parameters()))
     assert float(loss[0]) == pytest.approx(float(ref_loss), rel=1e-12)
     for k, g in zip(("W1", "b1", "W2", "b2"), ref_grads):
@@ -266,4 +266,4 @@ def test_sweep_measure_refuses_large_models():
     sw = _sweep_module()
     net = torch.nn.Linear(30, 30).double()
     with pytest.raises(ValueError, match="edgewise"):
-        sw.measure_dense(net, sw.per_sample_loss, torch.zeros(2, 30), torch.zeros(2, 30), 1)
+        sw.measure_dense(net, sw.quadratic_loss, torch.zeros(2, 30), torch.zeros(2, 30), 1)
