@@ -53,17 +53,48 @@ import _dense_reference as ref  # noqa: E402
 
 
 # =======================================================================================
-# SWAP POINT: the η* under test. Today: dense reference. With the estimator:
-#     import edgewise
-#     def eta_star_of(Hs, B):
-#         return edgewise.<dense-hessians entry point>(Hs, batch_size=B).eta_star
-# (or build the model-based call in examples/paper/sweep.py's measure()). Nothing else in
-# this file needs to change.
+# SWAP POINT: the η* under test, ONE function. ``--estimator edgewise`` (or assigning
+# ``eta_star_of = eta_star_edgewise``) routes every η* through ``edgewise.estimate``;
+# nothing else in this file changes.
 # =======================================================================================
-def eta_star_of(per_sample_hessians: np.ndarray, batch_size: int) -> float:
-    """Exact mean-square threshold η* = 2/λ_gen for batch size B (the quantity under test)."""
+def eta_star_dense(per_sample_hessians: np.ndarray, batch_size: int) -> float:
+    """Exact mean-square threshold η* = 2/λ_gen from the dense reference."""
     lam, _ = ref.lambda_gen(per_sample_hessians, batch_size)
     return 2.0 / lam
+
+
+def eta_star_edgewise(per_sample_hessians: np.ndarray, batch_size: int) -> float:
+    """η* from ``edgewise.estimate`` on a quadratic model with exactly these ``H_i``.
+
+    ``H_i = A_i A_iᵀ`` (PSD factors); model ``f_θ(A_i) = A_iᵀ θ``, loss ``½‖f‖²`` (target
+    ignored), so per-sample Hessian and Gauss–Newton are both ``H_i`` at every ``θ``.
+    """
+    import torch
+    import edgewise
+
+    F, s = ref.sample_factors(per_sample_hessians)
+    if (s < -1e-12 * np.abs(s).max()).any():
+        raise ValueError("expected PSD per-sample Hessians for the quadratic model")
+    A = torch.tensor(F * np.sqrt(np.clip(s, 0, None))[:, None, :])          # (n, d, k)
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.theta = torch.nn.Parameter(torch.zeros(d, dtype=torch.float64))
+
+        def forward(self, a):
+            return torch.einsum("...dk,d->...k", a, self.theta)
+
+    def loss_fn(out, target):
+        return 0.5 * (out**2).sum(-1).mean()
+
+    n = A.shape[0]
+    rep = edgewise.estimate(Quadratic(A.shape[1]), loss_fn, probe=(A, torch.zeros(n)),
+                            n_train=n, batch_size=batch_size, curvature="ggn", tol=1e-8)
+    return float(rep.eta_star)
+
+
+eta_star_of = eta_star_dense          # ← the one line to change (or --estimator edgewise)
 
 
 # ---------------------------------------------------------------------------------------
@@ -417,7 +448,12 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=200_000, help="Monte Carlo runs")
     ap.add_argument("--csv", type=Path, default=Path(__file__).resolve().parent / "theory_checks.csv")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--estimator", choices=("dense", "edgewise"), default="dense",
+                    help="where η* comes from (edgewise: edgewise.estimate; slower)")
     a = ap.parse_args(argv)
+    global eta_star_of
+    if a.estimator == "edgewise":
+        eta_star_of = eta_star_edgewise
     _, _, failures = run(a.fast, a.runs, a.csv, a.seed)
     return 1 if failures else 0
 

@@ -267,3 +267,17 @@ def test_sweep_measure_refuses_large_models():
     net = torch.nn.Linear(30, 30).double()
     with pytest.raises(ValueError, match="edgewise"):
         sw.measure_dense(net, sw.quadratic_loss, torch.zeros(2, 30), torch.zeros(2, 30), 1)
+
+
+def test_eta_star_edgewise_matches_dense_reference():
+    """The swap target: edgewise.estimate on a quadratic model with the same H_i."""
+    edgewise = pytest.importorskip("edgewise")
+    Hs = ref.worked_example_2d()
+    try:
+        got = [tc.eta_star_edgewise(Hs, B) for B in (1, 2, 3)]
+    except edgewise.errors.SidecarStartError as e:       # no Deno sidecar on this machine
+        pytest.skip(f"sidecar unavailable: {e}")
+    assert got == pytest.approx([1.073657959761, 1.506962425208, 1.658359213500], rel=1e-8)
+    Hs = tc.random_problem(d=6, n=9, rank=1, coherence=0.0, seed=11)
+    for B in (1, 3):
+        assert tc.eta_star_edgewise(Hs, B) == pytest.approx(tc.eta_star_dense(Hs, B), rel=1e-6)
