@@ -1,6 +1,6 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
+ * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
  * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0.
@@ -24,6 +24,8 @@ export interface MainArgs {
   logLevel: "debug" | "info" | "warn" | "error";
   dataDir?: string;
   httpPort?: number;
+  /** Serve the dashboard (default true; `--no-dashboard` turns it off). */
+  dashboard?: boolean;
   runner: "estimate" | "stub";
   /** Soft size limit (SPEC §7); default 64 MiB. */
   maxMessageBytes?: number;
@@ -38,6 +40,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "log-level": { type: "string", default: "info" },
       "data-dir": { type: "string" },
       "http-port": { type: "string" },
+      "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
     },
@@ -48,8 +51,8 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   const runner = values.runner;
   if (runner !== "estimate" && runner !== "stub") throw new TypeError(`Invalid --runner: expected estimate|stub, got ${runner}`);
   const port = values["http-port"];
-  if (port !== undefined && !/^(\d+|-1)$/.test(port)) {
-    throw new TypeError(`Invalid --http-port: expected a port number (0: any free port, -1: no dashboard), got ${port}`);
+  if (port !== undefined && !/^\d+$/.test(port)) {
+    throw new TypeError(`Invalid --http-port: expected a port number (0: any free port), got ${port}`);
   }
   const maxBytes = values["max-message-bytes"];
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
@@ -61,6 +64,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
+    dashboard: !values["no-dashboard"],
     runner,
   };
 }
@@ -83,6 +87,13 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
     throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${JSON.stringify(v)}`);
   }
   return v as number[];
+}
+
+/** Reads the optional `target` from `round.options`. */
+function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambda_max" | undefined {
+  const v = options.target;
+  if (v === undefined || v === "lambda_gen" || v === "lambda_max") return v;
+  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${JSON.stringify(v)}`);
 }
 
 /**
@@ -110,6 +121,7 @@ export function estimateRunner(store?: HistoryStore): RoundRunner {
       bootstrap: optionalNumber(o, "bootstrap"),
       seed: optionalNumber(o, "seed"),
       max_basis: optionalNumber(o, "max_basis"),
+      target: optionalTarget(o),
     };
     const previous = session.state.estimate as RoundState | undefined;
     const { report, state } = await estimateRound(oracle, params, { state: previous });
@@ -164,7 +176,7 @@ async function main(): Promise<number> {
     dataDir,
     onWarning: (message) => log("warn", "history", { message }),
   });
-  const dashboard = store && args.httpPort !== -1
+  const dashboard = store && args.dashboard !== false
     ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log)
     : undefined;
   const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });

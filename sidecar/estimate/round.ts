@@ -53,6 +53,8 @@ export interface RoundParams {
   hutchinson?: number;
   /** Ask for gradients and report floors (default true). */
   grads?: boolean;
+  /** `"lambda_max"` computes λ_max alone (Lanczos), for benchmarks; default everything. */
+  target?: "lambda_gen" | "lambda_max";
 }
 
 /** Carried from one round of a run to the next (the basis itself lives in the client). */
@@ -163,7 +165,8 @@ export async function estimateRound(
   const deadline = params.budget?.seconds !== undefined
     ? t0 + 1000 * params.budget.seconds
     : undefined;
-  const budgetHvps = params.budget?.hvps;
+  // a round always ends: without a budget, at most 10 basis budgets of HVP-equivalents
+  const budgetHvps = params.budget?.hvps ?? 10 * maxBasis;
   const spent = () => (oracle.hvps - hvp0) / m;
   const warnings: string[] = [];
 
@@ -203,6 +206,17 @@ export async function estimateRound(
       maxHvps: budgetHvps,
       deadline,
     });
+    if (params.target === "lambda_max") {
+      // λ_max alone (benchmarks against power iteration / Lanczos tools): no λ_gen work
+      const report = {
+        run: params.run, round: params.round, step: params.step, epoch: params.epoch, lr, batch_size: B, n, p, m,
+        lambda_max: lz.lambdaMax, eta_gd: 2 / lz.lambdaMax, converged: lz.converged, residual: lz.residual,
+        basis_size: oracle.basisSize, hvps: spent(), wall_ms: performance.now() - t0, time: Date.now() / 1000,
+        stopped: lz.converged ? "converged" : "budget_hvps", warnings,
+      } as unknown as Report;
+      const state: RoundState = { round: params.round, lambdaMax: lz.lambdaMax, lambdaGen: NaN, basis: oracle.basisSize };
+      return { report: dropNonFinite(report), state };
+    }
     const k2 = oracle.basisSize;
     if (k2 > k) {
       const add = await oracle.blocks(k, k2 - k);
@@ -280,7 +294,7 @@ export async function estimateRound(
     ? batchCurve(blocks, m, k, n, grid, lr, S)
     : { points: [] as BatchPoint[] };
   // bootstrap
-  const nb = params.bootstrap ?? 200;
+  const nb = params.bootstrap ?? 100;
   const ci = nb > 0 && lambdaGen > 0
     ? bootstrapInterval(blocks, m, k, p, S, {
       count: nb,
