@@ -61,6 +61,10 @@ class Monitor:
         budget_hvps / budget_seconds: per-round budget; the report says when it stopped early.
         tol: relative tolerance on ``lambda_gen``.
         batch_grid: batch sizes for the ``eta_star_by_batch`` curve (default: powers of two).
+        max_basis: basis budget of the subspace iteration (default 64 in the sidecar): the
+            sidecar's work per round grows as ``m · max_basis³``; models with at most this
+            many parameters are solved exactly in the full space.
+        bootstrap: bootstrap resamples for the interval (default 100; 0 disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
             ``tensorboard`` is installed); None logs nowhere.
         console: print a one-line summary per round (and progress on a terminal).
@@ -98,6 +102,8 @@ class Monitor:
         budget_seconds: float | None = None,
         tol: float = 1e-3,
         batch_grid: list[int] | None = None,
+        max_basis: int | None = None,
+        bootstrap: int | None = None,
         log_dir: str | os.PathLike | None = None,
         tensorboard: bool | str = "auto",
         console: bool = True,
@@ -137,6 +143,8 @@ class Monitor:
         self.budget_seconds = budget_seconds
         self.tol = tol
         self.batch_grid = batch_grid
+        self.max_basis = max_basis
+        self.bootstrap = bootstrap
         self.console = console
         self.seed = seed
         self.chunk_size = chunk_size
@@ -306,6 +314,10 @@ class Monitor:
         options: dict[str, Any] = {"tol": self.tol, "seed": self.seed}
         if self.batch_grid is not None:
             options["batch_grid"] = list(self.batch_grid)
+        if self.max_basis is not None:
+            options["max_basis"] = int(self.max_basis)
+        if self.bootstrap is not None:
+            options["bootstrap"] = int(self.bootstrap)
         return options
 
     def _ensure_client(self) -> Any:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ._basis import gaussian, orthonormalize, rademacher
-from ._hvp import Curvature, LossFn, ParamLayout, chunk_for_budget, per_sample_grads, per_sample_hvp
+from ._hvp import Curvature, LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
 
 #: Default memory budget for one vmapped chunk, in bytes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -217,11 +217,12 @@ class CurvatureOracle:
             self._x = x.detach().to(device=dev, dtype=dt if x.is_floating_point() else x.dtype)
             self._y = y.detach().to(device=dev, dtype=dt if y.is_floating_point() else y.dtype)
         self._hvp = per_sample_hvp(self._model, self._loss_fn, layout, buffers, curvature=self._curvature)
+        self._mean_hvp = mean_hvp(self._model, self._loss_fn, layout, buffers)
         self._grads = per_sample_grads(self._model, self._loss_fn, layout, buffers)
 
     def end_round(self) -> None:
         """Release the parameter snapshot (the basis is kept)."""
-        self._theta = self._hvp = self._grads = self._x = self._y = None
+        self._theta = self._hvp = self._mean_hvp = self._grads = self._x = self._y = None
 
     def _need_round(self) -> Tensor:
         if self._theta is None:
@@ -288,8 +289,15 @@ class CurvatureOracle:
         r = coeffs.shape[2]
         v = self._v
         w = v @ basis_coeffs
+        shared = self._curvature == "hessian" and m > 1 and r > 0 and bool((coeffs == coeffs[:1]).all())
         with eval_mode(self._model), torch.no_grad():
-            for sl in self._slices(r) if r else []:
+            if shared:
+                # every sample gets the same C (e.g. a Lanczos step on H): Σ_i H_i V C = m H̄ V C,
+                # one batched product per column instead of m per-sample ones
+                z = v @ coeffs[0]
+                for j in range(r):
+                    w[:, j] += m * self._mean_hvp(theta, self._x, self._y, z[:, j])
+            for sl in self._slices(r) if r and not shared else []:
                 z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
                 w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
         self.hvps += m * r

@@ -436,3 +436,20 @@ def test_non_finite_results_raise_and_keep_the_basis_clean():
     with pytest.raises(FloatingPointError, match="expected finite proj from expand"):
         oracle.execute("expand", {"coeffs": np.ones((M, 2, 1)), "basis_coeffs": np.zeros((2, 1)), "blocks": False})
     assert oracle.basis_size == 2 and torch.isfinite(oracle.basis).all()
+
+
+@pytest.mark.parametrize("name,curvature", [("tanh", "hessian"), ("conv", "hessian"), ("relu", "ggn")])
+def test_expand_with_the_same_coefficients_for_every_sample_matches_dense(name, curvature):
+    """A Lanczos step sends C_i = c for all i; the batched mean-HVP path must equal Σ_i H_i V c."""
+    oracle, (model, loss, x, y) = new_oracle(name, curvature)
+    H, _, _ = dense(model, loss, x, y, curvature)
+    oracle.execute("random", {"r": 3, "seed": 2})
+    v = oracle.basis
+    c = rng(4).standard_normal((3, 2))
+    coeffs = np.broadcast_to(c / M, (M, 3, 2)).copy()
+    cv = rng(5).standard_normal((3, 2))
+    res = oracle.execute("expand", {"coeffs": coeffs, "basis_coeffs": cv, "blocks": False})
+    w = torch.einsum("ide,ek->dk", H, v @ torch.from_numpy(c)) / M + v @ torch.from_numpy(cv)
+    close(res["proj"], v.T @ w)
+    close(res["norms"], torch.linalg.vector_norm(w - v @ (v.T @ w), dim=0))
+    assert res["hvps"] == M * 2
