@@ -9,9 +9,11 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     logLevel: "info",
     dataDir: undefined,
     httpPort: undefined,
+    dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
   });
+  assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
 });
 
 Deno.test("parseMainArgs() takes EDGEWISE_ENDPOINT, and --endpoint over it", () => {
