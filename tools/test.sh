@@ -14,7 +14,7 @@ trap 'rm -rf "$logs"' EXIT
 status=0
 
 echo "== Deno: sidecar tests"
-tools/deno test -A --quiet sidecar/ tests/e2e/ 2>&1 | tee "$logs/deno.log"
+NO_COLOR=1 tools/deno test -A --quiet --doc sidecar/ tests/e2e/ 2>&1 | tee "$logs/deno.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== Python: client tests"
