@@ -21,6 +21,15 @@ export async function findChromium(): Promise<string | undefined> {
   return undefined;
 }
 
+/** Waits for `p`, or `ms` milliseconds, whichever comes first, leaving no timer behind. */
+async function within(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    p,
+    new Promise((r) => timer = setTimeout(r, ms)),
+  ]).finally(() => clearTimeout(timer));
+}
+
 /** A page session of a launched browser. */
 export interface Browser {
   /** Sends a CDP command to the page and resolves with its result. */
@@ -204,12 +213,103 @@ export async function launchBrowser(
       return (r.result as { value: T }).value;
     },
     async close() {
-      await Promise.race([
-        raw("Browser.close").catch(() => {}),
-        new Promise((r) => setTimeout(r, 2000)),
-      ]);
+      await within(raw("Browser.close").catch(() => {}), 2000);
       ws.close();
+      // Let Chromium exit by itself first: it then reaps its helper processes, which a
+      // SIGKILL would orphan (as zombies where PID 1 does not reap).
+      await within(child.status, 5000);
       await cleanup();
     },
   };
+}
+
+/**
+ * Polls `fn` every 100 ms until `ok` accepts its value, and returns that value.
+ *
+ * @throws {Error} With the last value seen, if `ms` pass first.
+ */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 20_000,
+): Promise<T> {
+  const end = Date.now() + ms;
+  let v = await fn();
+  while (!ok(v)) {
+    if (Date.now() > end) {
+      throw new Error(
+        `Timed out waiting for ${what}: last value ${JSON.stringify(v)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    v = await fn();
+  }
+  return v;
+}
+
+/**
+ * Page expression: counts pixels of the run page's sharpness chart close to the λ_gen
+ * (`gen`) and λ_max (`max`) colours, and non-white ones (`ink`), by rasterising its SVG.
+ */
+export const COUNT_PIXELS = `(async () => {
+  const svg = document.querySelector('#chart-sharpness svg');
+  const img = new Image();
+  img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg.outerHTML);
+  await img.decode();
+  const c = document.createElement('canvas');
+  c.width = img.width; c.height = img.height;
+  const g = c.getContext('2d');
+  g.drawImage(img, 0, 0);
+  const d = g.getImageData(0, 0, c.width, c.height).data;
+  let gen = 0, max = 0, ink = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, gg, b] = [d[i], d[i + 1], d[i + 2]];
+    if (Math.abs(r - 213) + Math.abs(gg - 94) + Math.abs(b - 0) < 60) gen++;
+    if (Math.abs(r - 0) + Math.abs(gg - 114) + Math.abs(b - 178) < 60) max++;
+    if (r + gg + b < 720) ink++;
+  }
+  return { gen, max, ink, total: d.length / 4 };
+})()`;
+
+/** What {@linkcode pngStats} finds in a PNG. */
+export interface PngStats {
+  width: number;
+  height: number;
+  /** Pixels that differ from the top-left pixel's colour. */
+  differing: number;
+  /** Distinct colours, quantised to 4 bits per channel. */
+  colours: number;
+}
+
+/**
+ * Decodes a PNG in the page (no decoder needed here) and measures how much is drawn on
+ * it, so a test can tell a real screenshot from a blank or single-colour one.
+ */
+export async function pngStats(
+  browser: Browser,
+  png: Uint8Array,
+): Promise<PngStats> {
+  let bin = "";
+  for (let i = 0; i < png.length; i += 0x8000) {
+    bin += String.fromCharCode(...png.subarray(i, i + 0x8000));
+  }
+  const b64 = btoa(bin);
+  return await browser.evaluate<PngStats>(`(async () => {
+    const img = new Image();
+    img.src = 'data:image/png;base64,${b64}';
+    await img.decode();
+    const c = document.createElement('canvas');
+    c.width = img.width; c.height = img.height;
+    const g = c.getContext('2d');
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let differing = 0;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) differing++;
+      seen.add(((d[i] >> 4) << 8) | ((d[i + 1] >> 4) << 4) | (d[i + 2] >> 4));
+    }
+    return { width: c.width, height: c.height, differing, colours: seen.size };
+  })()`);
 }

@@ -9,7 +9,7 @@ import { Buffer } from "node:buffer";
 import { HistoryStore } from "../../sidecar/store/history_store.ts";
 import { syntheticReport } from "../../sidecar/store/_synthetic.ts";
 import { startDashboard } from "../../sidecar/dashboard/server.ts";
-import { findChromium, launchBrowser } from "./cdp.ts";
+import { COUNT_PIXELS, findChromium, launchBrowser, waitFor } from "./cdp.ts";
 import { syntheticFeeder } from "./feeder.ts";
 
 const chromium = await findChromium();
@@ -22,47 +22,6 @@ if (!chromium) {
 const SCREENSHOT = fileURLToPath(
   new URL("../../docs/dashboard.png", import.meta.url),
 );
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 20_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v)) {
-    if (Date.now() > end) {
-      throw new Error(
-        `Timed out waiting for ${what}: last value ${JSON.stringify(v)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-    v = await fn();
-  }
-  return v;
-}
-
-/** Counts pixels of the sharpness chart close to the λ_gen colour, by rasterising its SVG. */
-const COUNT_PIXELS = `(async () => {
-  const svg = document.querySelector('#chart-sharpness svg');
-  const img = new Image();
-  img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(svg.outerHTML);
-  await img.decode();
-  const c = document.createElement('canvas');
-  c.width = img.width; c.height = img.height;
-  const g = c.getContext('2d');
-  g.drawImage(img, 0, 0);
-  const d = g.getImageData(0, 0, c.width, c.height).data;
-  let gen = 0, max = 0, ink = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    const [r, gg, b] = [d[i], d[i + 1], d[i + 2]];
-    if (Math.abs(r - 213) + Math.abs(gg - 94) + Math.abs(b - 0) < 60) gen++;
-    if (Math.abs(r - 0) + Math.abs(gg - 114) + Math.abs(b - 178) < 60) max++;
-    if (r + gg + b < 720) ink++;
-  }
-  return { gen, max, ink, total: d.length / 4 };
-})()`;
 
 Deno.test({
   name:
