@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--probe-size", type=int, default=128)
     parser.add_argument("--max-basis", type=int, default=32, help="subspace budget of the sidecar")
-    parser.add_argument("--curvature", choices=("hessian", "ggn"), default="hessian")
+    parser.add_argument("--curvature", choices=("hessian", "ggn"), default="ggn",
+                        help="per-sample curvature (ggn: PSD Gauss–Newton, the monitor's default)")
     parser.add_argument("--stability-lr", action="store_true", help="cap the lr at 0.9·η*")
     parser.add_argument("--endpoint", default=None, help="a running sidecar (default: spawn one)")
     parser.add_argument("--log-dir", default=None, help="write edgewise.jsonl / edgewise.csv here")

@@ -53,7 +53,12 @@ class Monitor:
         batch_size: SGD batch size ``B``; read from ``loader`` when omitted.
         optimizer: when given, ``lr`` and ``momentum`` are read from its first param group.
         loader: when given, ``n_train`` and ``batch_size`` are read from it.
-        curvature: ``"hessian"`` (exact per-sample Hessians) or ``"ggn"`` (Gauss–Newton, PSD).
+        curvature: ``"ggn"`` (default: per-sample Gauss–Newton ``J_iᵀ Λ_i J_i``, PSD by
+            construction) or ``"hessian"`` (exact per-sample Hessians). The threshold theory
+            assumes PSD per-sample curvature, which holds at minima; during training the exact
+            per-sample Hessians are indefinite, their negative parts can cancel in the mean, and
+            ``lambda_gen`` can then spike in directions where ``H`` is nearly flat. The
+            Gauss–Newton part is PSD everywhere and equals the Hessian at interpolating minima.
         endpoint: ``tcp://host:port`` of a running sidecar; None spawns a local one.
         timeout: seconds to wait for any one sidecar answer.
         every_steps: run a round every N calls of :meth:`step`; None means once per
@@ -94,7 +99,7 @@ class Monitor:
         batch_size: int | None = None,
         optimizer: torch.optim.Optimizer | None = None,
         loader: Any = None,
-        curvature: str = "hessian",
+        curvature: str = "ggn",
         endpoint: str | None = None,
         timeout: float = 30.0,
         every_steps: int | None = None,

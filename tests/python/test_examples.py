@@ -1,0 +1,37 @@
+"""Every example runs as-is in its fast mode and prints what its header promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_example(name: str, *args: str, timeout: float = 300) -> str:
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_quadratic_threshold_settles_below_eta_star_and_blows_up_above():
+    out = run_example("quadratic_threshold.py", "--fast")
+    assert "As predicted: SGD is mean-square stable exactly below η*." in out
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("0.9", "1.0", "1.1"))]
+    verdicts = {float(r[0]): r[-1] for r in rows}
+    assert verdicts[0.95] == "settles" and verdicts[1.05] == "up", verdicts
+
+
+def test_mnist_live_prints_a_report_every_epoch(tmp_path):
+    out = run_example("mnist_live.py", "--fast", "--log-dir", str(tmp_path))
+    epochs = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert len(epochs) == 3 and not any("skipped" in line for line in epochs), out
+    assert "Last round:" in out and "margin" in out
+    assert len((tmp_path / "edgewise.jsonl").read_text().splitlines()) == 3
+
+
+def test_checkpoint_report_reports_eta_star_and_the_batch_curve():
+    out = run_example("checkpoint_report.py", "--fast")
+    assert "η*     =" in out and "η*(B):" in out and "bound top_eigvec" in out
