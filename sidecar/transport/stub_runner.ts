@@ -52,6 +52,8 @@ export async function stubRunRound(
     n: round.n,
     m,
     lambda_max: lambda,
+    // tests compare what crossed the wire with what the client computed in-process
+    ...(round.options.stub_echo === true ? { blocks_echo: Array.from(blocks) } : {}),
     basis_size: oracle.basisSize,
     hvps: oracle.hvps / m,
     wall_ms: performance.now() - t0,
