@@ -35,7 +35,7 @@ class ScriptedClient:
         item = self.script.pop(0)
         if isinstance(item, Exception):
             raise item
-        return dict(item, lr=kwargs["lr"], margin=kwargs["lr"] / item["eta_star"])
+        return dict(item, lr=kwargs["lr"], margin=kwargs["lr"] / item["eta_star"], epoch=kwargs["epoch"])
 
     def close(self):
         self.closed = True
@@ -120,7 +120,8 @@ def test_cadence_every_steps_and_per_epoch():
     assert [r is not None for r in ran] == [False, True, False, True, False]
     assert monitor.end_epoch(0, lr=0.1) is None  # cadence is every_steps, not per epoch
     per_epoch = make_monitor(ScriptedClient([report(1.0)]))
-    assert per_epoch.end_epoch(3, lr=0.1).epoch is None or True
+    assert per_epoch.step(lr=0.1) is None  # no every_steps: steps only count
+    assert per_epoch.end_epoch(3, lr=0.1).epoch == 3
 
 
 def test_logs_one_jsonl_and_csv_line_per_round(tmp_path):
