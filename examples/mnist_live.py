@@ -114,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             report = monitor.end_epoch(epoch)
             monitor_time += time.perf_counter() - started
             print(format_row(epoch, loss, acc, report), flush=True)
+            if epoch == 0 and monitor.dashboard_url:
+                print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
             if not torch.isfinite(torch.tensor(loss)):
                 print("training diverged (loss is not finite)")
                 break
-        if monitor.dashboard_url:
-            print(f"dashboard: {monitor.dashboard_url}")
 
     last = monitor.latest
     print(f"\ntime: training {train_time:.2f} s, monitoring {monitor_time:.2f} s "
