@@ -69,7 +69,8 @@ class Monitor:
         max_basis: basis budget of the subspace iteration (default 64 in the sidecar): the
             sidecar's work per round grows as ``m · max_basis³``; models with at most this
             many parameters are solved exactly in the full space.
-        bootstrap: bootstrap resamples for the interval (default 100; 0 disables).
+        bootstrap: bootstrap resamples for the interval (default 50 here, half of the
+            sidecar's 100, to keep live rounds short; 0 disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
             ``tensorboard`` is installed); None logs nowhere.
         console: print a one-line summary per round (and progress on a terminal).
@@ -108,7 +109,7 @@ class Monitor:
         tol: float = 1e-3,
         batch_grid: list[int] | None = None,
         max_basis: int | None = None,
-        bootstrap: int | None = None,
+        bootstrap: int | None = 50,
         log_dir: str | os.PathLike | None = None,
         tensorboard: bool | str = "auto",
         console: bool = True,

@@ -277,7 +277,8 @@ export async function estimateRound(
   const bounds: NonNullable<Report["bounds"]> = {};
   if (k > 0 && lambdaGen > 0) {
     bounds.top_eigvec = topEigvecBound(blocks, m, k, p, top);
-    bounds.rank_one = rankOneBound(blocks, m, k, p, { extra: [topS] });
+    // a lower bound at any u: a few ascent steps from 3 starts are enough for a report
+    bounds.rank_one = rankOneBound(blocks, m, k, p, { extra: [topS], starts: 3, maxIter: 60 });
     const r = params.hutchinson ?? 4;
     if (r > 0) {
       const h = await oracle.hutchinson(r, seed + 7919);
