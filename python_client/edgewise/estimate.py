@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
+from ._run_info import round_options, run_metadata
 from .report import StabilityReport
 
 __all__ = ["estimate"]
@@ -72,26 +73,9 @@ def estimate(
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
     oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, chunk_size=chunk_size)
-    options: dict[str, Any] = {"tol": tol, "seed": seed}
-    if batch_grid is not None:
-        options["batch_grid"] = list(batch_grid)
-    if bootstrap is not None:
-        options["bootstrap"] = int(bootstrap)
-    if max_basis is not None:
-        options["max_basis"] = int(max_basis)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    dtype = next(model.parameters()).dtype
-    run = {
-        "id": f"{name}-{uuid.uuid4().hex[:8]}",
-        "name": name,
-        "params": int(params),
-        "probe": int(len(x)),
-        "n": int(n_train),
-        "batch_size": int(batch_size),
-        "curvature": curvature,
-        "dtype": "f64" if dtype == torch.float64 else "f32",
-        "model": type(model).__name__,
-    }
+    options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap)
+    run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=len(x), n=n_train,
+                       batch_size=batch_size, curvature=curvature)
     with SidecarClient(endpoint, timeout=timeout) as client:
         client.open_session(run)
         oracle.begin_round()

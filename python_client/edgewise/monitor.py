@@ -13,6 +13,7 @@ import torch
 
 from ._probe import draw_probe
 from ._report_log import ReportLog
+from ._run_info import round_options, run_metadata
 from .report import StabilityReport
 
 __all__ = ["Monitor", "EdgewiseWarning"]
@@ -317,14 +318,8 @@ class Monitor:
         return momentum
 
     def _round_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"tol": self.tol, "seed": self.seed}
-        if self.batch_grid is not None:
-            options["batch_grid"] = list(self.batch_grid)
-        if self.max_basis is not None:
-            options["max_basis"] = int(self.max_basis)
-        if self.bootstrap is not None:
-            options["bootstrap"] = int(self.bootstrap)
-        return options
+        return round_options(tol=self.tol, seed=self.seed, batch_grid=self.batch_grid,
+                             max_basis=self.max_basis, bootstrap=self.bootstrap)
 
     def _ensure_client(self) -> Any:
         if self._client is None:
@@ -357,19 +352,8 @@ class Monitor:
         return self._oracle
 
     def _run_info(self) -> dict[str, Any]:
-        params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        dtype = next(self.model.parameters()).dtype
-        return {
-            "id": self.run_id,
-            "name": self.run_name,
-            "params": int(params),
-            "probe": int(len(self.probe[0])),
-            "n": self.n_train,
-            "batch_size": self.batch_size,
-            "curvature": self.curvature,
-            "dtype": "f64" if dtype == torch.float64 else "f32",
-            "model": type(self.model).__name__,
-        }
+        return run_metadata(self.model, run_id=self.run_id, name=self.run_name, probe_size=len(self.probe[0]),
+                            n=self.n_train, batch_size=self.batch_size, curvature=self.curvature)
 
 
 class _ProgressOracle:
