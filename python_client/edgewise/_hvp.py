@@ -24,13 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad, grad_and_value, jvp, vjp, vmap
+from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
-Curvature = Literal["hessian", "ggn"]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 #: d-sized tensors assumed live per (sample, column) in one forward-over-reverse product:
@@ -160,14 +159,11 @@ def sample_hvp(
     loss_fn: LossFn,
     layout: ParamLayout,
     buffers: Mapping[str, Tensor] | None = None,
-    curvature: Curvature = "hessian",
 ) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]:
-    """Single-sample, single-vector curvature product ``H_i v``.
+    """Single-sample, single-vector exact Hessian product ``H_i v`` (forward-over-reverse).
 
-    ``"hessian"``: the exact per-sample Hessian, forward-over-reverse ``jvp(grad(l_i))``.
-    ``"ggn"``: the Gauss–Newton matrix ``J_iᵀ Λ_i J_i`` (``Λ_i`` the Hessian of the loss in the
-    model's output), computed as a model ``jvp``, an output-space HVP and a model ``vjp``;
-    it is PSD whenever the loss is convex in the output.
+    Only the exact-Hessian route (``curvature="hessian"``) uses per-sample products; the
+    Gauss–Newton route works with batched Jacobian products (:mod:`edgewise._factor_route`).
 
     Derivatives are taken with respect to the parameter dict (views of ``theta``), not the
     flat vector, so no per-parameter slice backward fills ``d``-sized zeros; the result is
@@ -176,29 +172,13 @@ def sample_hvp(
     Returns:
         ``hvp(theta, x_i, y_i, v) -> H_i v`` (all vectors of length ``d``).
     """
-    if curvature not in ("hessian", "ggn"):
-        raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
-    bufs = dict(buffers or {})
-    if curvature == "hessian":
-        grad_loss = grad(_dict_loss(model, loss_fn, bufs))
+    grad_loss = grad(_dict_loss(model, loss_fn, dict(buffers or {})))
 
-        def hvp(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
-            params, tangent = layout.unflatten(theta), layout.unflatten(v)
-            return layout.flatten(_jvp_with_target(lambda p, yy: grad_loss(p, x, yy), params, tangent, y))
-
-        return hvp
-
-    output = _dict_output(model, bufs)
-
-    def ggn(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
+    def hvp(theta: Tensor, x: Tensor, y: Tensor, v: Tensor) -> Tensor:
         params, tangent = layout.unflatten(theta), layout.unflatten(v)
-        out, pullback = vjp(lambda p: output(p, x), params)
-        _, jv = jvp(lambda p: output(p, x), (params,), (tangent,))
-        grad_out = grad(lambda o, yy: loss_fn(o, yy.unsqueeze(0)))
-        lam_jv = _jvp_with_target(grad_out, out, jv, y)
-        return layout.flatten(pullback(lam_jv)[0])
+        return layout.flatten(_jvp_with_target(lambda p, yy: grad_loss(p, x, yy), params, tangent, y))
 
-    return ggn
+    return hvp
 
 
 def mean_hvp(
@@ -254,10 +234,9 @@ def per_sample_hvp(
     layout: ParamLayout,
     buffers: Mapping[str, Tensor] | None = None,
     *,
-    curvature: Curvature = "hessian",
     chunk_size: int | None = None,
 ) -> Callable[..., Tensor]:
-    """Per-sample products ``H_i v`` for all probe samples, vmapped and chunked.
+    """Per-sample exact Hessian products ``H_i v`` for all probe samples, vmapped and chunked.
 
     The returned ``f(theta, x, y, v, *, per_sample=False, reduce=False)`` takes ``x``/``y``
     with ``m`` samples along dim 0 and ``v`` of shape
@@ -270,7 +249,7 @@ def per_sample_hvp(
     ``reduce=True``, which keeps memory at one chunk. ``chunk_size`` samples are processed per
     ``vmap`` call (all at once if ``None``).
     """
-    single = sample_hvp(model, loss_fn, layout, buffers, curvature)
+    single = sample_hvp(model, loss_fn, layout, buffers)
     over_cols = vmap(single, in_dims=(None, None, None, 1), out_dims=1)
     fns = {
         (False, False): vmap(single, in_dims=(None, 0, 0, None)),

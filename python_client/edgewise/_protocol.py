@@ -1,4 +1,4 @@
-"""Protocol v1 messages on the client side (protocol/SPEC.md §3-4): tensors, builders for
+"""Protocol v2 messages on the client side (protocol/SPEC.md §3-4): tensors, builders for
 what the client sends, and validation of what the sidecar answers.
 
 Example:
@@ -21,7 +21,9 @@ import numpy as np
 
 from .errors import BadTensor, MalformedMessage, NonFinite, ProtocolError, error_for_code
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: Per-sample curvature a run may declare (``hello.run.curvature``).
+CURVATURES = ("ggn", "ggn_mc", "hessian")
 #: Ops the client executes (SPEC §4), announced in ``hello.capabilities``.
 CAPABILITIES = ("reset", "random", "expand", "blocks", "rotate", "grads", "hutchinson")
 #: Types the sidecar sends (SPEC §3).
@@ -113,7 +115,10 @@ def _plain(value: Any, name: str) -> Any:
 
 
 def hello(msg_id: int, client: str, run: Mapping[str, Any]) -> dict[str, Any]:
-    """``hello`` (SPEC §3); validates ``run`` so a bad one fails here, not at the sidecar.
+    """``hello`` (SPEC §3, protocol 2); validates ``run`` so a bad one fails here, not at the sidecar.
+
+    The factor route (curvature ``ggn``/``ggn_mc``) needs ``run["outputs"]``: the rows ``c``
+    (or ``s`` sampled labels) of each per-sample factor.
 
     Raises:
         ValueError: a missing or mistyped run field.
@@ -122,8 +127,11 @@ def hello(msg_id: int, client: str, run: Mapping[str, Any]) -> dict[str, Any]:
         v = run.get(key)
         if not isinstance(v, typ) or isinstance(v, bool):
             raise ValueError(f"expected run[{key!r}] of type {typ.__name__}, got {v!r}")
-    if run["curvature"] not in ("hessian", "ggn"):
-        raise ValueError(f"expected run['curvature'] 'hessian' or 'ggn', got {run['curvature']!r}")
+    if run["curvature"] not in CURVATURES:
+        raise ValueError(f"expected run['curvature'] in {CURVATURES}, got {run['curvature']!r}")
+    outputs = run.get("outputs")
+    if run["curvature"] != "hessian" and (not isinstance(outputs, int) or isinstance(outputs, bool) or outputs < 1):
+        raise ValueError(f"expected run['outputs'] an int >= 1 (rows of each factor) for curvature {run['curvature']!r}, got {outputs!r}")
     if run["dtype"] not in ("f64", "f32"):
         raise ValueError(f"expected run['dtype'] 'f64' or 'f32', got {run['dtype']!r}")
     if run["probe"] < 1:

@@ -8,8 +8,9 @@ import torch
 
 
 def run_metadata(model: torch.nn.Module, *, run_id: str, name: str, probe_size: int, n: int,
-                 batch_size: int, curvature: str) -> dict[str, Any]:
-    """The ``run`` map of SPEC §3's ``hello``: ``params`` counts trainable parameters only."""
+                 batch_size: int, curvature: str, outputs: int) -> dict[str, Any]:
+    """The ``run`` map of SPEC §3's ``hello``: ``params`` counts trainable parameters only;
+    ``outputs`` is the number of rows of each per-sample factor (the oracle's ``outputs``)."""
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     dtype = next(model.parameters()).dtype
     return {
@@ -20,15 +21,25 @@ def run_metadata(model: torch.nn.Module, *, run_id: str, name: str, probe_size: 
         "n": int(n),
         "batch_size": int(batch_size),
         "curvature": curvature,
+        "outputs": int(outputs),
         "dtype": "f64" if dtype == torch.float64 else "f32",
         "model": type(model).__name__,
     }
 
 
-def round_options(*, tol: float, seed: int, batch_grid: list[int] | None = None,
-                  max_basis: int | None = None, bootstrap: int | None = None) -> dict[str, Any]:
-    """The ``options`` map of a ``round``; options left as None take the sidecar's defaults."""
-    options: dict[str, Any] = {"tol": tol, "seed": seed}
+def round_options(*, seed: int, tol: float | None = None, batch_grid: list[int] | None = None,
+                  max_basis: int | None = None, bootstrap: int | None = None, exact: bool = False,
+                  bounds: list[str] | None = None) -> dict[str, Any]:
+    """The ``options`` map of a ``round``: only what the user set; options left as None take
+    the sidecar's defaults (no ``tol``: the sidecar's automatic live tolerance, a fraction of
+    the bootstrap half-width; ``exact``: a checkpoint solve with tight tolerances)."""
+    options: dict[str, Any] = {"seed": seed}
+    if tol is not None:
+        options["tol"] = float(tol)
+    if exact:
+        options["exact"] = True
+    if bounds is not None:
+        options["bounds"] = [str(b) for b in bounds]
     if batch_grid is not None:
         options["batch_grid"] = [int(b) for b in batch_grid]
     if max_basis is not None:

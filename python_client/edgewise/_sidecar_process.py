@@ -49,6 +49,29 @@ def find_root() -> Path:
     )
 
 
+def numpy_openblas() -> str | None:
+    """Path of the OpenBLAS that numpy's wheel bundles (``numpy.libs/libscipy_openblas*.so``), if any."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return None
+    libs = Path(numpy.__file__).resolve().parent.parent / "numpy.libs"
+    found = sorted(libs.glob("libscipy_openblas*.so*")) if libs.is_dir() else []
+    return str(found[0]) if found else None
+
+
+def sidecar_env() -> dict[str, str]:
+    """Environment of a spawned sidecar: ours, plus ``EDGEWISE_BLAS_LIB`` pointing at numpy's
+    bundled OpenBLAS unless the user set it (the sidecar's dense kernels then run through BLAS;
+    it logs which library it loaded, and falls back to TypeScript kernels without one)."""
+    env = dict(os.environ)
+    if not env.get("EDGEWISE_BLAS_LIB"):
+        lib = numpy_openblas()
+        if lib is not None:
+            env["EDGEWISE_BLAS_LIB"] = lib
+    return env
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -108,6 +131,7 @@ class SidecarProcess:
             self._proc = subprocess.Popen(
                 self.command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # Ctrl-C in the training console is for the trainer
+                env=sidecar_env(),
             )
         except OSError as exc:
             raise SidecarStartError(f"cannot run {' '.join(self.command)}: {exc}") from exc

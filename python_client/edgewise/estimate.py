@@ -21,8 +21,10 @@ def estimate(
     n_train: int,
     batch_size: int,
     lr: float | None = None,
-    curvature: str = "hessian",
-    tol: float = 1e-3,
+    curvature: str = "ggn",
+    mc_samples: int = 1,
+    tol: float | None = None,
+    bounds: list[str] | None = None,
     batch_grid: list[int] | None = None,
     bootstrap: int | None = None,
     budget_hvps: float | None = None,
@@ -45,8 +47,15 @@ def estimate(
         n_train: training-set size ``n``.
         batch_size: the SGD batch size ``B`` the threshold is for.
         lr: when given, the report includes the margin ``lr / eta_star``.
-        curvature: ``"hessian"`` or ``"ggn"``.
-        tol: relative tolerance on ``lambda_gen``.
+        curvature: ``"ggn"`` (Gauss–Newton factors, the default, as for :class:`Monitor`),
+            ``"ggn_mc"`` (Monte Carlo Gauss–Newton factors with ``mc_samples`` sampled labels
+            per sample, for large output counts) or ``"hessian"`` (exact per-sample Hessians).
+        mc_samples: sampled labels per sample for ``"ggn_mc"``.
+        tol: relative tolerance on ``lambda_gen``; None: the sidecar's checkpoint tolerance
+            (the round is sent with ``exact: true``: tight tolerances, and on the Gauss–Newton
+            route a solve in the whole span of the factors when it is small enough).
+        bounds: cheap lower bounds to report (subset of ``top_eigvec``, ``identity``,
+            ``rank_one``); None: the sidecar's default.
         batch_grid: batch sizes for the ``eta_star_by_batch`` curve.
         bootstrap: number of bootstrap resamples for the interval (0 disables).
         budget_hvps / budget_seconds: stop early (the report says so).
@@ -72,10 +81,12 @@ def estimate(
         raise ValueError(f"expected probe inputs and targets of equal length, got {len(x)} and {len(y)}")
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
-    oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, chunk_size=chunk_size)
-    options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap)
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples, seed=seed,
+                             chunk_size=chunk_size)
+    options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap,
+                            exact=True, bounds=bounds)
     run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=len(x), n=n_train,
-                       batch_size=batch_size, curvature=curvature)
+                       batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
     with SidecarClient(endpoint, timeout=timeout) as client:
         client.open_session(run)
         oracle.begin_round()

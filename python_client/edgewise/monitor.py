@@ -55,7 +55,10 @@ class Monitor:
         optimizer: when given, ``lr`` and ``momentum`` are read from its first param group.
         loader: when given, ``n_train`` and ``batch_size`` are read from it.
         curvature: ``"ggn"`` (default: per-sample Gauss–Newton ``J_iᵀ Λ_i J_i``, PSD by
-            construction) or ``"hessian"`` (exact per-sample Hessians). The threshold theory
+            construction, sent as factors ``Λ_i^{1/2} J_i V`` from batched Jacobian products),
+            ``"ggn_mc"`` (Monte Carlo Gauss–Newton factors with ``mc_samples`` sampled labels
+            per sample, unbiased, for large output counts) or ``"hessian"`` (exact per-sample
+            Hessians, per-sample HVPs). The threshold theory
             assumes PSD per-sample curvature, which holds at minima; during training the exact
             per-sample Hessians are indefinite, their negative parts can cancel in the mean, and
             ``lambda_gen`` can then spike in directions where ``H`` is nearly flat. The
@@ -65,13 +68,17 @@ class Monitor:
         every_steps: run a round every N calls of :meth:`step`; None means once per
             :meth:`end_epoch`.
         budget_hvps / budget_seconds: per-round budget; the report says when it stopped early.
-        tol: relative tolerance on ``lambda_gen``.
+        mc_samples: sampled labels per sample for ``"ggn_mc"``.
+        tol: relative tolerance on ``lambda_gen``; None (default): the sidecar's automatic
+            live tolerance, which follows the probe's sampling error (the report's ``tol``).
+        bounds: cheap lower bounds to report (subset of ``top_eigvec``, ``identity``,
+            ``rank_one``); None: the sidecar's default.
         batch_grid: batch sizes for the ``eta_star_by_batch`` curve (default: powers of two).
         max_basis: basis budget of the subspace iteration (default 64 in the sidecar): the
             sidecar's work per round grows as ``m · max_basis³``; models with at most this
             many parameters are solved exactly in the full space.
-        bootstrap: bootstrap resamples for the interval (default 50 here, half of the
-            sidecar's 100, to keep live rounds short; 0 disables).
+        bootstrap: bootstrap resamples for the interval (None: the sidecar's default; 0
+            disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
             ``tensorboard`` is installed); None logs nowhere.
         console: print a one-line summary per round (and progress on a terminal).
@@ -102,15 +109,17 @@ class Monitor:
         optimizer: torch.optim.Optimizer | None = None,
         loader: Any = None,
         curvature: str = "ggn",
+        mc_samples: int = 1,
         endpoint: str | None = None,
         timeout: float = 30.0,
         every_steps: int | None = None,
         budget_hvps: float | None = None,
         budget_seconds: float | None = None,
-        tol: float = 1e-3,
+        tol: float | None = None,
+        bounds: list[str] | None = None,
         batch_grid: list[int] | None = None,
         max_basis: int | None = None,
-        bootstrap: int | None = 50,
+        bootstrap: int | None = None,
         log_dir: str | os.PathLike | None = None,
         tensorboard: bool | str = "auto",
         console: bool = True,
@@ -119,8 +128,8 @@ class Monitor:
         chunk_size: int | None = None,
         client_factory: Callable[[str | None, float], Any] | None = None,
     ) -> None:
-        if curvature not in ("hessian", "ggn"):
-            raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
+        if curvature not in ("ggn", "ggn_mc", "hessian"):
+            raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
         if every_steps is not None and every_steps <= 0:
             raise ValueError(f"expected a positive every_steps, got {every_steps}")
         if probe is None:
@@ -143,6 +152,8 @@ class Monitor:
         self.batch_size = int(batch_size)
         self.optimizer = optimizer
         self.curvature = curvature
+        self.mc_samples = mc_samples
+        self.bounds = bounds
         self.endpoint = endpoint
         self.timeout = timeout
         self.every_steps = every_steps
@@ -222,8 +233,8 @@ class Monitor:
             return self._record(StabilityReport.skipped(reason, **context))
         started = time.perf_counter()
         try:
-            client = self._ensure_client()
             oracle = self._ensure_oracle()
+            client = self._ensure_client()
             oracle.begin_round()
             progress = _ProgressOracle(oracle, self._rounds, self.console and sys.stderr.isatty())
             raw = client.run_round(
@@ -319,7 +330,7 @@ class Monitor:
 
     def _round_options(self) -> dict[str, Any]:
         return round_options(tol=self.tol, seed=self.seed, batch_grid=self.batch_grid,
-                             max_basis=self.max_basis, bootstrap=self.bootstrap)
+                             max_basis=self.max_basis, bootstrap=self.bootstrap, bounds=self.bounds)
 
     def _ensure_client(self) -> Any:
         if self._client is None:
@@ -347,13 +358,15 @@ class Monitor:
 
             x, y = self.probe
             self._oracle = CurvatureOracle(
-                self.model, self.loss_fn, x, y, curvature=self.curvature, chunk_size=self.chunk_size
+                self.model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
+                seed=self.seed, chunk_size=self.chunk_size,
             )
         return self._oracle
 
     def _run_info(self) -> dict[str, Any]:
+        outputs = getattr(self._ensure_oracle(), "outputs", 1)
         return run_metadata(self.model, run_id=self.run_id, name=self.run_name, probe_size=len(self.probe[0]),
-                            n=self.n_train, batch_size=self.batch_size, curvature=self.curvature)
+                            n=self.n_train, batch_size=self.batch_size, curvature=self.curvature, outputs=outputs)
 
 
 class _ProgressOracle:

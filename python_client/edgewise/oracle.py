@@ -3,6 +3,16 @@
 The sidecar decides which curvature products it needs; this class owns the model, the probe
 samples and the ``d``-dimensional basis ``V`` and answers with small matrices only.
 
+Two routes (protocol v2):
+
+- Gauss–Newton, ``curvature="ggn"`` (default) or ``"ggn_mc"``: ``blocks`` answers the factors
+  ``A_i = L_i J_i V[:, cols]`` (``m × s × count``, ``L_iᵀ L_i = Λ_i`` the loss Hessian in the
+  outputs) from one batched JVP of the whole probe batch per column; ``expand`` takes output
+  coefficients ``U_i`` and forms ``Σ_i J_iᵀ L_iᵀ U_i`` with one batched VJP per column. See
+  :mod:`edgewise._factor_route`.
+- Exact per-sample Hessians, ``curvature="hessian"``: ``blocks`` answers ``Vᵀ H_i V[:, cols]``
+  (``m × k × count``) from per-sample HVPs, ``expand`` takes ``C_i`` (``m × k × r``).
+
 Non-intrusiveness (what happens to the user's model):
 
 - :meth:`CurvatureOracle.begin_round` copies the parameters and buffers (detached clones in the
@@ -19,8 +29,8 @@ Example:
     >>> oracle.begin_round()
     >>> oracle.execute("random", {"r": 2, "seed": 0})["kept"]
     2
-    >>> oracle.execute("blocks", {"start": 0, "count": 2})["blocks"].shape
-    (8, 2, 2)
+    >>> oracle.execute("blocks", {"start": 0, "count": 2})["factors"].shape   # m × c × count
+    (8, 1, 2)
 """
 
 from __future__ import annotations
@@ -34,7 +44,12 @@ import torch
 from torch import Tensor
 
 from ._basis import gaussian, orthonormalize, rademacher
-from ._hvp import Curvature, LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
+from ._factor_route import FactorCache, FactorRound
+from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
+from ._output_curvature import OutputCurvature
+
+#: Per-sample curvature: Gauss–Newton factors (exact or Monte Carlo) or exact Hessians.
+CURVATURES = ("ggn", "ggn_mc", "hessian")
 
 #: Default memory budget for one vmapped chunk, in bytes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -96,10 +111,15 @@ class CurvatureOracle:
         loss_fn: Mean-reduced ``loss_fn(output, target)``; applied per sample on a batch of one.
         x: Probe inputs, ``m`` samples along dim 0.
         y: Probe targets, ``m`` along dim 0.
-        curvature: ``"hessian"`` (exact per-sample Hessian) or ``"ggn"`` (Gauss–Newton).
-        chunk_size: Samples per vmapped chunk; overrides ``memory_budget`` when given.
-        memory_budget: Bytes for one chunk's intermediates (default 256 MiB), see
-            :func:`edgewise._hvp.chunk_for_budget`.
+        curvature: ``"ggn"`` (Gauss–Newton factors, default), ``"ggn_mc"`` (Monte Carlo
+            Gauss–Newton factors with ``mc_samples`` sampled labels per sample, for large
+            output counts) or ``"hessian"`` (exact per-sample Hessians, per-sample HVPs).
+        mc_samples: Rows ``s`` of the Monte Carlo factor (``ggn_mc`` only).
+        seed: Seed of the Monte Carlo draw (``ggn_mc``); round ``t`` draws with ``(seed, t)``.
+        chunk_size: Samples per vmapped chunk of the Hessian route; overrides ``memory_budget``.
+        memory_budget: Bytes for one chunk's intermediates (default 256 MiB): samples per chunk
+            of per-sample products (see :func:`edgewise._hvp.chunk_for_budget`), columns per
+            chunk of batched Jacobian products.
         dtype: Compute dtype; the model's parameter dtype if ``None``.
 
     Raises:
@@ -114,7 +134,9 @@ class CurvatureOracle:
         x: Tensor,
         y: Tensor,
         *,
-        curvature: Curvature = "hessian",
+        curvature: str = "ggn",
+        mc_samples: int = 1,
+        seed: int = 0,
         chunk_size: int | None = None,
         memory_budget: int | None = None,
         dtype: torch.dtype | None = None,
@@ -125,8 +147,10 @@ class CurvatureOracle:
             raise TypeError(f"expected x and y to be tensors, got {type(x).__name__} and {type(y).__name__}")
         if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise ValueError(f"expected x and y with the same number m >= 1 of samples, got {tuple(x.shape)} and {tuple(y.shape)}")
-        if curvature not in ("hessian", "ggn"):
-            raise ValueError(f"expected curvature 'hessian' or 'ggn', got {curvature!r}")
+        if curvature not in CURVATURES:
+            raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
+            raise ValueError(f"expected mc_samples to be a positive int, got {mc_samples!r}")
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
             raise ValueError(f"expected chunk_size to be a positive int or None, got {chunk_size!r}")
         if memory_budget is not None and memory_budget <= 0:
@@ -139,7 +163,10 @@ class CurvatureOracle:
         self._model = model
         self._loss_fn = loss_fn
         self._x_user, self._y_user = x, y
-        self._curvature: Curvature = curvature
+        self._curvature = curvature
+        self._mc_samples = mc_samples
+        self._seed = int(seed)
+        self._rounds = 0
         self._chunk_size = chunk_size
         self._budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else int(memory_budget)
         self._dtype_arg = dtype
@@ -148,11 +175,24 @@ class CurvatureOracle:
         self._layout = ParamLayout.from_module(model)
         self._v = torch.zeros(self._layout.size, 0, dtype=self._dtype, device=self._device)
         self._theta: Tensor | None = None
-        self._hvp = None
-        self._grads = None
+        self._hvp = self._mean_hvp = self._grads = None
+        self._factor: FactorRound | None = None
+        self._output_curvature: OutputCurvature | None = None
+        self._cache = FactorCache()
         self._x = self._y = None
-        self.hvps = 0
-        """Per-sample HVPs spent since creation (``hvps / m`` = HVP-equivalents)."""
+        self._outputs = self._count_outputs()
+        self.hvps = 0.0
+        """Per-sample products spent since creation (``hvps / m`` = HVP-equivalents; a batched
+        JVP or VJP column counts ``m/2``)."""
+
+    def _count_outputs(self) -> int:
+        """``c``: flattened outputs of one sample (one forward of the first probe sample)."""
+        first = next(p for p in self._model.parameters() if p.requires_grad)
+        with eval_mode(self._model), torch.no_grad():
+            x0 = self._x_user[:1].to(first.device)
+            if x0.is_floating_point():
+                x0 = x0.to(first.dtype)
+            return int(self._model(x0)[0].numel())
 
     # ----------------------------------------------------------------- state
     @property
@@ -171,9 +211,25 @@ class CurvatureOracle:
         return self._x_user.shape[0]
 
     @property
-    def curvature(self) -> Curvature:
-        """``"hessian"`` or ``"ggn"``."""
+    def curvature(self) -> str:
+        """``"ggn"``, ``"ggn_mc"`` or ``"hessian"``."""
         return self._curvature
+
+    @property
+    def factor_route(self) -> bool:
+        """Whether blocks are Gauss–Newton factors (``ggn``/``ggn_mc``)."""
+        return self._curvature != "hessian"
+
+    @property
+    def outputs(self) -> int:
+        """Rows of each per-sample factor: ``c`` model outputs, or ``mc_samples`` for ``ggn_mc``
+        (``hello.run.outputs``)."""
+        return self._mc_samples if self._curvature == "ggn_mc" else self._outputs
+
+    @property
+    def output_curvature_kind(self) -> str | None:
+        """How ``Λ_i^{1/2}`` is formed (``mse``, ``cross_entropy``, ``generic``), once known."""
+        return None if self._output_curvature is None else self._output_curvature.kind
 
     @property
     def dtype(self) -> torch.dtype:
@@ -216,13 +272,31 @@ class CurvatureOracle:
             x, y = self._x_user, self._y_user
             self._x = x.detach().to(device=dev, dtype=dt if x.is_floating_point() else x.dtype)
             self._y = y.detach().to(device=dev, dtype=dt if y.is_floating_point() else y.dtype)
-        self._hvp = per_sample_hvp(self._model, self._loss_fn, layout, buffers, curvature=self._curvature)
-        self._mean_hvp = mean_hvp(self._model, self._loss_fn, layout, buffers)
         self._grads = per_sample_grads(self._model, self._loss_fn, layout, buffers)
+        self._cache.clear()
+        self._cache.resize(self.basis_size)
+        if self.factor_route:
+            self._begin_factor_round(buffers)
+        else:
+            self._hvp = per_sample_hvp(self._model, self._loss_fn, layout, buffers)
+            self._mean_hvp = mean_hvp(self._model, self._loss_fn, layout, buffers)
+        self._rounds += 1
+
+    def _begin_factor_round(self, constants: Mapping[str, Tensor]) -> None:
+        mc = self._mc_samples if self._curvature == "ggn_mc" else None
+        gen = torch.Generator().manual_seed((self._seed * 1_000_003 + self._rounds) % 2**63)
+        with eval_mode(self._model), torch.no_grad():
+            self._factor = FactorRound(
+                self._model, self._loss_fn, self._layout, constants, self._theta, self._x, self._y,
+                mc_rows=mc, generator=gen, memory_budget=self._budget, output_curvature=self._output_curvature,
+            )
+        self._output_curvature = self._factor.output_curvature
 
     def end_round(self) -> None:
         """Release the parameter snapshot (the basis is kept)."""
         self._theta = self._hvp = self._mean_hvp = self._grads = self._x = self._y = None
+        self._factor = None
+        self._cache.clear()
 
     def _need_round(self) -> Tensor:
         if self._theta is None:
@@ -240,7 +314,7 @@ class CurvatureOracle:
         return [slice(s, min(s + c, m)) for s in range(0, m, c)]
 
     def _shared_products(self, z: Tensor) -> Iterator[tuple[slice, Tensor]]:
-        """Yield ``(samples, H_i Z)`` chunk by chunk, ``Z`` (``d × c``) the same for all."""
+        """Yield ``(samples, H_i Z)`` chunk by chunk, ``Z`` (``d × c``) the same for all (Hessian route)."""
         theta = self._need_round()
         with eval_mode(self._model), torch.no_grad():
             for sl in self._slices(z.shape[1]):
@@ -256,10 +330,15 @@ class CurvatureOracle:
             raise ValueError(f"expected finite {name}, got NaN or Inf")
         return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float64)).to(device=self._device, dtype=self._dtype)
 
+    def _batched(self, columns: int) -> None:
+        """Count ``columns`` batched JVP/VJP columns: ``m/2`` per-sample products each."""
+        self.hvps += 0.5 * self.probe_size * columns
+
     # ------------------------------------------------------------------- ops
     def reset(self) -> None:
         """``V ← []``."""
         self._v = self._v.new_zeros((self.params, 0))
+        self._cache.clear()
 
     def random(self, r: int, seed: int) -> int:
         """Append ``r`` seeded Gaussian directions orthonormalised against ``V``; returns how many were kept."""
@@ -267,62 +346,93 @@ class CurvatureOracle:
         z = gaussian(self.params, r, seed, dtype=self._dtype, device=self._device)
         q, _, kept = orthonormalize(self._v, z)
         self._v = torch.cat([self._v, q], dim=1)
+        self._cache.resize(self.basis_size)
         return len(kept)
 
     def expand(self, coeffs: Tensor, basis_coeffs: Tensor, blocks: bool = False) -> dict[str, Any]:
-        """``W = Σ_i H_i (V C_i) + V C_V``, orthonormalised against ``V`` and appended.
+        """``W = Σ_i H_i V C_i + V C_V``, orthonormalised against ``V`` and appended.
 
-        Costs ``m r`` per-sample HVPs (``V C_i`` is formed per chunk, then one vmapped product
-        per sample and column), plus ``m × kept`` for the blocks.
+        Factor route: ``coeffs`` are the output coefficients ``U_i`` (``m × s × r``) and
+        ``W = Σ_i J_iᵀ L_iᵀ U_i + V C_V`` costs ``r`` batched VJPs (``Σ_i H_i V C_i`` is the case
+        ``U_i = A_i C_i``). Hessian route: ``coeffs`` are ``C_i`` (``m × k × r``) and ``W`` costs
+        ``m r`` per-sample HVPs (one batched mean-HVP per column when all ``C_i`` are equal).
 
         Args:
-            coeffs: ``C_i``, ``m × k × r`` (compute dtype, model device).
+            coeffs: ``U_i`` or ``C_i`` (compute dtype, model device).
             basis_coeffs: ``C_V``, ``k × r``.
-            blocks: Also return ``Vᵀ H_i V_new`` with the enlarged basis.
+            blocks: Also return the blocks of the appended columns: factors ``m × s × kept``
+                (factor route) or ``Vᵀ H_i V_new`` ``m × k' × kept`` (Hessian route).
 
         Returns:
             ``proj`` (``k × r``, ``Vᵀ W`` with the old ``V``), ``norms`` (``r``), ``kept``,
-            ``kept_index``, and ``blocks`` (``m × k' × kept``) when asked; tensors.
+            ``kept_index``, and ``blocks`` when asked; tensors.
         """
-        theta = self._need_round()
-        m, k = self.probe_size, self.basis_size
-        r = coeffs.shape[2]
+        self._need_round()
+        k = self.basis_size
         v = self._v
-        w = v @ basis_coeffs
-        shared = self._curvature == "hessian" and m > 1 and r > 0 and bool((coeffs == coeffs[:1]).all())
         with eval_mode(self._model), torch.no_grad():
-            if shared:
-                # every sample gets the same C (e.g. a Lanczos step on H): Σ_i H_i V C = m H̄ V C,
-                # one batched product per column instead of m per-sample ones
-                z = v @ coeffs[0]
-                for j in range(r):
-                    w[:, j] += m * self._mean_hvp(theta, self._x, self._y, z[:, j])
-            for sl in self._slices(r) if r and not shared else []:
-                z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
-                w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
-        self.hvps += m * r
+            if self.factor_route:
+                w = self._factor.expansion(coeffs) + v @ basis_coeffs
+                self._batched(coeffs.shape[2])
+            else:
+                w = self._hessian_expansion(coeffs, basis_coeffs)
         proj = v.T @ w
         q, norms, kept_index = orthonormalize(v, w)
         self._v = torch.cat([v, q], dim=1)
+        self._cache.resize(self.basis_size)
         out: dict[str, Any] = {"proj": proj, "norms": norms, "kept": len(kept_index), "kept_index": kept_index}
         if blocks:
             out["blocks"] = self.blocks(k, len(kept_index))
         return out
 
+    def _hessian_expansion(self, coeffs: Tensor, basis_coeffs: Tensor) -> Tensor:
+        theta, v = self._need_round(), self._v
+        m, r = self.probe_size, coeffs.shape[2]
+        w = v @ basis_coeffs
+        shared = m > 1 and r > 0 and bool((coeffs == coeffs[:1]).all())
+        if shared:
+            # every sample gets the same C (e.g. a Lanczos step on H): Σ_i H_i V C = m H̄ V C,
+            # one batched product per column instead of m per-sample ones
+            z = v @ coeffs[0]
+            for j in range(r):
+                w[:, j] += m * self._mean_hvp(theta, self._x, self._y, z[:, j])
+        for sl in self._slices(r) if r and not shared else []:
+            z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
+            w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
+        self.hvps += m * r
+        return w
+
     def blocks(self, start: int, count: int) -> Tensor:
-        """Per-sample ``Vᵀ H_i V[:, start:start+count]``, ``m × k × count``; costs ``m × count``."""
+        """The blocks of columns ``start … start+count−1``.
+
+        Factor route: ``A_i = L_i J_i V[:, cols]``, ``m × s × count``, one batched JVP per column
+        not computed before in this round. Hessian route: ``Vᵀ H_i V[:, cols]``, ``m × k × count``,
+        costs ``m × count`` per-sample HVPs.
+        """
         k = self.basis_size
         if start < 0 or count < 0 or start + count > k:
             raise ValueError(f"expected 0 <= start and start + count <= k = {k}, got start={start}, count={count}")
+        self._need_round()
+        if self.factor_route:
+            return self._factor_blocks(start, count)
         cols = self._v[:, start : start + count]
         out = self._v.new_zeros((self.probe_size, k, count))
         if count == 0:
-            self._need_round()
             return out
         for sl, hz in self._shared_products(cols):
             out[sl] = torch.einsum("dk,idc->ikc", self._v, hz)
         self.hvps += self.probe_size * count
         return out
+
+    def _factor_blocks(self, start: int, count: int) -> Tensor:
+        missing = self._cache.missing(start, count)
+        if missing:
+            with eval_mode(self._model), torch.no_grad():
+                self._cache.store(missing, self._factor.factors(self._v[:, missing]))
+            self._batched(len(missing))
+        if count == 0:
+            return self._v.new_zeros((self.probe_size, self.outputs, 0))
+        return self._cache.get(start, count).clone()
 
     def rotate(self, u: Tensor) -> None:
         """``V ← V U`` (``U``: ``k × k'``, orthonormal columns), re-orthonormalised by CGS2."""
@@ -333,11 +443,20 @@ class CurvatureOracle:
         err = (gram - torch.eye(u.shape[1], dtype=u.dtype, device=u.device)).abs().max() if u.numel() else 0.0
         if err > 1e-6:
             raise ValueError(f"expected u with orthonormal columns, got max |UᵀU − I| = {float(err):.3g}")
-        q, _, _ = orthonormalize(self._v[:, :0], self._v @ u)
+        q, _, kept = orthonormalize(self._v[:, :0], self._v @ u)
         self._v = q
+        if len(kept) == u.shape[1]:
+            self._cache.rotate(u)
+        else:
+            self._cache.clear()
+            self._cache.resize(self.basis_size)
 
     def grads(self) -> dict[str, Any]:
-        """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``."""
+        """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``.
+
+        ``‖g_i‖²`` needs the per-sample gradients themselves (no Jacobian product in the basis
+        gives it), so ``Vᵀ g_i`` is read off them too.
+        """
         theta = self._need_round()
         m, k = self.probe_size, self.basis_size
         losses = theta.new_zeros(m)
@@ -363,7 +482,12 @@ class CurvatureOracle:
         m = self.probe_size
         quad = z.new_zeros((m, r))
         sq = z.new_zeros((m, r))
-        if r:
+        if r and self.factor_route:
+            with eval_mode(self._model), torch.no_grad():
+                quad, sq = self._factor.per_sample_products(z)
+            self._batched(r)
+            self.hvps += m * r
+        elif r:
             for sl, hz in self._shared_products(z):
                 quad[sl] = torch.einsum("dr,idr->ir", z, hz)
                 sq[sl] = (hz * hz).sum(1)
@@ -381,7 +505,9 @@ class CurvatureOracle:
 
         Returns:
             The op's SPEC result fields, plus ``basis`` (``k`` after the op) and ``hvps``
-            (per-sample HVPs this op cost).
+            (per-sample products this op cost; a batched JVP/VJP column counts ``m/2``). On the
+            factor route ``blocks`` and ``expand`` answer ``factors`` (``m × s × count``) and
+            ``expand`` takes ``out_coeffs`` (``m × s × r``) instead of ``coeffs``.
 
         Raises:
             ValueError: Unknown op, missing argument, wrong shape or non-finite values.
@@ -402,28 +528,10 @@ class CurvatureOracle:
         elif op == "random":
             out = {"kept": self.random(_int_arg(args, "r"), _int_arg(args, "seed", minimum=None))}
         elif op == "expand":
-            if "coeffs" not in args or "basis_coeffs" not in args:
-                raise ValueError(f"expected arguments 'coeffs' and 'basis_coeffs', got {sorted(args)}")
-            c_raw = _as_array(args["coeffs"], "coeffs")
-            r = c_raw.shape[2] if c_raw.ndim == 3 else -1
-            if r < 0:
-                raise ValueError(f"expected coeffs of shape (m, k, r) = ({m}, {k}, r), got {c_raw.shape}")
-            coeffs = self._tensor(c_raw, "coeffs", (m, k, r), "(m, k, r)")
-            cv = self._tensor(args["basis_coeffs"], "basis_coeffs", (k, r), "(k, r)")
-            want_blocks = args.get("blocks", False)
-            if not isinstance(want_blocks, (bool, np.bool_)):
-                raise TypeError(f"expected blocks to be a bool, got {type(want_blocks).__name__}")
-            res = self.expand(coeffs, cv, bool(want_blocks))
-            out = {
-                "proj": _to_f64(res["proj"]),
-                "norms": _to_f64(res["norms"]),
-                "kept": res["kept"],
-                "kept_index": list(res["kept_index"]),
-            }
-            if "blocks" in res:
-                out["blocks"] = _to_f64(res["blocks"])
+            out = self._execute_expand(args)
         elif op == "blocks":
-            out = {"blocks": _to_f64(self.blocks(_int_arg(args, "start"), _int_arg(args, "count")))}
+            res = self.blocks(_int_arg(args, "start"), _int_arg(args, "count"))
+            out = {"factors" if self.factor_route else "blocks": _to_f64(res)}
         elif op == "rotate":
             if "u" not in args:
                 raise ValueError(f"expected argument 'u', got {sorted(args)}")
@@ -454,4 +562,29 @@ class CurvatureOracle:
                 )
         out["basis"] = self.basis_size
         out["hvps"] = self.hvps - before
+        return out
+
+    def _execute_expand(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        m, k = self.probe_size, self.basis_size
+        name, rows, what = ("out_coeffs", self.outputs, "(m, s, r)") if self.factor_route else ("coeffs", k, "(m, k, r)")
+        if name not in args or "basis_coeffs" not in args:
+            raise ValueError(f"expected arguments {name!r} and 'basis_coeffs' (curvature {self._curvature}), got {sorted(args)}")
+        c_raw = _as_array(args[name], name)
+        if c_raw.ndim != 3:
+            raise ValueError(f"expected {name} of shape {what} = ({m}, {rows}, r), got {c_raw.shape}")
+        r = c_raw.shape[2]
+        coeffs = self._tensor(c_raw, name, (m, rows, r), what)
+        cv = self._tensor(args["basis_coeffs"], "basis_coeffs", (k, r), "(k, r)")
+        want_blocks = args.get("blocks", False)
+        if not isinstance(want_blocks, (bool, np.bool_)):
+            raise TypeError(f"expected blocks to be a bool, got {type(want_blocks).__name__}")
+        res = self.expand(coeffs, cv, bool(want_blocks))
+        out = {
+            "proj": _to_f64(res["proj"]),
+            "norms": _to_f64(res["norms"]),
+            "kept": res["kept"],
+            "kept_index": list(res["kept_index"]),
+        }
+        if "blocks" in res:
+            out["factors" if self.factor_route else "blocks"] = _to_f64(res["blocks"])
         return out

@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from edgewise._sidecar_process import sidecar_env
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,7 +36,7 @@ class SidecarProcess:
         if self.data_dir is not None:
             cmd += ["--data-dir", self.data_dir]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, start_new_session=True)
+                                     text=True, start_new_session=True, env=sidecar_env())
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:

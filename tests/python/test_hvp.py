@@ -2,8 +2,7 @@
 
 References are built here, independently of the code under test: the per-sample loss as a
 function of a flat parameter vector (own slicing), ``torch.func.hessian`` for ``H_i``,
-``jacrev`` of the model output and ``hessian`` of the loss in output space for the
-Gauss–Newton matrix ``J_iᵀ Λ_i J_i``, ``jacrev`` for gradients.
+``jacrev`` for gradients. (The Gauss–Newton route has its own tests: test_factor_route.py.)
 """
 
 from __future__ import annotations
@@ -78,17 +77,6 @@ def dense_hessians(model, loss, x, y):
     return torch.stack([hessian(lambda t: ref_loss(model, loss, t, x[i], y[i]))(theta) for i in range(len(x))])
 
 
-def dense_ggns(model, loss, x, y):
-    theta = flat_params(model)
-    out = []
-    for i in range(len(x)):
-        o = ref_output(model, theta, x[i]).detach()
-        jac = jacrev(lambda t: ref_output(model, t, x[i]))(theta).reshape(o.numel(), -1)
-        lam = hessian(lambda z: loss(z.view_as(o), y[i][None]))(o.reshape(-1))
-        out.append(jac.T @ lam @ jac)
-    return torch.stack(out)
-
-
 CASES = ["relu", "tanh", "conv"]
 
 
@@ -110,14 +98,13 @@ def test_layout_roundtrip(case):
         layout.unflatten(theta[:-1])
 
 
-@pytest.mark.parametrize("curvature", ["hessian", "ggn"])
-def test_per_sample_products_match_dense(case, curvature):
+def test_per_sample_products_match_dense(case):
     model, loss, x, y = case
     layout = ParamLayout.from_module(model)
     theta = flat_params(model)
-    dense = dense_hessians(model, loss, x, y) if curvature == "hessian" else dense_ggns(model, loss, x, y)
+    dense = dense_hessians(model, loss, x, y)
     d = theta.numel()
-    f = per_sample_hvp(model, loss, layout, curvature=curvature)
+    f = per_sample_hvp(model, loss, layout)
     g = torch.Generator().manual_seed(5)
     v = torch.randn(d, generator=g, dtype=F64)
     vb = torch.randn(d, 3, generator=g, dtype=F64)
@@ -130,28 +117,8 @@ def test_per_sample_products_match_dense(case, curvature):
     torch.testing.assert_close(f(theta, x, y, vsb, per_sample=True), want, **TOL)
     torch.testing.assert_close(f(theta, x, y, vsb, per_sample=True, reduce=True), want.sum(0), **TOL)
     # single-sample function agrees too
-    one = sample_hvp(model, loss, layout, curvature=curvature)
+    one = sample_hvp(model, loss, layout)
     torch.testing.assert_close(one(theta, x[1], y[1], v), dense[1] @ v, **TOL)
-
-
-def test_ggn_is_psd_and_differs_from_hessian_off_minimum():
-    model, loss, x, y = make_case("tanh")
-    dense_g = dense_ggns(model, loss, x, y)
-    dense_h = dense_hessians(model, loss, x, y)
-    assert torch.linalg.eigvalsh(dense_g).min() > -1e-12
-    assert (dense_g - dense_h).abs().max() > 1e-3  # the two curvatures are really different here
-
-
-def test_ggn_equals_hessian_for_linear_least_squares():
-    torch.manual_seed(3)
-    model = nn.Linear(4, 2).to(F64)
-    x, y = torch.randn(M, 4, dtype=F64), torch.randn(M, 2, dtype=F64)
-    layout = ParamLayout.from_module(model)
-    theta = flat_params(model)
-    vb = torch.randn(theta.numel(), 3, dtype=F64)
-    h = per_sample_hvp(model, _mse, layout, curvature="hessian")(theta, x, y, vb)
-    g = per_sample_hvp(model, _mse, layout, curvature="ggn")(theta, x, y, vb)
-    torch.testing.assert_close(h, g, **TOL)
 
 
 def test_grads_and_losses_match_dense(case):
@@ -205,8 +172,6 @@ def test_bad_inputs_raise():
         f(theta, x, y, torch.zeros(M + 1, d, dtype=F64), per_sample=True)
     with pytest.raises(ValueError, match="expected y with 5 samples"):
         f(theta, x, y[:3], torch.zeros(d, dtype=F64))
-    with pytest.raises(ValueError, match="expected curvature"):
-        per_sample_hvp(model, loss, layout, curvature="fisher")
     with pytest.raises(ValueError, match="expected a positive memory budget"):
         chunk_for_budget(0, d, 1, 8)
 

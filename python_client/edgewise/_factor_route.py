@@ -1,0 +1,130 @@
+"""One round of the Gauss–Newton factor route: ``A_i = L_i J_i V`` and ``Σ_i J_iᵀ L_iᵀ U_i``.
+
+``H_i = J_iᵀ Λ_i J_i`` with ``L_iᵀ L_i = Λ_i`` (see :mod:`edgewise._output_curvature`), so the
+per-sample block in the basis is ``K_i = A_iᵀ A_i`` with the factor ``A_i = L_i J_i V``
+(``s × k``, ``s = c`` rows, or the number of sampled labels for ``ggn_mc``). Everything comes
+from batched Jacobian products of the whole probe batch (:mod:`edgewise._jacobian_products`):
+a factor column is one batched JVP, an expansion column one batched VJP. Factors of the basis
+columns are cached for the round (a rotation ``V ← V U`` maps them to ``A U``), so blocks asked
+again, or for columns an expansion already produced, cost nothing.
+
+Example:
+    >>> import torch
+    >>> from edgewise._hvp import ParamLayout
+    >>> model = torch.nn.Linear(3, 2).double()
+    >>> layout = ParamLayout.from_module(model)
+    >>> theta = layout.flatten(dict(model.named_parameters())).detach()
+    >>> x, y = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    >>> rnd = FactorRound(model, torch.nn.functional.mse_loss, layout, {}, theta, x, y)
+    >>> a = rnd.factors(torch.eye(8, dtype=torch.float64)[:, :2])
+    >>> a.shape   # m × c × columns
+    torch.Size([4, 2, 2])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from ._hvp import ParamLayout
+from ._jacobian_products import ProbeJacobian
+from ._output_curvature import OutputCurvature
+
+
+class FactorRound:
+    """Gauss–Newton factor products on a frozen snapshot and a fixed probe batch.
+
+    Args:
+        model, loss_fn, layout, constants, theta: The model as a function of flat parameters.
+        x, y: Probe samples (``m`` along dim 0).
+        mc_rows: ``None`` for the exact factor (``c`` rows); else the number ``s`` of sampled
+            rows per sample (``curvature="ggn_mc"``), drawn from ``generator``.
+        generator: CPU generator of the Monte Carlo draw (ignored when ``mc_rows`` is None).
+        memory_budget: Bytes for one chunk of Jacobian-product columns.
+        output_curvature: Reuse an :class:`OutputCurvature` (its closed form was already checked).
+    """
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
+                 layout: ParamLayout, constants: Mapping[str, Tensor], theta: Tensor, x: Tensor, y: Tensor,
+                 *, mc_rows: int | None = None, generator: torch.Generator | None = None,
+                 memory_budget: int | None = None, output_curvature: OutputCurvature | None = None) -> None:
+        self.jacobian = ProbeJacobian(model, layout, constants, theta, x, memory_budget)
+        out = self.jacobian.outputs
+        self.output_curvature = output_curvature or OutputCurvature(loss_fn, out[:1], y[:1])
+        if mc_rows is None:
+            self.sqrt_lambda = self.output_curvature.factors(out, y)
+        else:
+            gen = generator if generator is not None else torch.Generator().manual_seed(0)
+            self.sqrt_lambda = self.output_curvature.sampled_factors(out, y, mc_rows, gen)
+        self._y = y
+
+    @property
+    def rows(self) -> int:
+        """Rows ``s`` of each factor ``A_i``."""
+        return self.sqrt_lambda.shape[1]
+
+    def factors(self, v: Tensor) -> Tensor:
+        """``A_i = L_i J_i v`` for the columns of ``v`` (``d × r``): ``(m, s, r)``; ``r`` batched JVPs."""
+        return torch.einsum("isc,icr->isr", self.sqrt_lambda, self.jacobian.jvp(v))
+
+    def expansion(self, out_coeffs: Tensor) -> Tensor:
+        """``Σ_i J_iᵀ L_iᵀ U_i`` for ``U`` = ``out_coeffs`` (``m × s × r``): ``(d, r)``; ``r`` batched VJPs."""
+        return self.jacobian.vjp(torch.einsum("isc,isr->icr", self.sqrt_lambda, out_coeffs))
+
+    def per_sample_products(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """For each column ``z_j``: ``z_jᵀ H_i z_j`` and ``‖H_i z_j‖²`` per sample, each ``(m, r)``."""
+        a = self.factors(z)
+        quad = (a * a).sum(1)
+        sq = torch.empty_like(quad)
+        for j in range(z.shape[1]):
+            u = torch.einsum("isc,is->ic", self.sqrt_lambda, a[:, :, j])
+            hz = self.jacobian.per_sample_vjp(u)
+            sq[:, j] = (hz * hz).sum(1)
+        return quad, sq
+
+
+class FactorCache:
+    """The factors ``A_i`` of the basis columns computed so far in a round, by column index."""
+
+    def __init__(self) -> None:
+        self._a: Tensor | None = None
+        self._have: list[bool] = []
+
+    def clear(self) -> None:
+        self._a, self._have = None, []
+
+    def resize(self, k: int) -> None:
+        """The basis now has ``k`` columns; new ones have no factors yet."""
+        self._have = (self._have + [False] * k)[:k]
+
+    def missing(self, start: int, count: int) -> list[int]:
+        return [j for j in range(start, start + count) if not self._have[j]]
+
+    def store(self, columns: list[int], a: Tensor) -> None:
+        """Record ``a`` (``m × s × len(columns)``) as the factors of ``columns``."""
+        if not columns:
+            return
+        k = len(self._have)
+        if self._a is None or self._a.shape[2] < k:
+            grown = a.new_zeros((a.shape[0], a.shape[1], k))
+            if self._a is not None:
+                grown[:, :, : self._a.shape[2]] = self._a
+            self._a = grown
+        self._a[:, :, columns] = a
+        for j in columns:
+            self._have[j] = True
+
+    def get(self, start: int, count: int) -> Tensor:
+        assert self._a is not None and all(self._have[start : start + count])
+        return self._a[:, :, start : start + count]
+
+    def rotate(self, u: Tensor) -> None:
+        """``V ← V U`` maps the factors to ``A U``; kept only when every column had one."""
+        if self._a is not None and self._have and all(self._have):
+            self._a = torch.einsum("isk,kj->isj", self._a[:, :, : len(self._have)], u)
+            self._have = [True] * u.shape[1]
+        else:
+            self.clear()
+            self.resize(u.shape[1])
