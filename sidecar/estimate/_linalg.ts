@@ -5,6 +5,7 @@
  * @module
  */
 import { EigenvalueDecomposition, Matrix } from "ml-matrix";
+import { nativeDgemm, nativeDsyevd } from "./_blas.ts";
 
 /** Eigen-decomposition of a symmetric matrix, eigenvalues in descending order. */
 export interface SymEig {
@@ -35,6 +36,23 @@ export function symEig(a: Float64Array, n: number): SymEig {
   if (n === 0) {
     return { values: new Float64Array(0), vectors: new Float64Array(0) };
   }
+  const native = nativeDsyevd();
+  if (native && n >= 24) {
+    const s = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) s[i * n + j] = 0.5 * (a[i * n + j] + a[j * n + i]);
+    }
+    const w = new Float64Array(n);
+    if (native(s, n, w) === 0) {
+      // ascending → descending: reverse the order of values and columns
+      const values = new Float64Array(n), vectors = new Float64Array(n * n);
+      for (let j = 0; j < n; j++) {
+        values[j] = w[n - 1 - j];
+        for (let i = 0; i < n; i++) vectors[i * n + j] = s[i * n + (n - 1 - j)];
+      }
+      return { values, vectors };
+    }
+  }
   const rows: number[][] = [];
   for (let i = 0; i < n; i++) {
     const row = new Array<number>(n);
@@ -56,6 +74,99 @@ export function symEig(a: Float64Array, n: number): SymEig {
   return { values, vectors };
 }
 
+/**
+ * `C ← α op(A) op(B) + β C` (row-major, contiguous): `op(A)` is `M × K`, `op(B)` is `K × N`,
+ * `op(X) = Xᵀ` when its flag is set. The one GEMM every estimator goes through: the native
+ * BLAS when one is loaded and the product is large enough to amortise the call, else
+ * allocation-free TypeScript loops ordered for unit-stride inner loops.
+ * @example
+ * ```ts
+ * import { gemm } from "./_linalg.ts";
+ * const c = new Float64Array(1);
+ * gemm(false, true, 1, 1, 2, new Float64Array([1, 2]), new Float64Array([3, 4]), c);
+ * if (c[0] !== 11) throw new Error(String(c[0]));
+ * ```
+ */
+export function gemm(
+  ta: boolean,
+  tb: boolean,
+  M: number,
+  N: number,
+  K: number,
+  a: Float64Array,
+  b: Float64Array,
+  c: Float64Array,
+  alpha = 1,
+  beta = 0,
+): Float64Array {
+  if (a.length < M * K || b.length < K * N || c.length < M * N) {
+    throw new RangeError(
+      `Expected operands of ${M}×${K}, ${K}×${N} and ${M}×${N}, got ${a.length}, ${b.length} and ${c.length} entries`,
+    );
+  }
+  if (M === 0 || N === 0) return c;
+  const native = nativeDgemm();
+  if (native && M * N * K >= NATIVE_MIN_FLOPS) {
+    native(ta, tb, M, N, K, alpha, a, ta ? M : K, b, tb ? K : N, beta, c, N);
+    return c;
+  }
+  if (beta === 0) c.fill(0, 0, M * N);
+  else if (beta !== 1) { for (let t = 0; t < M * N; t++) c[t] *= beta; }
+  if (!ta && !tb) gemmNN(M, N, K, a, b, c, alpha);
+  else if (ta && !tb) gemmTN(M, N, K, a, b, c, alpha);
+  else if (!ta && tb) gemmNT(M, N, K, a, b, c, alpha);
+  else gemmNT(M, N, K, transpose(a, K, M), b, c, alpha);
+  return c;
+}
+
+/** Below this many multiply-adds the FFI call costs more than the loop. */
+const NATIVE_MIN_FLOPS = 4096;
+
+function gemmNN(M: number, N: number, K: number, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number): void {
+  // l in panels so the panel of B rows stays in cache across the rows of A
+  const P = 64;
+  for (let l0 = 0; l0 < K; l0 += P) {
+    const l1 = Math.min(K, l0 + P);
+    for (let i = 0; i < M; i++) {
+      const co = i * N, ao = i * K;
+      for (let l = l0; l < l1; l++) {
+        const x = alpha * a[ao + l];
+        if (x === 0) continue;
+        const bo = l * N;
+        for (let j = 0; j < N; j++) c[co + j] += x * b[bo + j];
+      }
+    }
+  }
+}
+
+function gemmTN(M: number, N: number, K: number, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number): void {
+  for (let l = 0; l < K; l++) {
+    const ao = l * M, bo = l * N;
+    for (let i = 0; i < M; i++) {
+      const x = alpha * a[ao + i];
+      if (x === 0) continue;
+      const co = i * N;
+      for (let j = 0; j < N; j++) c[co + j] += x * b[bo + j];
+    }
+  }
+}
+
+function gemmNT(M: number, N: number, K: number, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number): void {
+  for (let i = 0; i < M; i++) {
+    const ao = i * K;
+    for (let j = 0; j < N; j++) {
+      const bo = j * K;
+      let s0 = 0, s1 = 0, l = 0;
+      for (; l + 1 < K; l += 2) {
+        s0 += a[ao + l] * b[bo + l];
+        s1 += a[ao + l + 1] * b[bo + l + 1];
+      }
+      if (l < K) s0 += a[ao + l] * b[bo + l];
+      c[i * N + j] += alpha * (s0 + s1);
+    }
+  }
+}
+
 /** `C = A B` with `A` `r × s`, `B` `s × c`. */
 export function matmul(
   a: Float64Array,
@@ -64,16 +175,7 @@ export function matmul(
   s: number,
   c: number,
 ): Float64Array {
-  const out = new Float64Array(r * c);
-  for (let i = 0; i < r; i++) {
-    for (let l = 0; l < s; l++) {
-      const x = a[i * s + l];
-      if (x === 0) continue;
-      const bo = l * c, oo = i * c;
-      for (let j = 0; j < c; j++) out[oo + j] += x * b[bo + j];
-    }
-  }
-  return out;
+  return gemm(false, false, r, c, s, a, b, new Float64Array(r * c));
 }
 
 /** `Aᵀ` for `A` `r × c`. */
@@ -85,14 +187,28 @@ export function transpose(a: Float64Array, r: number, c: number): Float64Array {
   return out;
 }
 
-/** `Uᵀ A U` for symmetric `A` `n × n` and `U` `n × k`. */
+/** `Uᵀ A U` for symmetric `A` `n × n` and `U` `n × k` (symmetrised). */
 export function congruence(
   a: Float64Array,
   u: Float64Array,
   n: number,
   k: number,
 ): Float64Array {
-  return matmul(transpose(u, n, k), matmul(a, u, n, n, k), k, n, k);
+  const au = gemm(false, false, n, k, n, a, u, new Float64Array(n * k));
+  const out = gemm(true, false, k, k, n, u, au, new Float64Array(k * k));
+  symmetrise(out, k);
+  return out;
+}
+
+/** `X ← (X + Xᵀ) / 2` in place for `X` `n × n`. */
+export function symmetrise(x: Float64Array, n: number): void {
+  for (let a = 0; a < n; a++) {
+    for (let b = a + 1; b < n; b++) {
+      const v = 0.5 * (x[a * n + b] + x[b * n + a]);
+      x[a * n + b] = v;
+      x[b * n + a] = v;
+    }
+  }
 }
 
 /** Dot product of two equal-length vectors. */

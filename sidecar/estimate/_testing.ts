@@ -7,6 +7,7 @@
  */
 import { symEig } from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
+import { Curvature } from "./curvature.ts";
 
 /** `A ⊗ B` for `d × d` matrices, `d² × d²`. */
 export function kron(
@@ -159,4 +160,29 @@ export const REGRESSION: Float64Array[] = [
 /** Relative difference. */
 export function rel(a: number, b: number): number {
   return Math.abs(a - b) / Math.abs(b);
+}
+
+/**
+ * Per-sample factors `F_i` (`d × d`, rows `sqrt(λ_j) q_jᵀ`) with `F_iᵀ F_i = H_i`, from a
+ * symmetric eigendecomposition: explicit factors for the factor route of PSD problems.
+ * @returns `m × d × d` (c = d rows per sample)
+ */
+export function factorsOf(hs: Float64Array[], d: number): Float64Array {
+  const out = new Float64Array(hs.length * d * d);
+  hs.forEach((h, i) => {
+    const { values, vectors } = symEig(h, d);
+    for (let j = 0; j < d; j++) {
+      const s = Math.sqrt(Math.max(0, values[j]));
+      for (let a = 0; a < d; a++) out[(i * d + j) * d + a] = s * vectors[a * d + j];
+    }
+  });
+  return out;
+}
+
+/** Both routes of the same PSD problem in the identity basis: blocks and factors. */
+export function bothRoutes(hs: Float64Array[], d: number): [string, Curvature][] {
+  return [
+    ["dense", Curvature.dense(stack(hs), hs.length, d)],
+    ["factor", Curvature.factor(factorsOf(hs, d), hs.length, d, d)],
+  ];
 }

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { reducedSolve } from "./reduced_solve.ts";
+import type { Curvature } from "./curvature.ts";
+import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 
 /**
  * Batch-noise weight `p = (n − B) / (B (n − 1))` for sampling without replacement.
@@ -32,39 +33,53 @@ export interface BatchPoint {
   lambda_gen: number;
 }
 
+/** Options of {@linkcode batchCurve}. */
+export interface BatchCurveOptions {
+  /** Maximiser to warm-start the first solve (each later one starts from its neighbour's). */
+  start?: Float64Array;
+  /** Relative eigenvalue error of each solve (default 1e-9). */
+  tol?: number;
+  /** Adds the operator applications spent. */
+  counter?: ApplicationCounter;
+  /** Already solved points (e.g. the run's own batch size), reused instead of re-solved. */
+  known?: Map<number, number>;
+}
+
 /**
  * `η*` and `λ_gen` for each batch size on the grid, and the smallest one at which `lr` is stable.
- * @param blocks per-sample `K_i`, `m × k × k`
+ * Solves run from the largest `B` down, each warm-started from the previous maximiser (the
+ * maximiser changes smoothly with `p`).
+ * @param curv per-sample curvature in the basis
  * @param grid batch sizes (filtered to 1..n, sorted, deduplicated)
  * @param lr the current learning rate
- * @param start optional maximiser to warm-start each solve
  * @returns the points and `minStableBatch` (undefined when none on the grid is stable)
  */
 export function batchCurve(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   n: number,
   grid: number[],
   lr: number,
-  start?: Float64Array,
+  options: BatchCurveOptions = {},
 ): { points: BatchPoint[]; minStableBatch?: number } {
   const bs = [
     ...new Set(grid.filter((B) => Number.isInteger(B) && B >= 1 && B <= n)),
   ].sort((a, b) => a - b);
   const points: BatchPoint[] = [];
-  for (const B of bs) {
-    const sol = reducedSolve(blocks, m, k, batchNoiseWeight(B, n), {
-      start,
-      tol: 1e-9,
-    });
-    if (sol.lambdaGen > 0) {
-      points.push({
-        B,
-        eta_star: 2 / sol.lambdaGen,
-        lambda_gen: sol.lambdaGen,
+  let start = options.start;
+  for (const B of bs.slice().reverse()) {
+    const known = options.known?.get(B);
+    let value: number;
+    if (known !== undefined) value = known;
+    else {
+      const sol = reducedSolve(curv, batchNoiseWeight(B, n), {
+        start,
+        tol: options.tol ?? 1e-9,
+        counter: options.counter,
       });
+      value = sol.lambdaGen;
+      if (sol.lambdaGen > 0) start = sol.S;
     }
+    if (value > 0) points.unshift({ B, eta_star: 2 / value, lambda_gen: value });
   }
   const stable = points.find((pt) => lr <= pt.eta_star);
   return { points, minStableBatch: stable?.B };

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { batchCurve, batchNoiseWeight } from "./batch_curve.ts";
-import { denseLambdaGen, randomPsd, rel, stack } from "./_testing.ts";
+import { bothRoutes, denseLambdaGen, randomPsd, rel } from "./_testing.ts";
 
 Deno.test("batchNoiseWeight() is (n − B)/(B(n − 1)) with its limits", () => {
   assertEquals(batchNoiseWeight(1, 10), 1);
@@ -19,7 +19,7 @@ Deno.test("batchNoiseWeight() is (n − B)/(B(n − 1)) with its limits", () => 
   );
 });
 
-Deno.test("batchCurve() gives dense η*(B) and the smallest stable batch size", () => {
+Deno.test("batchCurve() gives dense η*(B) and the smallest stable batch size on both routes", () => {
   const d = 4, m = 6;
   const hs = randomPsd(m, d, 1, 91);
   const n = m;
@@ -28,14 +28,13 @@ Deno.test("batchCurve() gives dense η*(B) and the smallest stable batch size", 
     2 / denseLambdaGen(hs, d, batchNoiseWeight(B, n))
   );
   const lr = (ref[1] + ref[2]) / 2; // unstable at B = 1, 2; stable from B = 3
-  const { points, minStableBatch } = batchCurve(stack(hs), m, d, n, grid, lr);
-  assertEquals(points.map((x) => x.B), [1, 2, 3, 6]);
-  points.forEach((pt, i) =>
-    assert(rel(pt.eta_star, ref[i]) < 1e-9, `B=${pt.B}`)
-  );
-  assertEquals(minStableBatch, 3);
-  assertEquals(
-    batchCurve(stack(hs), m, d, n, [1, 2], 1e9).minStableBatch,
-    undefined,
-  );
+  for (const [route, curv] of bothRoutes(hs, d)) {
+    const { points, minStableBatch } = batchCurve(curv, n, grid, lr);
+    assertEquals(points.map((x) => x.B), [1, 2, 3, 6]);
+    points.forEach((pt, i) =>
+      assert(rel(pt.eta_star, ref[i]) < 1e-9, `${route} B=${pt.B}`)
+    );
+    assertEquals(minStableBatch, 3);
+    assertEquals(batchCurve(curv, n, [1, 2], 1e9).minStableBatch, undefined);
+  }
 });

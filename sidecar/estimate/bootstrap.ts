@@ -1,14 +1,16 @@
 /**
  * Bootstrap interval for `λ_gen` and `η*` (theory §4, "Sampling error"): resample the probe
  * samples with replacement (as multiplicity weights) and re-solve the reduced problem; no new
- * HVPs. To stay cheap each resample is solved in the span of the point estimate's leading
- * maximiser directions, warm-started from `S*`, with a few Lanczos steps.
+ * HVPs. Each resample is solved to the accuracy of the point value: in the span of the point
+ * estimate's leading maximiser directions, chosen large enough to reproduce the point value to
+ * that accuracy (a high-rank `S*` gets a large span), warm-started from `S*`.
  *
  * @module
  */
 import { congruence, leadingColumns, symEig } from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
-import { checkBlocks, reducedSolve } from "./reduced_solve.ts";
+import type { Curvature } from "./curvature.ts";
+import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 
 /** Options of {@linkcode bootstrapInterval}. */
 export interface BootstrapOptions {
@@ -18,12 +20,17 @@ export interface BootstrapOptions {
   seed?: number;
   /** Two-sided percentile level (default 0.9). */
   level?: number;
-  /** Lanczos steps per resample (default 10). */
-  maxIter?: number;
-  /** Dimension of the subspace the resamples are solved in (default 24). */
-  maxDim?: number;
+  /**
+   * Relative accuracy of the point value (default 1e-6): each resample is solved to the same
+   * accuracy, in a subspace that reproduces the point value to within it.
+   */
+  tol?: number;
+  /** The point estimate `λ_gen` in the full basis (default: solved here). */
+  lambdaGen?: number;
   /** Stop resampling at this `performance.now()` time (ms). */
   deadline?: number;
+  /** Adds the operator applications spent. */
+  counter?: ApplicationCounter;
 }
 
 /** A percentile bootstrap interval. */
@@ -35,49 +42,40 @@ export interface BootstrapInterval {
   level: number;
   /** Resamples actually solved (fewer than asked when the deadline hit). */
   count: number;
+  /** Dimension of the subspace the resamples were solved in. */
+  dim: number;
 }
 
 /**
- * Percentile bootstrap interval of the reduced `λ_gen`.
- * @param blocks per-sample `K_i`, `m × k × k`
+ * Percentile bootstrap interval of the reduced `λ_gen`, each resample solved to the accuracy
+ * of the point value and warm-started from the point estimate's maximiser `S*`.
+ * @param curv per-sample curvature in the basis
  * @param S the point estimate's maximiser (`k × k`)
  * @returns the interval, or undefined when fewer than 2 resamples could be solved
  * @throws {RangeError} on a bad level or count
  */
 export function bootstrapInterval(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   p: number,
   S: Float64Array,
   options: BootstrapOptions = {},
 ): BootstrapInterval | undefined {
-  checkBlocks(blocks, m, k);
+  const { m, k } = curv;
   const count = options.count ?? 200;
   const level = options.level ?? 0.9;
+  const tol = options.tol ?? 1e-6;
   if (!Number.isInteger(count) || count < 0) {
     throw new RangeError(`Expected a non-negative integer count, got ${count}`);
   }
   if (!(level > 0 && level < 1)) {
     throw new RangeError(`Expected a level in (0, 1), got ${level}`);
   }
+  if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   if (count < 2 || m < 2) return undefined;
-  // the subspace of S*'s leading eigenvectors
-  const es = symEig(S, k);
-  let kb = 0;
-  while (
-    kb < Math.min(options.maxDim ?? 24, k) &&
-    Math.abs(es.values[kb]) > 1e-8 * Math.abs(es.values[0])
-  ) kb++;
-  const U = leadingColumns(es.vectors, k, k, kb);
-  const sb = new Float64Array(m * kb * kb);
-  for (let i = 0; i < m; i++) {
-    sb.set(
-      congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kb),
-      i * kb * kb,
-    );
-  }
-  const start = congruence(S, U, k, kb);
+  const counter = options.counter;
+  const point = options.lambdaGen ??
+    reducedSolve(curv, p, { start: S, tol: tol / 10, counter }).lambdaGen;
+  const { sub, start, dim } = accurateSubspace(curv, p, S, point, tol, counter);
   const rng = new Rng(options.seed ?? 1);
   const values: number[] = [];
   const w = new Float64Array(m);
@@ -87,12 +85,7 @@ export function bootstrapInterval(
     ) break;
     w.fill(0);
     for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
-    const sol = reducedSolve(sb, m, kb, p, {
-      weights: w,
-      start,
-      maxIter: options.maxIter ?? 10,
-      tol: 1e-8,
-    });
+    const sol = reducedSolve(sub, p, { weights: w, start, tol: tol / 10, counter });
     if (sol.lambdaGen > 0) values.push(sol.lambdaGen);
   }
   if (values.length < 2) return undefined;
@@ -106,9 +99,35 @@ export function bootstrapInterval(
     eta_star_hi: 2 / lo,
     level,
     count: values.length,
+    dim,
   };
 }
 
+/**
+ * The span of `S*`'s leading eigenvectors, doubled from 16 until the reduced value in it is
+ * within `tol / 2` of the point value (else the whole basis).
+ */
+function accurateSubspace(
+  curv: Curvature,
+  p: number,
+  S: Float64Array,
+  point: number,
+  tol: number,
+  counter?: ApplicationCounter,
+): { sub: Curvature; start: Float64Array; dim: number } {
+  const k = curv.k;
+  const es = symEig(S, k);
+  let rank = 0;
+  while (rank < k && Math.abs(es.values[rank]) > 1e-10 * Math.abs(es.values[0])) rank++;
+  for (let dim = Math.min(16, rank); dim < Math.min(rank, k); dim = Math.min(2 * dim, rank)) {
+    const U = leadingColumns(es.vectors, k, k, dim);
+    const sub = curv.rotate(U, dim);
+    const start = congruence(S, U, k, dim);
+    const v = reducedSolve(sub, p, { start, tol: tol / 10, counter }).lambdaGen;
+    if (v >= (1 - tol / 2) * point) return { sub, start, dim };
+  }
+  return { sub: curv, start: S, dim: k };
+}
 /** Linear-interpolation quantile of sorted values. */
 function quantile(sorted: number[], q: number): number {
   const pos = q * (sorted.length - 1);

@@ -6,7 +6,7 @@
  */
 import type { HutchinsonResult } from "./oracle.ts";
 import { dot, matmul, symEig } from "./_linalg.ts";
-import { checkBlocks, meanBlock } from "./reduced_solve.ts";
+import type { Curvature } from "./curvature.ts";
 
 /** `uᵀ A u` for `A` `k × k`. */
 function quad(a: Float64Array, u: Float64Array, k: number): number {
@@ -15,26 +15,18 @@ function quad(a: Float64Array, u: Float64Array, k: number): number {
 
 /**
  * Top-eigenvector bound `λ_max + p Var_i(vᵀ H_i v) / λ_max` (eq. 15), with `v = V y`.
- * @param blocks per-sample `K_i`, `m × k × k`
+ * @param curv per-sample curvature in the basis
  * @param y unit vector in basis coordinates (e.g. the top eigenvector of `K`)
  * @returns `R(v vᵀ)`; 0 when `vᵀHv ≤ 0`
  */
 export function topEigvecBound(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   p: number,
   y: Float64Array,
 ): number {
-  checkBlocks(blocks, m, k);
-  if (y.length !== k) {
-    throw new RangeError(`Expected a vector of length ${k}, got ${y.length}`);
-  }
+  const m = curv.m;
   const n2 = dot(y, y);
-  const qs = Array.from(
-    { length: m },
-    (_, i) => quad(blocks.subarray(i * k * k, (i + 1) * k * k), y, k) / n2,
-  );
+  const qs = Array.from(curv.quad(y), (x) => x / n2);
   const mean = qs.reduce((s, x) => s + x, 0) / m;
   if (!(mean > 0)) return 0;
   const v = qs.reduce((s, x) => s + (x - mean) ** 2, 0) / m;
@@ -98,36 +90,27 @@ export interface RankOneOptions {
  * @returns the best value found (a valid lower bound on `λ_gen` whatever the ascent reaches)
  */
 export function rankOneBound(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   p: number,
   options: RankOneOptions = {},
 ): number {
-  checkBlocks(blocks, m, k);
-  const K = meanBlock(blocks, m, k);
-  const ks = Array.from(
-    { length: m },
-    (_, i) => blocks.subarray(i * k * k, (i + 1) * k * k),
-  );
+  const { m, k } = curv;
+  const K = curv.mean();
   const f = (u: Float64Array): number => {
     const d = quad(K, u, k);
     if (!(d > 0)) return 0;
     let s = 0;
-    for (const ki of ks) s += quad(ki, u, k) ** 2;
+    for (const q of curv.quad(u)) s += q * q;
     return ((1 - p) * d * d + (p * s) / m) / d;
   };
   const grad = (u: Float64Array): Float64Array => {
     const ku = matmul(K, u, k, k, 1);
     const d = dot(u, ku);
-    const g = new Float64Array(k);
+    const qs = curv.quad(u);
     let s = 0;
-    for (const ki of ks) {
-      const kiu = matmul(ki, u, k, k, 1);
-      const qi = dot(u, kiu);
-      s += qi * qi;
-      for (let t = 0; t < k; t++) g[t] += ((4 * p) / m) * qi * kiu[t];
-    }
+    for (const q of qs) s += q * q;
+    // Σ_i (4p/m) q_i K_i u
+    const g = curv.weightedApply(u, qs.map((q) => ((4 * p) / m) * q));
     const num = (1 - p) * d * d + (p * s) / m;
     for (let t = 0; t < k; t++) {
       g[t] = (g[t] + 4 * (1 - p) * d * ku[t]) / d - (num / (d * d)) * 2 * ku[t];

@@ -2,11 +2,12 @@ import { assert, assertAlmostEquals } from "./_assert.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { symEig } from "./_linalg.ts";
+import type { Curvature } from "./curvature.ts";
 import {
+  bothRoutes,
   denseLambdaGen,
   mean,
   randomPsd,
-  stack,
   THREE_SAMPLES,
 } from "./_testing.ts";
 
@@ -18,21 +19,24 @@ const quadForm = (h: Float64Array, v: ArrayLike<number>, d: number) => {
   return s;
 };
 
-Deno.test("bounds are below λ_gen and match their dense formulas (theory §3)", async () => {
+Deno.test("bounds are below λ_gen and match their dense formulas on both routes (theory §3)", async () => {
   const d = 5, m = 6;
   const hs = randomPsd(m, d, 2, 81);
-  const b = stack(hs);
+  for (const [, b] of bothRoutes(hs, d)) await checkBounds(hs, b, d, m);
+});
+
+async function checkBounds(hs: Float64Array[], b: Curvature, d: number, m: number) {
   const H = mean(hs);
   const e = symEig(H, d);
   const v = Float64Array.from({ length: d }, (_, a) => e.vectors[a * d]);
   for (const p of [1, 0.4, 0]) {
     const lam = denseLambdaGen(hs, d, p);
-    const top = topEigvecBound(b, m, d, p, v);
+    const top = topEigvecBound(b, p, v);
     const q = hs.map((h) => quadForm(h, v, d));
     const qm = q.reduce((s, x) => s + x, 0) / m;
     const variance = q.reduce((s, x) => s + (x - qm) ** 2, 0) / m;
     assertAlmostEquals(top, e.values[0] + (p * variance) / e.values[0], 1e-12);
-    const r1 = rankOneBound(b, m, d, p);
+    const r1 = rankOneBound(b, p);
     assert(
       top <= r1 * (1 + 1e-12) && r1 <= lam * (1 + 1e-10),
       `p=${p}: ${top} ≤ ${r1} ≤ ${lam}`,
@@ -54,10 +58,9 @@ Deno.test("bounds are below λ_gen and match their dense formulas (theory §3)",
     );
     assert(exact <= lam * (1 + 1e-10));
   }
-});
+}
 
 Deno.test("rankOneBound() finds the best rank-one Σ (grid search in d = 2)", () => {
-  const b = stack(THREE_SAMPLES);
   for (const p of [1, 0.25]) {
     let best = 0;
     for (let t = 0; t < 200000; t++) {
@@ -69,6 +72,8 @@ Deno.test("rankOneBound() finds the best rank-one Σ (grid search in d = 2)", ()
         ((1 - p) * dq * dq + (p * q.reduce((s, x) => s + x * x, 0)) / 3) / dq,
       );
     }
-    assertAlmostEquals(rankOneBound(b, 3, 2, p), best, 1e-9);
+    for (const [, b] of bothRoutes(THREE_SAMPLES, 2)) {
+      assertAlmostEquals(rankOneBound(b, p), best, 1e-9);
+    }
   }
 });

@@ -1,26 +1,32 @@
 /**
  * `λ_gen` by Davidson-type subspace expansion (theory §4, "Growing the subspace"). Each
- * iteration sends ONE `expand` whose columns are the generalized-eigen residual `G V E` for the
- * leading eigenvectors `E` of the current maximiser `S*`, with `blocks` so that the enlarged
- * `K_i` arrive in the same operation; the reduced problem is then re-solved. Restarts rotate the
- * basis onto `S*`'s leading eigenvectors plus the top of `K`, at no HVP cost.
+ * iteration sends ONE `expand` whose columns are the generalized-eigen residual `G V E`: `E`
+ * holds two random-sign combinations of ALL of `S*`'s eigenvectors weighted by their
+ * eigenvalues (so the residual of the whole maximiser is probed, not only its leading
+ * directions) and then its leading eigenvectors. The new columns' curvature is fetched and the
+ * reduced problem re-solved, warm-started from the previous maximiser.
+ *
+ * Stopping. A Ritz value approaches `λ_gen` from below, and for a high-rank maximiser each
+ * expansion adds only part of what is missing, so a small change per expansion does not mean a
+ * small error. The error left is estimated by extrapolating the gains geometrically:
+ * `Δ_j ρ / (1 − ρ)` with `ρ` the larger of the last two gain ratios (capped at 0.95); the
+ * call converges when that estimate is at most `tol · μ` (after at least two measured gains)
+ * or when the expansion adds no new direction (the basis is invariant: exact).
  *
  * @module
  */
-import type { CurvatureOracle } from "./oracle.ts";
+import { type CurvatureOracle } from "./oracle.ts";
+import type { Curvature } from "./curvature.ts";
 import { congruence, matmul, orthonormalColumns, symEig } from "./_linalg.ts";
-import { checkBlocks, meanBlock, reducedSolve } from "./reduced_solve.ts";
-import { extendBlocks } from "./_blocks.ts";
+import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode davidson}. */
 export interface DavidsonOptions {
   /** Batch-noise weight `p` in [0, 1]. */
   p: number;
-  /** Converged when `μ` changes by less than `tol` relative… (default 1e-3) */
+  /** Relative error of `λ_gen` to stop at (default 1e-3). */
   tol?: number;
-  /** …and the relative residual is below this (default `tol`: measured, the λ error tracks the residual). */
-  residualTol?: number;
   /** Columns per expansion (default 8). */
   block?: number;
   /** Basis budget: restart before exceeding it (default 64). */
@@ -29,14 +35,14 @@ export interface DavidsonOptions {
   maxIterations?: number;
   /** Stop when this many HVP-equivalents have been spent by this call. */
   maxHvps?: number;
-  /** Seed of the random combination used to measure the residual (default 1). */
+  /** Seed of the random combinations used to probe the residual (default 1). */
   seed?: number;
-  /** The basis comes from a previous round: the first residual check alone may end the call. */
-  warmStart?: boolean;
-  /** Columns of that first check on a warm start (default 2: cheap when it already passes). */
-  warmBlock?: number;
   /** Stop at this `performance.now()` time (ms). */
   deadline?: number;
+  /** Adds the operator applications spent. */
+  counter?: ApplicationCounter;
+  /** Maximiser to warm-start the first solve (`k × k`). */
+  start?: Float64Array;
 }
 
 /** Result of {@linkcode davidson}. */
@@ -45,11 +51,13 @@ export interface DavidsonResult {
   lambdaGen: number;
   /** Maximiser in final basis coordinates, `k × k`. */
   S: Float64Array;
-  /** Per-sample blocks for the final basis, `m × k × k`. */
-  blocks: Float64Array;
+  /** Per-sample curvature for the final basis. */
+  curv: Curvature;
   /** Final basis size. */
   k: number;
   converged: boolean;
+  /** Estimated relative error of `lambdaGen` (extrapolated gains; 0 when the basis became invariant). */
+  errorEstimate: number;
   /** Relative residual of the last expansion, `‖(I − VVᵀ) G V E‖ / (μ κ_max ‖S E‖)`. */
   residual: number;
   /** Ritz value after each solve (the first is the starting basis). */
@@ -70,201 +78,126 @@ export interface DavidsonResult {
 }
 
 /**
- * Grow the client's basis until the reduced `λ_gen` is converged.
- * @param oracle curvature oracle; its basis must be the one `blocks` describe
- * @param blocks per-sample `Vᵀ H_i V` for the current basis, `m × k × k` (k ≥ 1)
- * @param options `p`, tolerances, budgets
- * @returns the Ritz value, maximiser, final blocks and why it stopped
- * @throws {RangeError} when `blocks` does not match the oracle's basis
+ * Grow the client's basis until the reduced `λ_gen` is within `tol` of its limit.
+ * @param oracle curvature oracle; its basis must be the one `curv` describes
+ * @param curv per-sample curvature for the current basis (k ≥ 1)
+ * @param options `p`, tolerance, budgets
+ * @returns the Ritz value, maximiser, final curvature and why it stopped
+ * @throws {RangeError} when `curv` does not match the oracle's basis
  */
 export async function davidson(
   oracle: CurvatureOracle,
-  blocks: Float64Array,
+  curv: Curvature,
   options: DavidsonOptions,
 ): Promise<DavidsonResult> {
   const m = oracle.probeSize;
   let k = oracle.basisSize;
-  checkBlocks(blocks, m, k);
+  if (curv.k !== k || curv.m !== m) {
+    throw new RangeError(`Expected curvature of ${m}×${k}, got ${curv.m}×${curv.k}`);
+  }
   if (k < 1) throw new RangeError("Expected a non-empty basis, got k = 0");
   const p = options.p;
   const tol = options.tol ?? 1e-3;
-  const resTol = options.residualTol ?? tol;
   const block = options.block ?? 8;
   const maxBasis = Math.max(options.maxBasis ?? 64, 2 * block);
   const maxIterations = options.maxIterations ?? 200;
   const hvp0 = oracle.hvps;
   const rng = new Rng(options.seed ?? 1);
-  // inner solves need far less than the outer tol; 1e-9 saves a third of the Lanczos steps
-  const inner = { tol: 1e-9 };
-  let sol = reducedSolve(blocks, m, k, p, inner);
+  const counter = options.counter;
+  // inner solves two orders below the outer tolerance
+  const inner = { tol: Math.min(1e-6, tol / 100), counter };
+  let sol = reducedSolve(curv, p, { ...inner, start: options.start });
   const history = [sol.lambdaGen];
-  let residual = Infinity, iterations = 0, restarts = 0;
-  // relative change of μ at the last re-solve; a warm start (first check) may converge on the residual alone
-  let lastChange = options.warmStart ? 0 : Infinity;
+  let gains: number[] = [];
+  let residual = Infinity, iterations = 0, restarts = 0, errorEstimate = Infinity;
   let stopped: DavidsonResult["stopped"] = "max_iterations";
   const fullBasisValues: number[] = [];
   while (iterations < maxIterations) {
-    if (
-      options.maxHvps !== undefined &&
-      (oracle.hvps - hvp0) / m >= options.maxHvps
-    ) {
-      stopped = "budget_hvps";
-      break;
-    }
-    if (
-      options.deadline !== undefined && performance.now() >= options.deadline
-    ) {
-      stopped = "budget_seconds";
-      break;
-    }
     if (sol.lambdaGen <= 0) {
+      stopped = "converged";
+      errorEstimate = 0;
+      break;
+    }
+    errorEstimate = extrapolatedError(gains) / sol.lambdaGen;
+    if (errorEstimate <= tol) {
       stopped = "converged";
       break;
     }
-    // leading eigenvectors of S*
-    let es = symEig(sol.S, k);
-    let r = 0;
-    const width = options.warmStart && iterations === 0
-      ? Math.min(block, options.warmBlock ?? 2)
-      : block;
-    while (r < Math.min(width, k) && es.values[r] > 1e-8 * es.values[0]) r++;
-    if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) {
-      r = maxBasis - k;
+    if (options.maxHvps !== undefined && (oracle.hvps - hvp0) / m >= options.maxHvps) {
+      stopped = "budget_hvps";
+      break;
     }
+    if (options.deadline !== undefined && performance.now() >= options.deadline) {
+      stopped = "budget_seconds";
+      break;
+    }
+    let es = symEig(sol.S, k);
+    let r = leadingCount(es.values, Math.min(block, k));
+    if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) r = maxBasis - k;
     if (k + r > maxBasis) {
-      // the basis budget is the limit when restarts stop paying: the Ritz value reached in a
-      // full basis has not grown by tol over the last three restarts
+      // the basis budget is the limit when restarts stop paying
       fullBasisValues.push(sol.lambdaGen);
       const f = fullBasisValues.length;
       if (f > 3 && fullBasisValues[f - 1] - fullBasisValues[f - 4] <= tol * fullBasisValues[f - 1]) {
         stopped = "max_basis";
         break;
       }
-      const keepS = Math.max(1, Math.min(r, maxBasis - 2 * block - 2));
-      const nK = Math.min(2, k);
-      const ek = symEig(meanBlock(blocks, m, k), k);
-      const nKeep = Math.min(maxBasis - block, k);
-      // keep as many of S*'s leading eigenvectors as the budget allows, then the top of K
-      const nS = Math.max(keepS, nKeep - nK);
-      const cand2 = new Float64Array(k * (nS + nK));
-      for (let a = 0; a < k; a++) {
-        for (let j = 0; j < nS; j++) {
-          cand2[a * (nS + nK) + j] = es.vectors[a * k + j];
-        }
-        for (let j = 0; j < nK; j++) {
-          cand2[a * (nS + nK) + nS + j] = ek.vectors[a * k + j];
-        }
-      }
-      const { q: U, k: kNew } = orthonormalColumns(cand2, k, nS + nK, 1e-8);
-      await oracle.rotate(U, kNew);
-      const nb = new Float64Array(m * kNew * kNew);
-      for (let i = 0; i < m; i++) {
-        nb.set(
-          congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew),
-          i * kNew * kNew,
-        );
-      }
-      const startS = congruence(sol.S, U, k, kNew);
-      blocks = nb;
-      k = kNew;
+      ({ curv, sol } = await restart(oracle, curv, sol.S, es, maxBasis, block, p, inner));
+      k = curv.k;
       restarts++;
-      sol = reducedSolve(blocks, m, k, p, { ...inner, start: startS });
+      gains = [];
       es = symEig(sol.S, k);
-      r = 0;
-      while (
-        r < Math.min(block, k, maxBasis - k) &&
-        es.values[r] > 1e-8 * es.values[0]
-      ) r++;
+      r = leadingCount(es.values, Math.min(block, k, maxBasis - k));
       if (r === 0) {
         stopped = "max_basis";
         break;
       }
     }
-    // E: first a random-sign combination of all of S*'s eigenvectors weighted by their
-    // eigenvalues (its residual estimates the residual of the whole S*, which the leading
-    // eigenvectors alone would miss for a high-rank maximiser), then the leading eigenvectors
-    let rank = 0;
-    while (rank < k && es.values[rank] > 1e-8 * es.values[0]) rank++;
-    const mixed = rank > r - 1 && r >= 2;
-    const E = new Float64Array(k * r);
-    for (let a = 0; a < k; a++) {
-      for (let j = 0; j < r; j++) {
-        E[a * r + j] = es.vectors[a * k + (mixed ? j - 1 : j)];
-      }
-    }
-    if (mixed) {
-      const signs = Array.from(
-        { length: rank },
-        () => (rng.uniform() < 0.5 ? -1 : 1),
-      );
-      for (let a = 0; a < k; a++) {
-        let x = 0;
-        for (let j = 0; j < rank; j++) {
-          x += signs[j] * es.values[j] * es.vectors[a * k + j];
-        }
-        E[a * r] = x;
-      }
-    }
+    const E = expansionDirections(es, k, r, rng);
     const mu = sol.lambdaGen;
-    const K = meanBlock(blocks, m, k);
     const S = sol.S;
+    const K = curv.mean();
     const SK = matmul(S, K, k, k, k);
+    // C_i = ((1 − p) S K − (μ/2) S)/m + (p/m) S K_i, applied to E
     const common = new Float64Array(k * k);
-    for (let t = 0; t < k * k; t++) {
-      common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
-    }
-    const coeffs = new Float64Array(m * k * r);
-    for (let i = 0; i < m; i++) {
-      const ki = blocks.subarray(i * k * k, (i + 1) * k * k);
-      const ci = matmul(S, ki, k, k, k);
-      for (let t = 0; t < k * k; t++) ci[t] = common[t] + (p / m) * ci[t];
-      coeffs.set(matmul(ci, E, k, k, r), i * k * r);
-    }
+    for (let t = 0; t < k * k; t++) common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
+    const coeffs = curv.expansionCoeffs(matmul(common, E, k, k, r), r, p / m, S, E);
     const skE = matmul(SK, E, k, k, r);
-    const basisCoeffs = new Float64Array(k * r);
-    for (let t = 0; t < k * r; t++) basisCoeffs[t] = -(mu / 2) * skE[t];
-    // expand without blocks: if the residual already meets the test, the blocks are not needed
+    const basisCoeffs = skE.map((x) => -(mu / 2) * x);
     const res = await oracle.expand(coeffs, basisCoeffs, r, false);
     iterations++;
-    // relative residual: the largest ‖(I − VVᵀ) G V E_j‖ / (μ κ_max ‖S E_j‖)
-    const SE = matmul(S, E, k, k, r);
-    residual = 0;
-    for (let j = 0; j < r; j++) {
-      let se = 0;
-      for (let a = 0; a < k; a++) se += SE[a * r + j] ** 2;
-      residual = Math.max(
-        residual,
-        res.norms[j] / Math.max(Math.sqrt(se), 1e-300),
-      );
-    }
-    residual /= mu * Math.max(sol.maxCurvature, 1e-300);
+    residual = relativeResidual(res.norms, matmul(S, E, k, k, r), k, r) /
+      (mu * Math.max(sol.maxCurvature, 1e-300));
     const kept = res.keptIndex.length;
-    if (kept === 0 || (residual <= resTol && lastChange <= tol)) {
+    if (kept === 0) {
+      // G V E has no component outside V: the basis is invariant for S*, the value exact
       history.push(sol.lambdaGen);
+      errorEstimate = 0;
       stopped = "converged";
       break;
     }
-    {
-      const add = await oracle.blocks(k, kept);
-      const kNew = k + kept;
-      const nb = extendBlocks(blocks, add, m, k, kept);
-      const start = new Float64Array(kNew * kNew);
-      for (let a = 0; a < k; a++) {
-        for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
-      }
-      blocks = nb;
-      k = kNew;
-      sol = reducedSolve(blocks, m, k, p, { ...inner, start });
+    const add = await oracle.blocks(k, kept);
+    const kNew = k + kept;
+    curv = curv.extend(add, kept);
+    const start = new Float64Array(kNew * kNew);
+    for (let a = 0; a < k; a++) {
+      for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
     }
+    k = kNew;
+    sol = reducedSolve(curv, p, { ...inner, start });
     history.push(sol.lambdaGen);
-    lastChange = Math.abs(sol.lambdaGen - mu) / Math.max(sol.lambdaGen, 1e-300);
+    gains.push(Math.max(0, sol.lambdaGen - mu));
+  }
+  if (stopped !== "converged" && Number.isFinite(errorEstimate) === false) {
+    errorEstimate = extrapolatedError(gains) / Math.max(sol.lambdaGen, 1e-300);
   }
   return {
     lambdaGen: sol.lambdaGen,
     S: sol.S,
-    blocks,
+    curv,
     k,
     converged: stopped === "converged",
+    errorEstimate,
     residual,
     history,
     iterations,
@@ -277,20 +210,109 @@ export async function davidson(
 }
 
 /**
+ * Error left after the last gain, assuming the gains shrink geometrically: `Δ ρ / (1 − ρ)`
+ * with `ρ` the larger of the last two gain ratios, capped at 0.95. Infinity with fewer than
+ * two gains.
+ */
+export function extrapolatedError(gains: number[]): number {
+  const n = gains.length;
+  if (n < 2) return Infinity;
+  const last = gains[n - 1];
+  if (last === 0 && gains[n - 2] === 0) return 0;
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 1);
+  let rho = ratio(last, gains[n - 2]);
+  if (n >= 3) rho = Math.max(rho, ratio(gains[n - 2], gains[n - 3]));
+  rho = Math.min(0.95, rho);
+  return (last * rho) / (1 - rho);
+}
+
+/** How many leading eigenvalues (at most `cap`) are above 1e-8 of the largest. */
+function leadingCount(values: Float64Array, cap: number): number {
+  let r = 0;
+  while (r < cap && values[r] > 1e-8 * values[0]) r++;
+  return r;
+}
+
+/**
+ * `E` (`k × r`): two random-sign combinations of all of `S*`'s eigenvectors weighted by their
+ * eigenvalues (the residual of the whole maximiser), then the leading eigenvectors.
+ */
+function expansionDirections(
+  es: { values: Float64Array; vectors: Float64Array },
+  k: number,
+  r: number,
+  rng: Rng,
+): Float64Array {
+  const rank = leadingCount(es.values, k);
+  const probes = r >= 4 && rank > r - 2 ? 2 : r >= 2 && rank > r - 1 ? 1 : 0;
+  const E = new Float64Array(k * r);
+  for (let a = 0; a < k; a++) {
+    for (let j = probes; j < r; j++) E[a * r + j] = es.vectors[a * k + (j - probes)];
+  }
+  for (let pj = 0; pj < probes; pj++) {
+    const signs = Array.from({ length: rank }, () => (rng.uniform() < 0.5 ? -1 : 1));
+    for (let a = 0; a < k; a++) {
+      let x = 0;
+      for (let j = 0; j < rank; j++) x += signs[j] * es.values[j] * es.vectors[a * k + j];
+      E[a * r + pj] = x;
+    }
+  }
+  return E;
+}
+
+/** The largest `‖(I − VVᵀ) G V E_j‖ / ‖S E_j‖` over the columns. */
+function relativeResidual(norms: Float64Array, SE: Float64Array, k: number, r: number): number {
+  let out = 0;
+  for (let j = 0; j < r; j++) {
+    let se = 0;
+    for (let a = 0; a < k; a++) se += SE[a * r + j] ** 2;
+    out = Math.max(out, norms[j] / Math.max(Math.sqrt(se), 1e-300));
+  }
+  return out;
+}
+
+/** Rotate onto as many of `S*`'s leading eigenvectors as the budget allows plus the top of `K`. */
+async function restart(
+  oracle: CurvatureOracle,
+  curv: Curvature,
+  S: Float64Array,
+  es: { values: Float64Array; vectors: Float64Array },
+  maxBasis: number,
+  block: number,
+  p: number,
+  inner: { tol: number; counter?: ApplicationCounter },
+): Promise<{ curv: Curvature; sol: ReturnType<typeof reducedSolve> }> {
+  const k = curv.k;
+  const nK = Math.min(2, k);
+  const ek = symEig(curv.mean(), k);
+  const nS = Math.max(1, Math.min(maxBasis - block, k) - nK);
+  const cand = new Float64Array(k * (nS + nK));
+  for (let a = 0; a < k; a++) {
+    for (let j = 0; j < nS; j++) cand[a * (nS + nK) + j] = es.vectors[a * k + j];
+    for (let j = 0; j < nK; j++) cand[a * (nS + nK) + nS + j] = ek.vectors[a * k + j];
+  }
+  const { q: U, k: kNew } = orthonormalColumns(cand, k, nS + nK, 1e-8);
+  await oracle.rotate(U, kNew);
+  const rotated = curv.rotate(U, kNew);
+  const sol = reducedSolve(rotated, p, { ...inner, start: congruence(S, U, k, kNew) });
+  return { curv: rotated, sol };
+}
+
+/**
  * Rotate the client's basis onto what the next round needs (the leading eigenvectors of `S*`
  * down to `carryTol` of the largest, at most `carryMax`, plus the top eigenvectors of `K`),
- * so that a warm round fetches few blocks. Costs no HVPs.
- * @returns the blocks and maximiser in the compacted basis
+ * so that a warm round fetches little. Costs no HVPs.
+ * @returns the curvature and maximiser in the compacted basis
  */
 export async function compactBasis(
   oracle: CurvatureOracle,
-  blocks: Float64Array,
+  curv: Curvature,
   S: Float64Array,
   options: { carryTol?: number; carryMax?: number; topK?: number } = {},
-): Promise<{ blocks: Float64Array; S: Float64Array; k: number }> {
-  const m = oracle.probeSize, kO = oracle.basisSize;
-  const k = Math.round(Math.sqrt(S.length));
-  checkBlocks(blocks, m, k);
+): Promise<{ curv: Curvature; S: Float64Array; k: number }> {
+  const kO = oracle.basisSize;
+  const k = curv.k;
+  if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   if (kO < k) {
     throw new RangeError(
       `Expected a client basis of at least ${k} columns, got ${kO}`,
@@ -306,33 +328,22 @@ export async function compactBasis(
   ) nS++;
   let U: Float64Array, kNew: number;
   if (nS + topK >= k) {
-    if (kO === k) return { blocks, S, k };
+    if (kO === k) return { curv, S, k };
     U = new Float64Array(k * k);
     for (let a = 0; a < k; a++) U[a * k + a] = 1;
     kNew = k;
   } else {
-    const ek = symEig(meanBlock(blocks, m, k), k);
+    const ek = symEig(curv.mean(), k);
     const cand = new Float64Array(k * (nS + topK));
     for (let a = 0; a < k; a++) {
-      for (let j = 0; j < nS; j++) {
-        cand[a * (nS + topK) + j] = es.vectors[a * k + j];
-      }
-      for (let j = 0; j < topK; j++) {
-        cand[a * (nS + topK) + nS + j] = ek.vectors[a * k + j];
-      }
+      for (let j = 0; j < nS; j++) cand[a * (nS + topK) + j] = es.vectors[a * k + j];
+      for (let j = 0; j < topK; j++) cand[a * (nS + topK) + nS + j] = ek.vectors[a * k + j];
     }
     ({ q: U, k: kNew } = orthonormalColumns(cand, k, nS + topK, 1e-8));
   }
-  // columns the client appended without blocks (a converged residual check) are dropped
+  // columns the client appended without curvature (a converged check) are dropped
   const full = new Float64Array(kO * kNew);
   full.set(U);
   await oracle.rotate(full, kNew);
-  const nb = new Float64Array(m * kNew * kNew);
-  for (let i = 0; i < m; i++) {
-    nb.set(
-      congruence(blocks.subarray(i * k * k, (i + 1) * k * k), U, k, kNew),
-      i * kNew * kNew,
-    );
-  }
-  return { blocks: nb, S: congruence(S, U, k, kNew), k: kNew };
+  return { curv: curv.rotate(U, kNew), S: congruence(S, U, k, kNew), k: kNew };
 }

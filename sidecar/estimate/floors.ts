@@ -7,8 +7,8 @@
  * @module
  */
 import type { GradStats } from "./oracle.ts";
-import { congruence, dot, leadingColumns, matmul, symEig } from "./_linalg.ts";
-import { checkBlocks, meanBlock } from "./reduced_solve.ts";
+import { congruence, dot, leadingColumns, symEig } from "./_linalg.ts";
+import type { Curvature } from "./curvature.ts";
 
 /** Floors of {@linkcode lossFloors}; absent when not computable. */
 export interface Floors {
@@ -24,20 +24,18 @@ export interface Floors {
 
 /**
  * Loss and gradient-norm floors at learning rate `eta`.
- * @param blocks per-sample `K_i`, `m × k × k`
+ * @param curv per-sample curvature in the basis
  * @param grads the oracle's gradient statistics for the same basis
  * @param etaStar the threshold for this `p` (the exact floor is omitted at or above it)
  */
 export function lossFloors(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   p: number,
   eta: number,
   etaStar: number,
   grads: GradStats,
 ): Floors {
-  checkBlocks(blocks, m, k);
+  const { m, k } = curv;
   if (grads.proj.length !== m * k) {
     throw new RangeError(
       `Expected gradient projections of ${m}×${k}, got ${grads.proj.length}`,
@@ -53,7 +51,7 @@ export function lossFloors(
   out.grad_norm = Math.sqrt(Math.max(0, grads.meanSqNorm));
   if (!(eta < etaStar) || k === 0) return out;
   // Σ_g in the subspace, rotated onto range(K)
-  const K = meanBlock(blocks, m, k);
+  const K = curv.mean();
   const e = symEig(K, k);
   let r = 0;
   while (r < k && e.values[0] > 0 && e.values[r] > 1e-10 * e.values[0]) r++;
@@ -74,10 +72,9 @@ export function lossFloors(
     }
   }
   const rhs = congruence(sig, Q, k, r).map((x) => eta * p * x);
-  const rot = Array.from(
-    { length: m },
-    (_, i) => congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Q, k, r),
-  );
+  const rot = curv.rotate(Q, r);
+  const coef = new Float64Array(m).fill((eta * p) / m);
+  const z = new Float64Array(r * r);
   const op = (s: Float64Array): Float64Array => {
     const y = new Float64Array(r * r);
     for (let a = 0; a < r; a++) {
@@ -88,10 +85,8 @@ export function lossFloors(
       }
     }
     if (p > 0) {
-      for (const ki of rot) {
-        const z = matmul(matmul(ki, s, r, r, r), ki, r, r, r);
-        for (let t = 0; t < r * r; t++) y[t] -= (eta * p / m) * z[t];
-      }
+      rot.sandwich(s, coef, z);
+      for (let t = 0; t < r * r; t++) y[t] -= z[t];
     }
     return y;
   };

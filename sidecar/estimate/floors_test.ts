@@ -4,23 +4,34 @@ import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { symEig } from "./_linalg.ts";
 import {
   denseLambdaGen,
+  factorsOf,
   kroneckerOperators,
   mean,
   randomPsd,
   rel,
 } from "./_testing.ts";
 import { Rng } from "./_rng.ts";
+import { fetchCurvature } from "./oracle.ts";
 
 // Dense reference (theory §5): vec(S_∞) = η p (H ⊕ H − η D)^† vec(Σ_g), floor ½ tr(H S_∞).
-Deno.test("lossFloors() matches the dense finite-η formulas and the leading form", async () => {
+Deno.test("lossFloors() matches the dense finite-η formulas and the leading form on both routes", async () => {
   const d = 4, m = 7;
   const hs = randomPsd(m, d, 2, 111);
   const rng = new Rng(112);
   const grads = hs.map(() => rng.normals(d));
-  const o = new SyntheticOracle(hs, { grads });
-  await o.random(d, 1);
+  const fs = splitFactors(factorsOf(hs, d), m, d * d);
+  for (const o of [new SyntheticOracle(hs, { grads }), SyntheticOracle.fromFactors(fs, d, { grads })]) {
+    await checkFloors(o, hs, grads, d, m);
+  }
+});
 
-  const b = await o.blocks(0, d);
+function splitFactors(all: Float64Array, m: number, size: number): Float64Array[] {
+  return Array.from({ length: m }, (_, i) => all.slice(i * size, (i + 1) * size));
+}
+
+async function checkFloors(o: SyntheticOracle, hs: Float64Array[], grads: Float64Array[], d: number, m: number) {
+  await o.random(d, 1);
+  const b = await fetchCurvature(o, undefined, 0, d);
   const g = await o.grads();
   const H = mean(hs);
   const gbar = mean(grads);
@@ -66,7 +77,7 @@ Deno.test("lossFloors() matches the dense finite-η formulas and the leading for
         trH2S += H2[a * d + c] * s[c * d + a];
       }
     }
-    const f = lossFloors(b, m, d, p, eta, etaStar, g);
+    const f = lossFloors(b, p, eta, etaStar, g);
     assert(
       rel(f.loss_floor!, 0.5 * trHS) < 1e-8,
       `p=${p} η/η*=${frac}: ${f.loss_floor} vs ${0.5 * trHS}`,
@@ -81,7 +92,7 @@ Deno.test("lossFloors() matches the dense finite-η formulas and the leading for
     if (frac === 0.1) assert(rel(f.loss_floor_leading!, f.loss_floor!) < 0.2); // leading form accurate at small η
   }
 
-  const above = lossFloors(b, m, d, 1, 1, 0.5, g);
+  const above = lossFloors(b, 1, 1, 0.5, g);
   assertEquals(above.loss_floor, undefined);
   assert(above.loss_floor_leading !== undefined);
-});
+}

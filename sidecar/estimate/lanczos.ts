@@ -4,25 +4,32 @@
  * `proj` and `norms` give `H q_j` exactly in the enlarged basis, so the three-term recurrence
  * (with full reorthogonalisation in coefficient space) runs without ever seeing `d`-vectors.
  * This also makes warm starts exact: `q_1` may be any combination of an existing basis.
+ * On the factor route each step also asks for the new column's factor (its JVP), so the basis
+ * curvature stays complete at one HVP-equivalent per step. Stops on the estimated eigenvalue
+ * error `ρ²/gap` (`ρ` the residual norm), so a warm start from the previous round's top
+ * vector takes a few steps.
  *
  * @module
  */
-import type { CurvatureOracle } from "./oracle.ts";
+import { type CurvatureOracle, fetchCurvature } from "./oracle.ts";
+import type { Curvature } from "./curvature.ts";
 import { dot, symEig } from "./_linalg.ts";
 
 /** Options of {@linkcode lanczos}. */
 export interface LanczosOptions {
-  /** Stop when `|β_j y_j| ≤ tol · |θ|` (default 1e-3). */
+  /** Stop when the estimated relative eigenvalue error `ρ²/(gap θ)` is at most this (default 1e-3). */
   tol?: number;
   /** Steps at most (default 100). */
   maxSteps?: number;
   /** Seed of the random start (default 1). */
   seed?: number;
   /**
-   * Warm start: `K = Vᵀ H V` for the client's current basis (`k × k`); Lanczos starts from its
-   * top eigenvector instead of a fresh random direction.
+   * Curvature of the client's current basis (required on the factor route, where it is kept
+   * complete). With `warm`, Lanczos starts from the top eigenvector of its `K`.
    */
-  warmK?: Float64Array;
+  curv?: Curvature;
+  /** Warm start from the top eigenvector of `curv`'s `K` instead of a random direction. */
+  warm?: boolean;
   /** Stop when this many HVP-equivalents have been spent by this call. */
   maxHvps?: number;
   /** Stop at this `performance.now()` time (ms). */
@@ -43,6 +50,8 @@ export interface LanczosResult {
   steps: number;
   /** Why it stopped: `converged`, `max_steps`, `budget_hvps` or `budget_seconds`. */
   stopped: "converged" | "max_steps" | "budget_hvps" | "budget_seconds";
+  /** The basis curvature after the call (factor route: complete; Hessian route: as passed). */
+  curv?: Curvature;
 }
 
 /**
@@ -71,18 +80,23 @@ export async function lanczos(
   }
   const m = oracle.probeSize;
   const hvp0 = oracle.hvps;
+  const factor = oracle.outputs !== undefined;
+  let curv = options.curv;
+  if (factor && (!curv || curv.k !== oracle.basisSize)) {
+    throw new RangeError(
+      `Expected the curvature of all ${oracle.basisSize} basis columns on the factor route, got ${curv?.k}`,
+    );
+  }
   let q: Float64Array;
-  if (options.warmK && oracle.basisSize > 0) {
-    const k = oracle.basisSize;
-    if (options.warmK.length !== k * k) {
-      throw new RangeError(
-        `Expected warmK of ${k}×${k}, got ${options.warmK.length} entries`,
-      );
-    }
-    const e = symEig(options.warmK, k);
+  let warmGap = 0;
+  if (options.warm && curv && curv.k > 0 && curv.k === oracle.basisSize) {
+    const k = curv.k;
+    const e = symEig(curv.mean(), k);
     q = new Float64Array(k);
     for (let a = 0; a < k; a++) q[a] = e.vectors[a * k];
+    warmGap = k > 1 ? e.values[0] - e.values[1] : 0;
   } else {
+    const k0 = oracle.basisSize;
     const kept = await oracle.random(1, options.seed ?? 1);
     const k = oracle.basisSize;
     if (kept === 0) {
@@ -90,6 +104,7 @@ export async function lanczos(
         `Expected room for a random direction, got a full basis of ${k}`,
       );
     }
+    if (factor) curv = await fetchCurvature(oracle, curv, k0, kept);
     q = new Float64Array(k);
     q[k - 1] = 1;
   }
@@ -102,13 +117,14 @@ export async function lanczos(
   for (let j = 0; j < maxSteps; j++) {
     const k = oracle.basisSize;
     qs.push(q);
-    const coeffs = new Float64Array(m * k);
-    for (let i = 0; i < m; i++) {
-      for (let a = 0; a < k; a++) coeffs[i * k + a] = q[a] / m;
-    }
-    const res = await oracle.expand(coeffs, new Float64Array(k), 1, false);
+    const g = q.map((x) => x / m);
+    const coeffs = curv && curv.k === k
+      ? curv.expansionCoeffs(g, 1)
+      : replicate(g, m);
+    const res = await oracle.expand(coeffs, new Float64Array(k), 1, factor);
     steps++;
     const k2 = oracle.basisSize;
+    if (factor && curv) curv = curv.extend(res.blocks ?? new Float64Array(0), k2 - k);
     // H q_j in the enlarged basis: V proj + ν v_new
     const w = new Float64Array(k2);
     w.set(res.proj);
@@ -135,10 +151,13 @@ export async function lanczos(
     y = new Float64Array(n);
     for (let s = 0; s < n; s++) y[s] = e.vectors[s * n];
     const invariant = b <= 1e-12 * scale;
-    residual = invariant
-      ? 0
-      : Math.abs(b * y[n - 1]) / Math.max(Math.abs(theta), 1e-300);
-    if (invariant || residual <= tol) {
+    const rho = Math.abs(b * y[n - 1]);
+    const th = Math.max(Math.abs(theta), 1e-300);
+    residual = invariant ? 0 : rho / th;
+    // eigenvalue error ≈ ρ²/gap; the gap from the Ritz values (or the warm basis at step 1)
+    const gap = n > 1 ? theta - e.values[1] : warmGap;
+    const err = gap > rho ? (rho * rho) / gap : rho;
+    if (invariant || err <= tol * th) {
       stopped = "converged";
       break;
     }
@@ -172,7 +191,14 @@ export async function lanczos(
     residual,
     steps,
     stopped,
+    curv,
   };
+}
+
+function replicate(g: Float64Array, m: number): Float64Array {
+  const out = new Float64Array(m * g.length);
+  for (let i = 0; i < m; i++) out.set(g, i * g.length);
+  return out;
 }
 
 function pad(x: Float64Array, n: number): Float64Array {

@@ -1,10 +1,15 @@
 /**
  * The curvature oracle as the estimators see it: a handful of asynchronous operations on the
  * client's basis `V` (d × k), mirroring protocol/SPEC.md §4. The estimators never see
- * d-dimensional data, only `k × r` projections and per-sample `k × r` blocks.
+ * d-dimensional data, only `k × r` projections and per-sample blocks or factors.
+ *
+ * Two routes: the Hessian route (`outputs` undefined) returns blocks `Vᵀ H_i V[:, cols]`
+ * (`m × k × count`) and takes per-sample coefficients `C_i` (`m × k × r`); the Gauss–Newton
+ * factor route (`outputs` = c) returns factors `A_i = Λ_i^{1/2} J_i V[:, cols]`
+ * (`m × c × count`) and takes output coefficients `U_i` (`m × c × r`).
  *
  * Layouts (all row-major Float64Array):
- * - per-sample blocks `m × k × c`: element (i, a, b) at `(i * k + a) * c + b`
+ * - per-sample tensors `m × w × r`: element (i, a, b) at `(i * w + a) * r + b`
  * - matrices `rows × cols`: element (a, b) at `a * cols + b`
  *
  * Two implementations: `SyntheticOracle` (in-process, from explicit per-sample Hessians, for
@@ -12,6 +17,7 @@
  *
  * @module
  */
+import { Curvature } from "./curvature.ts";
 
 /** Result of {@linkcode CurvatureOracle.expand}. */
 export interface ExpandResult {
@@ -21,7 +27,11 @@ export interface ExpandResult {
   norms: Float64Array;
   /** Indices (into `0..r-1`) of the columns that were appended, in order. */
   keptIndex: number[];
-  /** When requested: `Vᵀ H_i V_new` with the expanded basis, `m × k' × kept`. */
+  /**
+   * When requested, the new columns' curvature: blocks `Vᵀ H_i V_new` with the expanded basis
+   * (`m × k' × kept`) on the Hessian route, factors `A_i` of the new columns (`m × c × kept`) on
+   * the factor route.
+   */
   blocks?: Float64Array;
 }
 
@@ -51,6 +61,10 @@ export interface CurvatureOracle {
   readonly probeSize: number;
   /** Current basis size `k` (changes with random / expand / rotate / reset). */
   readonly basisSize: number;
+  /** Rows `c` of each per-sample factor on the Gauss–Newton factor route; undefined on the Hessian route. */
+  readonly outputs?: number;
+  /** Milliseconds spent waiting for the client's results so far (0 in-process). */
+  readonly waitMs?: number;
   /** Per-sample HVPs spent since this oracle was created (divide by `m` for HVP-equivalents). */
   readonly hvps: number;
   /** Forget the basis. */
@@ -58,8 +72,9 @@ export interface CurvatureOracle {
   /** Append `r` seeded random orthonormal directions; returns how many were kept. */
   random(r: number, seed: number): Promise<number>;
   /**
-   * `W = Σ_i H_i (V C_i) + V C_V`, orthonormalised against `V` and appended.
-   * @param coeffs per-sample `C_i`, `m × k × r`
+   * `W = Σ_i H_i (V C_i) + V C_V` (Hessian route) or `W = Σ_i J_iᵀ Λ_i^{1/2} U_i + V C_V`
+   * (factor route), orthonormalised against `V` and appended.
+   * @param coeffs per-sample `C_i`, `m × k × r`, or `U_i`, `m × c × r`
    * @param basisCoeffs `C_V`, `k × r`
    * @param r number of columns
    * @param withBlocks also return the per-sample blocks of the new columns
@@ -70,7 +85,7 @@ export interface CurvatureOracle {
     r: number,
     withBlocks: boolean,
   ): Promise<ExpandResult>;
-  /** Per-sample `Vᵀ H_i V[:, start:start+count]`, `m × k × count`. */
+  /** Per-sample `Vᵀ H_i V[:, start:start+count]` (`m × k × count`) or factors (`m × c × count`). */
   blocks(start: number, count: number): Promise<Float64Array>;
   /** `V ← V U` with `U` of `k × kNew` orthonormal columns. */
   rotate(u: Float64Array, kNew: number): Promise<void>;
@@ -78,4 +93,31 @@ export interface CurvatureOracle {
   grads(): Promise<GradStats>;
   /** Rademacher probes: `zᵀ H_i z` and `‖H_i z‖²`. */
   hutchinson(r: number, seed: number): Promise<HutchinsonResult>;
+}
+
+/**
+ * The curvature of basis columns `start..start+count` fetched from the oracle and appended to
+ * `prev` (the curvature of columns `0..start`; empty when `start` is 0).
+ * @returns the curvature of the first `start + count` columns
+ */
+export async function fetchCurvature(
+  oracle: CurvatureOracle,
+  prev: Curvature | undefined,
+  start: number,
+  count: number,
+): Promise<Curvature> {
+  const m = oracle.probeSize, c = oracle.outputs;
+  const base = prev ?? Curvature.empty(c === undefined ? "dense" : "factor", m, c ?? 0);
+  if (base.k !== start) {
+    throw new RangeError(`Expected curvature of ${start} columns, got ${base.k}`);
+  }
+  if (count === 0) return base;
+  const add = await oracle.blocks(start, count);
+  return base.extend(add, count);
+}
+
+/** An empty curvature of the oracle's route. */
+export function emptyCurvature(oracle: CurvatureOracle): Curvature {
+  const c = oracle.outputs;
+  return Curvature.empty(c === undefined ? "dense" : "factor", oracle.probeSize, c ?? 0);
 }

@@ -1,8 +1,9 @@
 /**
- * The reduced generalized-sharpness problem (theory §4): given per-sample blocks
- * `K_i = Vᵀ H_i V`, the maximum over symmetric `S` of
+ * The reduced generalized-sharpness problem (theory §4): given per-sample curvature
+ * `K_i = Vᵀ H_i V` (blocks or factors, see curvature.ts), the maximum over symmetric `S` of
  * `[(1 − p) tr(KSKS) + p mean_i tr(K_i S K_i S)] / tr(K S²)`, as the top eigenvalue of the
- * PSD operator `T` applied in matrix form (O(m k³) per application) inside Lanczos.
+ * PSD operator `T` applied in matrix form inside Lanczos (two GEMMs per application on the
+ * factor route, `O(m c k²)`).
  *
  * @module
  */
@@ -14,15 +15,16 @@ import {
   symEig,
   transpose,
 } from "./_linalg.ts";
+import type { Curvature } from "./curvature.ts";
 import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode reducedSolve}. */
 export interface ReducedSolveOptions {
   /** Directions with `κ_a ≤ dropTol · κ_max` are treated as null space (default 1e-10). */
   dropTol?: number;
-  /** Stop when `|β_j · y_j| ≤ tol · θ` (default 1e-12). */
+  /** Relative eigenvalue error to stop at, estimated from the Lanczos residual (default 1e-12). */
   tol?: number;
-  /** Lanczos steps at most (default: the dimension of the symmetric matrices, capped at 400). */
+  /** Operator applications at most (default: the dimension of the symmetric matrices, capped at 2000). */
   maxIter?: number;
   /** Per-sample weights (bootstrap multiplicities); default all 1. */
   weights?: Float64Array | number[];
@@ -30,6 +32,8 @@ export interface ReducedSolveOptions {
   start?: Float64Array;
   /** Seed of the random start (default 1). */
   seed?: number;
+  /** Adds the operator applications of this solve. */
+  counter?: ApplicationCounter;
 }
 
 /** Result of {@linkcode reducedSolve}. */
@@ -52,72 +56,33 @@ export interface ReducedSolution {
   iterations: number;
 }
 
-/**
- * Mean of the per-sample blocks, optionally weighted.
- * @param blocks `m × k × k`
- * @returns `K`, `k × k`
- */
-export function meanBlock(
-  blocks: Float64Array,
-  m: number,
-  k: number,
-  weights?: ArrayLike<number>,
-): Float64Array {
-  const out = new Float64Array(k * k);
-  let total = 0;
-  for (let i = 0; i < m; i++) {
-    const w = weights ? weights[i] : 1;
-    if (w === 0) continue;
-    total += w;
-    const o = i * k * k;
-    for (let t = 0; t < k * k; t++) out[t] += w * blocks[o + t];
-  }
-  if (total > 0) { for (let t = 0; t < k * k; t++) out[t] /= total; }
-  return out;
-}
-
-/**
- * Check the shape of a block tensor.
- * @throws {RangeError} when `blocks.length ≠ m k²`
- */
-export function checkBlocks(blocks: Float64Array, m: number, k: number): void {
-  if (!Number.isInteger(m) || !Number.isInteger(k) || m < 1 || k < 0) {
-    throw new RangeError(
-      `Expected m ≥ 1 and k ≥ 0 integers, got m ${m} and k ${k}`,
-    );
-  }
-  if (blocks.length !== m * k * k) {
-    throw new RangeError(
-      `Expected blocks of ${m}×${k}×${k}, got ${blocks.length} entries`,
-    );
-  }
+/** Counts applications of the reduced operator across the solves of a round. */
+export interface ApplicationCounter {
+  applications: number;
 }
 
 /**
  * Solve the reduced problem: top eigenpair of `T` (theory §4).
- * @param blocks per-sample `K_i`, `m × k × k`
- * @param m probe samples
- * @param k basis size
+ * @param curv per-sample curvature in the basis (blocks or factors)
  * @param p batch-noise weight in [0, 1]
  * @returns the reduced `λ_gen`, its PSD maximiser and diagnostics
- * @throws {RangeError} on bad shapes or `p` outside [0, 1]
+ * @throws {RangeError} on bad weights, start or `p` outside [0, 1]
  * @example
  * ```ts
  * import { reducedSolve } from "./reduced_solve.ts";
+ * import { Curvature } from "./curvature.ts";
  * // theory §7, three samples in d = 2, B = 1
  * const b = new Float64Array([2, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
- * const { lambdaGen } = reducedSolve(b, 3, 2, 1);
+ * const { lambdaGen } = reducedSolve(Curvature.dense(b, 3, 2), 1);
  * if (Math.abs(lambdaGen - 1.862790641860) > 1e-9) throw new Error(String(lambdaGen));
  * ```
  */
 export function reducedSolve(
-  blocks: Float64Array,
-  m: number,
-  k: number,
+  curv: Curvature,
   p: number,
   options: ReducedSolveOptions = {},
 ): ReducedSolution {
-  checkBlocks(blocks, m, k);
+  const { m, k } = curv;
   if (!(p >= 0 && p <= 1)) {
     throw new RangeError(`Expected p in [0, 1], got ${p}`);
   }
@@ -125,67 +90,55 @@ export function reducedSolve(
   if (weights && weights.length !== m) {
     throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
   }
+  if (options.start && options.start.length !== k * k) {
+    throw new RangeError(
+      `Expected start of ${k}×${k}, got ${options.start.length} entries`,
+    );
+  }
   const dropTol = options.dropTol ?? 1e-10;
   const tol = options.tol ?? 1e-12;
-  const K = meanBlock(blocks, m, k, weights);
+  const K = curv.mean(weights);
   const { values: kappaAll, vectors: Q } = symEig(K, k);
   const kmax = k > 0 ? kappaAll[0] : 0;
   const kmin = k > 0 ? kappaAll[k - 1] : 0;
   let r = 0;
   while (r < k && kmax > 0 && kappaAll[r] > dropTol * kmax) r++;
-  const empty: ReducedSolution = {
-    lambdaGen: 0,
-    S: new Float64Array(k * k),
-    converged: false,
-    residual: Infinity,
-    minCurvature: kmin,
-    maxCurvature: kmax,
-    droppedDirections: k - r,
-    iterations: 0,
-  };
-  if (r === 0) return empty;
+  if (r === 0) {
+    return {
+      lambdaGen: 0,
+      S: new Float64Array(k * k),
+      converged: false,
+      residual: Infinity,
+      minCurvature: kmin,
+      maxCurvature: kmax,
+      droppedDirections: k - r,
+      iterations: 0,
+    };
+  }
   const Qr = leadingColumns(Q, k, k, r);
   const kappa = kappaAll.subarray(0, r);
-  // rotated per-sample blocks and normalised weights (zero-weight samples skipped)
-  const rot: Float64Array[] = [];
-  const omega: number[] = [];
+  const rot = p > 0 ? curv.rotate(Qr, r) : undefined;
+  const coef = new Float64Array(m);
   let wsum = 0;
   for (let i = 0; i < m; i++) wsum += weights ? weights[i] : 1;
-  if (p > 0) {
-    for (let i = 0; i < m; i++) {
-      const w = weights ? weights[i] : 1;
-      if (w === 0) continue;
-      rot.push(
-        congruence(blocks.subarray(i * k * k, (i + 1) * k * k), Qr, k, r),
-      );
-      omega.push(w / wsum);
-    }
-  }
+  for (let i = 0; i < m; i++) coef[i] = (p * (weights ? weights[i] : 1)) / wsum;
   const W = new Float64Array(r * r);
   for (let a = 0; a < r; a++) {
     for (let b = 0; b < r; b++) {
       W[a * r + b] = 1 / Math.sqrt((kappa[a] + kappa[b]) / 2);
     }
   }
-
-  const scratch = new Float64Array(r * r);
+  const y = new Float64Array(r * r);
   const acc = new Float64Array(r * r);
-  // x (and so y) stay symmetric, so K_i y K_i is symmetric: accumulate its upper triangle only
+  // T(X) = W ∘ [(1 − p) κ (W ∘ X) κ + p mean_i K_i' (W ∘ X) K_i']
   const apply = (x: Float64Array): Float64Array => {
-    const y = new Float64Array(r * r);
     for (let t = 0; t < r * r; t++) y[t] = W[t] * x[t];
-    acc.fill(0);
-    // hot path (O(m r³) per application): fused K_i y K_i, no allocation per sample
-    for (let idx = 0; idx < rot.length; idx++) {
-      accumulateCongruence(acc, rot[idx], y, scratch, r, p * omega[idx]);
-    }
+    if (rot) rot.sandwich(y, coef, acc);
     const out = new Float64Array(r * r);
     for (let a = 0; a < r; a++) {
-      for (let b = a; b < r; b++) {
+      for (let b = 0; b < r; b++) {
         const t = a * r + b;
-        const v = W[t] * ((1 - p) * kappa[a] * y[t] * kappa[b] + acc[t]);
-        out[t] = v;
-        out[b * r + a] = v;
+        out[t] = W[t] * ((1 - p) * kappa[a] * y[t] * kappa[b] + (rot ? acc[t] : 0));
       }
     }
     return out;
@@ -194,11 +147,6 @@ export function reducedSolve(
   // starting vector in the rotated, W-scaled coordinates
   let x0 = new Float64Array(r * r);
   if (options.start) {
-    if (options.start.length !== k * k) {
-      throw new RangeError(
-        `Expected start of ${k}×${k}, got ${options.start.length} entries`,
-      );
-    }
     const sr = congruence(options.start, Qr, k, r);
     for (let t = 0; t < r * r; t++) x0[t] = sr[t] / W[t];
   }
@@ -214,7 +162,7 @@ export function reducedSolve(
   const dim = (r * (r + 1)) / 2;
   const maxIter = Math.max(
     1,
-    Math.min(options.maxIter ?? Math.min(dim, 400), dim),
+    Math.min(options.maxIter ?? Math.min(dim, 2000), dim),
   );
   const { theta, x, residual, converged, iterations } = lanczosTop(
     apply,
@@ -222,6 +170,7 @@ export function reducedSolve(
     maxIter,
     tol,
   );
+  if (options.counter) options.counter.applications += iterations;
   // back to basis coordinates: S = Qr (W ∘ X) Qrᵀ
   const sr = new Float64Array(r * r);
   for (let t = 0; t < r * r; t++) sr[t] = W[t] * x[t];
@@ -243,8 +192,13 @@ export function reducedSolve(
 }
 
 /**
- * Top eigenpair of a symmetric PSD operator by Lanczos with full reorthogonalisation.
- * @returns Ritz value, unit Ritz vector, relative residual `|β y_last|/θ`
+ * Top eigenpair of a symmetric PSD operator by Lanczos with full reorthogonalisation,
+ * restarted from the Ritz vector when the Krylov basis reaches its memory cap. Stops when the
+ * estimated eigenvalue error `min(ρ, ρ²/gap)` is at most `tol · θ` and the Ritz value moved by
+ * at most that in the last step, with `ρ = |β y_last|` the residual norm and `gap` the distance
+ * to the second Ritz value, at most `θ` (the error of a Ritz value is quadratic in the residual
+ * for an isolated eigenvalue).
+ * @returns Ritz value, unit Ritz vector, relative residual `ρ/θ`, applications used
  */
 export function lanczosTop(
   apply: (x: Float64Array) => Float64Array,
@@ -259,34 +213,30 @@ export function lanczosTop(
   iterations: number;
 } {
   const n = start.length;
-  const qs: Float64Array[] = [];
-  const alpha: number[] = [];
-  const beta: number[] = [];
-  let q = scaled(start, 1 / Math.sqrt(dot(start, start)));
-  let theta = 0,
-    y = new Float64Array([1]),
-    residual = Infinity,
-    converged = false,
-    iter = 0;
-  let scale = 0;
-  for (let j = 0; j < maxIter; j++) {
-    qs.push(q);
-    const w = apply(q);
-    iter++;
-    const a = dot(q, w);
-    alpha.push(a);
-    for (let pass = 0; pass < 2; pass++) {
-      for (const u of qs) {
-        const c = dot(u, w);
-        for (let t = 0; t < n; t++) w[t] -= c * u[t];
+  // Krylov vectors kept at most ~160 MB
+  const cap = Math.max(8, Math.min(80, Math.floor(2e7 / Math.max(n, 1))));
+  let x = scaled(start, 1 / Math.sqrt(dot(start, start)));
+  let theta = 0, residual = Infinity, converged = false, iter = 0;
+  while (iter < maxIter && !converged) {
+    const qs: Float64Array[] = [];
+    const alpha: number[] = [];
+    const beta: number[] = [];
+    let q = x, y = new Float64Array([1]), scale = 0, prevTheta = NaN;
+    for (let j = 0; j < cap && iter < maxIter; j++) {
+      qs.push(q);
+      const w = apply(q);
+      iter++;
+      const a = dot(q, w);
+      alpha.push(a);
+      for (let pass = 0; pass < 2; pass++) {
+        for (const u of qs) {
+          const c = dot(u, w);
+          for (let t = 0; t < n; t++) w[t] -= c * u[t];
+        }
       }
-    }
-    const b = Math.sqrt(dot(w, w));
-    scale = Math.max(scale, Math.abs(a), b);
-    const jj = qs.length;
-    const check = jj < 40 || jj % 4 === 0 || j === maxIter - 1 ||
-      b <= 1e-13 * scale;
-    if (check) {
+      const b = Math.sqrt(dot(w, w));
+      scale = Math.max(scale, Math.abs(a), b);
+      const jj = qs.length;
       const tmat = new Float64Array(jj * jj);
       for (let s = 0; s < jj; s++) {
         tmat[s * jj + s] = alpha[s];
@@ -296,24 +246,30 @@ export function lanczosTop(
       theta = e.values[0];
       y = new Float64Array(jj);
       for (let s = 0; s < jj; s++) y[s] = e.vectors[s * jj];
-      residual = Math.abs(b * y[jj - 1]) / Math.max(Math.abs(theta), 1e-300);
-      if (b <= 1e-13 * scale || jj === n) {
-        residual = b <= 1e-13 * scale ? 0 : residual;
+      const rho = Math.abs(b * y[jj - 1]);
+      const th = Math.max(Math.abs(theta), 1e-300);
+      residual = rho / th;
+      const invariant = b <= 1e-13 * scale || jj === n;
+      // a PSD operator's gap is at most θ; the Ritz value must also have settled
+      const gap = jj > 1 ? Math.min(theta - e.values[1], th) : 0;
+      const err = gap > rho ? Math.min(rho, (rho * rho) / gap) : rho;
+      const settled = Math.abs(theta - prevTheta) <= tol * th;
+      prevTheta = theta;
+      if (invariant || (err <= tol * th && settled)) {
+        if (invariant) residual = b <= 1e-13 * scale ? 0 : residual;
         converged = true;
         break;
       }
-      if (residual <= tol) {
-        converged = true;
-        break;
-      }
+      beta.push(b);
+      q = scaled(w, 1 / b);
     }
-    beta.push(b);
-    q = scaled(w, 1 / b);
+    const nx = new Float64Array(n);
+    y.forEach((c, s) => {
+      const u = qs[s];
+      for (let t = 0; t < n; t++) nx[t] += c * u[t];
+    });
+    x = scaled(nx, 1 / Math.sqrt(dot(nx, nx)));
   }
-  const x = new Float64Array(n);
-  y.forEach((c, s) => {
-    for (let t = 0; t < n; t++) x[t] += c * qs[s][t];
-  });
   return { theta, x, residual, converged, iterations: iter };
 }
 
@@ -321,35 +277,4 @@ function scaled(x: Float64Array, s: number): Float64Array {
   const out = new Float64Array(x.length);
   for (let t = 0; t < x.length; t++) out[t] = x[t] * s;
   return out;
-}
-
-/** `acc += c · K y K` for symmetric `K`, `y` (`r × r`), using `scratch` for `K y`. */
-function accumulateCongruence(
-  acc: Float64Array,
-  K: Float64Array,
-  y: Float64Array,
-  scratch: Float64Array,
-  r: number,
-  c: number,
-): void {
-  scratch.fill(0);
-  for (let i = 0; i < r; i++) {
-    const io = i * r;
-    for (let l = 0; l < r; l++) {
-      const x = K[io + l];
-      if (x === 0) continue;
-      const lo = l * r;
-      for (let j = 0; j < r; j++) scratch[io + j] += x * y[lo + j];
-    }
-  }
-  // (K y K)[i][j] = Σ_l (K y)[i][l] K[l][j]; only the upper triangle is needed (symmetric)
-  for (let i = 0; i < r; i++) {
-    const io = i * r;
-    for (let l = 0; l < r; l++) {
-      const x = c * scratch[io + l];
-      if (x === 0) continue;
-      const lo = l * r;
-      for (let j = i; j < r; j++) acc[io + j] += x * K[lo + j];
-    }
-  }
 }

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import type { CurvatureOracle } from "./oracle.ts";
+import { type CurvatureOracle, emptyCurvature, fetchCurvature } from "./oracle.ts";
+import type { Curvature } from "./curvature.ts";
 import { dot, symEig } from "./_linalg.ts";
-import { extendBlocks } from "./_blocks.ts";
 import {
   batchCurve,
   batchNoiseWeight,
@@ -17,10 +17,10 @@ import {
 } from "./batch_curve.ts";
 import { bootstrapInterval } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
-import { compactBasis, davidson } from "./davidson.ts";
+import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
-import { lanczos } from "./lanczos.ts";
-import { meanBlock, reducedSolve } from "./reduced_solve.ts";
+import { lanczos, type LanczosResult } from "./lanczos.ts";
+import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 
 /** What the client's `round` message (and `hello`) tell the estimators. */
 export interface RoundParams {
@@ -36,26 +36,37 @@ export interface RoundParams {
   momentum?: number;
   /** HVP-equivalents and seconds this round may spend. */
   budget?: { hvps?: number; seconds?: number };
-  /** Relative tolerance on `λ_gen` (default 1e-3). */
+  /**
+   * Relative tolerance on `λ_gen`, used as given. Absent: automatic, a tenth of the relative
+   * bootstrap half-width (of this round, else the previous one), within [1e-4, 2e-2];
+   * with `exact`, 1e-4.
+   */
   tol?: number;
+  /** A checkpoint solve (estimate()): tight tolerance, the whole span when affordable. */
+  exact?: boolean;
+  /** Which bounds to report (default `["top_eigvec"]`). */
+  bounds?: BoundName[];
   /** Batch sizes for `η*(B)` (default powers of two up to `n`, plus the run's batch size). */
   batch_grid?: number[];
   /** Bootstrap resamples (default 200, 0 disables). */
   bootstrap?: number;
   seed?: number;
-  /** Basis budget (default 64). */
+  /** Basis budget (default 64; 512 with `exact`). */
   max_basis?: number;
   /** Parameter count `d`; when `d ≤ max_basis` the whole space is used and the result is exact. */
   params?: number;
   /** Safety factor of `suggested_lr` (default 0.9). */
   safety?: number;
-  /** Hutchinson probes for the identity bound (default 4, 0 disables). */
+  /** Hutchinson probes for the identity bound when asked for (default 4). */
   hutchinson?: number;
   /** Ask for gradients and report floors (default true). */
   grads?: boolean;
   /** `"lambda_max"` computes λ_max alone (Lanczos), for benchmarks; default everything. */
   target?: "lambda_gen" | "lambda_max";
 }
+
+/** The bounds a round can report (SPEC §5). */
+export type BoundName = "top_eigvec" | "identity" | "rank_one";
 
 /** Carried from one round of a run to the next (the basis itself lives in the client). */
 export interface RoundState {
@@ -64,7 +75,16 @@ export interface RoundState {
   lambdaGen: number;
   /** Basis size the client holds after this round. */
   basis: number;
+  /** Relative bootstrap half-width of `λ_gen` (sets the next automatic tolerance). */
+  halfWidth?: number;
 }
+
+/** Loosest automatic tolerance. */
+export const TOL_CAP = 2e-2;
+/** Tightest automatic tolerance (and the `exact` one). */
+export const TOL_FLOOR = 1e-4;
+/** The whole span of the stacked factor rows is used for `exact` up to this many rows `m·c`. */
+export const EXACT_SPAN_MAX = 1024;
 
 /** Options of {@linkcode estimateRound}. */
 export interface RoundOptions {
@@ -97,9 +117,17 @@ export interface Report {
   suggested_lr: number;
   converged: boolean;
   residual: number;
+  /** Relative tolerance the round used. */
+  tol: number;
+  /** Estimated relative error of `lambda_gen` (0 when exact in its span). */
+  error_estimate?: number;
   basis_size: number;
   hvps: number;
+  /** Applications of the reduced operator. */
+  operator_applications: number;
   wall_ms: number;
+  /** Sidecar compute time of the round (wall time less the waits for the client). */
+  sidecar_ms: number;
   time: number;
   bounds?: {
     top_eigvec?: number;
@@ -121,7 +149,7 @@ export interface Report {
   grad_norm?: number;
   grad_norm_floor?: number;
   min_curvature?: number;
-  stopped?: "converged" | "budget_hvps" | "budget_seconds" | "max_basis";
+  stopped: "converged" | "budget_hvps" | "budget_seconds" | "max_basis";
   warnings?: string[];
 }
 
@@ -148,6 +176,7 @@ export async function estimateRound(
   options: RoundOptions = {},
 ): Promise<{ report: Report; state: RoundState }> {
   const t0 = performance.now();
+  const wait0 = oracle.waitMs ?? 0;
   const m = oracle.probeSize;
   const hvp0 = oracle.hvps;
   const { lr, batch_size: B, n } = params;
@@ -155,166 +184,121 @@ export async function estimateRound(
     throw new RangeError(`Expected a finite non-negative lr, got ${lr}`);
   }
   const p = batchNoiseWeight(B, n);
-  const tol = params.tol ?? 1e-3;
-  if (!(tol > 0 && tol < 1)) {
-    throw new RangeError(`Expected tol in (0, 1), got ${tol}`);
+  if (params.tol !== undefined && !(params.tol > 0 && params.tol < 1)) {
+    throw new RangeError(`Expected tol in (0, 1), got ${params.tol}`);
   }
-  const maxBasis = params.max_basis ?? 64;
+  const exact = params.exact ?? false;
+  const auto = params.tol === undefined && !exact;
+  const prevHalf = options.state?.halfWidth;
+  let tol = params.tol ?? (exact ? TOL_FLOOR : clampTol(prevHalf !== undefined ? 0.1 * prevHalf : TOL_CAP));
+  const maxBasis = params.max_basis ?? (exact ? 512 : 64);
   const block = options.block ?? 8;
   const seed = params.seed ?? 1 + params.round;
-  const deadline = params.budget?.seconds !== undefined
-    ? t0 + 1000 * params.budget.seconds
-    : undefined;
+  const deadline = params.budget?.seconds !== undefined ? t0 + 1000 * params.budget.seconds : undefined;
   // a round always ends: without a budget, at most 10 basis budgets of HVP-equivalents
   const budgetHvps = params.budget?.hvps ?? 10 * maxBasis;
   const spent = () => (oracle.hvps - hvp0) / m;
+  const counter: ApplicationCounter = { applications: 0 };
   const warnings: string[] = [];
+  const c = oracle.outputs;
 
-  let blocks: Float64Array, k: number;
+  let curv: Curvature;
   let lambdaMax: number, lambdaGen: number, S: Float64Array;
-  let converged: boolean, residual: number, minCurvature: number;
+  let converged: boolean, residual: number, minCurvature: number, errorEstimate: number;
   let stopped: Report["stopped"];
   const d = params.params;
-  if (d !== undefined && d <= maxBasis) {
-    // small model: the identity basis, exact
-    if (oracle.basisSize !== d) {
-      await oracle.reset();
-      await oracle.random(d, seed);
-    }
-    k = oracle.basisSize;
-    blocks = await oracle.blocks(0, k);
-    const sol = reducedSolve(blocks, m, k, p, { tol: 1e-13 });
+  // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
+  let innerTol = tol / 100;
+  const whole = (d !== undefined && d <= maxBasis && c === undefined) ||
+    (exact && c !== undefined && m * c <= EXACT_SPAN_MAX);
+  if (whole) {
+    // the identity basis (small d) or the span of the stacked factor rows: exact
+    curv = c === undefined ? await identityBasis(oracle, d!, seed) : await factorSpan(oracle, c);
+    if (c === undefined) innerTol = Math.min(innerTol, 1e-12);
+    const sol = reducedSolve(curv, p, { tol: innerTol, counter });
     lambdaMax = sol.maxCurvature;
     ({ lambdaGen, S, converged, residual, minCurvature } = sol);
+    errorEstimate = 0;
     stopped = "converged";
   } else {
     const warm = oracle.basisSize > 0;
-    let warmK: Float64Array | undefined;
-    if (warm) {
-      k = oracle.basisSize;
-      blocks = await oracle.blocks(0, k);
-      warmK = meanBlock(blocks, m, k);
-    } else {
-      k = 0;
-      blocks = new Float64Array(0);
-    }
+    const k0 = oracle.basisSize;
+    curv = warm ? await fetchCurvature(oracle, undefined, 0, k0) : emptyCurvature(oracle);
     const lz = await lanczos(oracle, {
-      tol,
-      warmK,
+      tol: Math.min(tol, 1e-3),
+      curv,
+      warm,
       seed,
-      maxSteps: Math.max(1, Math.min(100, maxBasis - k - block)),
+      maxSteps: Math.max(1, Math.min(100, maxBasis - k0 - block)),
       maxHvps: budgetHvps,
       deadline,
     });
-    if (params.target === "lambda_max") {
-      // λ_max alone (benchmarks against power iteration / Lanczos tools): no λ_gen work
-      const report = {
-        run: params.run, round: params.round, step: params.step, epoch: params.epoch, lr, batch_size: B, n, p, m,
-        lambda_max: lz.lambdaMax, eta_gd: 2 / lz.lambdaMax, converged: lz.converged, residual: lz.residual,
-        basis_size: oracle.basisSize, hvps: spent(), wall_ms: performance.now() - t0, time: Date.now() / 1000,
-        stopped: lz.converged ? "converged" : "budget_hvps", warnings,
-      } as unknown as Report;
-      const state: RoundState = { round: params.round, lambdaMax: lz.lambdaMax, lambdaGen: NaN, basis: oracle.basisSize };
-      return { report: dropNonFinite(report), state };
+    if (params.target === "lambda_max") return lambdaMaxOnly(oracle, params, lz, p, tol, counter, t0, wait0, spent());
+    curv = lz.curv ?? curv;
+    if (oracle.basisSize > curv.k) curv = await fetchCurvature(oracle, curv, curv.k, oracle.basisSize - curv.k);
+    const grow = (t: number, from?: DavidsonResult) =>
+      davidson(oracle, from?.curv ?? curv, {
+        p, tol: t, block, maxBasis, counter, deadline, seed,
+        maxHvps: Math.max(0, budgetHvps - spent()),
+        start: from?.S,
+      });
+    let dv = await grow(tol);
+    if (auto && dv.lambdaGen > 0 && (params.bootstrap ?? 100) > 0) {
+      // the automatic tolerance follows the sampling error of this round
+      const ci = bootstrapInterval(dv.curv, p, dv.S, { count: 30, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
+      if (ci) {
+        const want = clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen);
+        if (want < 0.99 * tol) {
+          tol = want;
+          if (!(dv.converged && dv.errorEstimate <= tol)) dv = await grow(tol, dv);
+        }
+      }
     }
-    const k2 = oracle.basisSize;
-    if (k2 > k) {
-      const add = await oracle.blocks(k, k2 - k);
-      blocks = k === 0 ? add : extendBlocks(blocks, add, m, k, k2 - k);
-      k = k2;
-    }
-    const remaining = budgetHvps !== undefined
-      ? Math.max(0, budgetHvps - spent())
-      : undefined;
-    const dv = await davidson(oracle, blocks, {
-      p,
-      tol,
-      block,
-      maxBasis,
-      maxHvps: remaining,
-      deadline,
-      warmStart: warm,
-    });
-    ({ blocks, k, lambdaGen, S, converged, residual, minCurvature } = dv);
+    ({ curv, lambdaGen, S, converged, residual, minCurvature, errorEstimate } = dv);
+    converged = converged && errorEstimate <= tol;
     lambdaMax = Math.max(lz.lambdaMax, dv.maxCurvature);
     stopped = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
+    if (stopped === "converged" && !converged) stopped = "budget_hvps";
     if (!lz.converged) {
-      warnings.push(
-        `lambda_max not converged: ${lz.stopped}, residual ${
-          lz.residual.toExponential(2)
-        }`,
-      );
+      warnings.push(`lambda_max not converged: ${lz.stopped}, residual ${lz.residual.toExponential(2)}`);
     }
   }
+  const k = curv.k;
   if (!converged) {
-    warnings.push(
-      `lambda_gen not converged: ${stopped}, residual ${
-        residual.toExponential(2)
-      }`,
-    );
+    warnings.push(`lambda_gen not converged: ${stopped}, residual ${residual.toExponential(2)}`);
   }
   if ((params.momentum ?? 0) > 0) {
-    warnings.push(
-      `momentum ${params.momentum} ignored: the threshold is that of plain SGD (theory §1)`,
-    );
+    warnings.push(`momentum ${params.momentum} ignored: the threshold is that of plain SGD (theory §1)`);
   }
   if (minCurvature < 0) {
-    warnings.push(
-      `negative curvature in the subspace: ${
-        minCurvature.toExponential(3)
-      }, not at a minimum`,
-    );
+    warnings.push(`negative curvature in the subspace: ${minCurvature.toExponential(3)}, not at a minimum`);
   }
 
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
-  const K = meanBlock(blocks, m, k);
-  const ek = symEig(K, k);
-  const top = Float64Array.from({ length: k }, (_, a) => ek.vectors[a * k]);
-  const es = symEig(S, k);
-  const topS = Float64Array.from({ length: k }, (_, a) => es.vectors[a * k]);
-
-  // bounds
-  const bounds: NonNullable<Report["bounds"]> = {};
-  if (k > 0 && lambdaGen > 0) {
-    bounds.top_eigvec = topEigvecBound(blocks, m, k, p, top);
-    // a lower bound at any u: a few ascent steps from 3 starts are enough for a report
-    bounds.rank_one = rankOneBound(blocks, m, k, p, { extra: [topS], starts: 3, maxIter: 60 });
-    const r = params.hutchinson ?? 4;
-    if (r > 0) {
-      const h = await oracle.hutchinson(r, seed + 7919);
-      const idb = identityBound(h, m, r, p, dot(K, K));
-      if (idb) {
-        bounds.identity = idb.value;
-        bounds.identity_se = idb.se;
-      }
-    }
-  }
-  // batch curve
+  const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, seed) : {};
   const grid = params.batch_grid ?? defaultGrid(n, B);
   const curve = lambdaGen > 0
-    ? batchCurve(blocks, m, k, n, grid, lr, S)
+    ? batchCurve(curv, n, grid, lr, { start: S, tol: innerTol, counter, known: new Map([[B, lambdaGen]]) })
     : { points: [] as BatchPoint[] };
-  // bootstrap
   const nb = params.bootstrap ?? 100;
   const ci = nb > 0 && lambdaGen > 0
-    ? bootstrapInterval(blocks, m, k, p, S, {
-      count: nb,
-      seed: seed + 104729,
-      deadline,
-    })
+    ? bootstrapInterval(curv, p, S, { count: nb, seed: seed + 104729, tol, lambdaGen, counter, deadline })
     : undefined;
-  // floors
+  if (nb > 0 && lambdaGen > 0 && (!ci || ci.count < nb)) {
+    warnings.push(
+      ci ? `bootstrap cut by the time budget: ${ci.count} of ${nb} resamples` : "bootstrap dropped: no time left in the budget",
+    );
+  }
   let floors = {};
   if ((params.grads ?? true) && k > 0) {
     const g = await oracle.grads();
-    // the client's basis may hold columns beyond the blocks (a passed residual check appended
-    // them); the blocks describe the leading k columns
+    // the blocks describe the leading k columns of the client's basis
     const kc = oracle.basisSize;
     const proj = new Float64Array(m * k);
     for (let i = 0; i < m; i++) {
       for (let a = 0; a < k; a++) proj[i * k + a] = g.proj[i * kc + a];
     }
-    floors = lossFloors(blocks, m, k, p, lr, etaStar, { ...g, proj });
+    floors = lossFloors(curv, p, lr, etaStar, { ...g, proj });
   }
 
   const report: Report = {
@@ -335,9 +319,13 @@ export async function estimateRound(
     suggested_lr: (params.safety ?? 0.9) * etaStar,
     converged,
     residual,
+    tol,
+    error_estimate: errorEstimate,
     basis_size: k,
     hvps: spent(),
+    operator_applications: 0,
     wall_ms: 0,
+    sidecar_ms: 0,
     time: Date.now() / 1000,
     bounds,
     eta_star_by_batch: curve.points,
@@ -356,21 +344,123 @@ export async function estimateRound(
   };
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
-  if (!(d !== undefined && d <= maxBasis) && k > 0) {
-    const c = await compactBasis(oracle, blocks, S, {
+  if (!(d !== undefined && d <= maxBasis && c === undefined) && k > 0) {
+    const cb = await compactBasis(oracle, curv, S, {
       carryTol: options.carryTol,
-      carryMax: options.carryMax ?? Math.floor(maxBasis / 2),
+      carryMax: options.carryMax ?? Math.floor(Math.min(maxBasis, 64) / 2),
     });
-    basisAfter = c.k;
+    basisAfter = cb.k;
   }
-  report.hvps = spent();
-  report.wall_ms = performance.now() - t0;
+  finish(report, oracle, counter, t0, wait0, spent());
   const state: RoundState = {
     round: params.round,
     lambdaMax,
     lambdaGen,
     basis: basisAfter,
+    halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / lambdaGen : prevHalf,
   };
+  return { report: dropNonFinite(report), state };
+}
+
+/** Clamp an automatic tolerance to [TOL_FLOOR, TOL_CAP]. */
+function clampTol(t: number): number {
+  return Math.min(TOL_CAP, Math.max(TOL_FLOOR, Number.isFinite(t) ? t : TOL_CAP));
+}
+
+/** Cost fields, filled last. */
+function finish(report: Report, oracle: CurvatureOracle, counter: ApplicationCounter, t0: number, wait0: number, hvps: number): void {
+  report.hvps = hvps;
+  report.operator_applications = counter.applications;
+  report.wall_ms = performance.now() - t0;
+  report.sidecar_ms = Math.max(0, report.wall_ms - ((oracle.waitMs ?? 0) - wait0));
+}
+
+/** Hessian route, `d ≤ max_basis`: the identity basis (seeded random rotation of it). */
+async function identityBasis(oracle: CurvatureOracle, d: number, seed: number): Promise<Curvature> {
+  if (oracle.basisSize !== d) {
+    await oracle.reset();
+    await oracle.random(d, seed);
+  }
+  return await fetchCurvature(oracle, undefined, 0, oracle.basisSize);
+}
+
+/**
+ * Factor route: the span of the stacked factor rows `Λ_i^{1/2} J_i` (rank ≤ m·c), which holds
+ * every `H_i`, so the reduced problem in it is exact. Built by expansions with identity output
+ * coefficients, 256 columns at a time, each returning the new columns' factors.
+ */
+async function factorSpan(oracle: CurvatureOracle, c: number): Promise<Curvature> {
+  const m = oracle.probeSize, total = m * c;
+  await oracle.reset();
+  let curv = emptyCurvature(oracle);
+  for (let s = 0; s < total; s += 256) {
+    const r = Math.min(256, total - s);
+    const coeffs = new Float64Array(m * c * r);
+    for (let j = 0; j < r; j++) coeffs[(s + j) * r + j] = 1; // row (i, a) = s + j
+    const res = await oracle.expand(coeffs, new Float64Array(oracle.basisSize * r), r, true);
+    curv = curv.extend(res.blocks ?? new Float64Array(0), res.keptIndex.length);
+  }
+  return curv;
+}
+
+/** The bounds asked for (default the top-eigenvector one). */
+async function reportBounds(
+  oracle: CurvatureOracle,
+  curv: Curvature,
+  p: number,
+  S: Float64Array,
+  params: RoundParams,
+  seed: number,
+): Promise<NonNullable<Report["bounds"]>> {
+  const k = curv.k, m = curv.m;
+  const want = new Set(params.bounds ?? ["top_eigvec"]);
+  const bounds: NonNullable<Report["bounds"]> = {};
+  const K = curv.mean();
+  if (want.has("top_eigvec")) {
+    const ek = symEig(K, k);
+    bounds.top_eigvec = topEigvecBound(curv, p, Float64Array.from({ length: k }, (_, a) => ek.vectors[a * k]));
+  }
+  if (want.has("rank_one")) {
+    const es = symEig(S, k);
+    const topS = Float64Array.from({ length: k }, (_, a) => es.vectors[a * k]);
+    // a lower bound at any u: a few ascent steps from 3 starts are enough for a report
+    bounds.rank_one = rankOneBound(curv, p, { extra: [topS], starts: 3, maxIter: 60 });
+  }
+  if (want.has("identity")) {
+    const r = params.hutchinson ?? 4;
+    if (r > 0) {
+      const h = await oracle.hutchinson(r, seed + 7919);
+      const idb = identityBound(h, m, r, p, dot(K, K));
+      if (idb) {
+        bounds.identity = idb.value;
+        bounds.identity_se = idb.se;
+      }
+    }
+  }
+  return bounds;
+}
+
+/** The report of a `target: "lambda_max"` round (benchmarks against λ_max tools). */
+function lambdaMaxOnly(
+  oracle: CurvatureOracle,
+  params: RoundParams,
+  lz: LanczosResult,
+  p: number,
+  tol: number,
+  counter: ApplicationCounter,
+  t0: number,
+  wait0: number,
+  hvps: number,
+): { report: Report; state: RoundState } {
+  const report = {
+    run: params.run, round: params.round, step: params.step, epoch: params.epoch, lr: params.lr,
+    batch_size: params.batch_size, n: params.n, p, m: oracle.probeSize,
+    lambda_max: lz.lambdaMax, eta_gd: 2 / lz.lambdaMax, converged: lz.converged, residual: lz.residual, tol,
+    basis_size: oracle.basisSize, hvps, operator_applications: 0, wall_ms: 0, sidecar_ms: 0, time: Date.now() / 1000,
+    stopped: lz.converged ? "converged" : "budget_hvps", warnings: [] as string[],
+  } as unknown as Report;
+  finish(report, oracle, counter, t0, wait0, hvps);
+  const state: RoundState = { round: params.round, lambdaMax: lz.lambdaMax, lambdaGen: NaN, basis: oracle.basisSize };
   return { report: dropNonFinite(report), state };
 }
 

@@ -221,7 +221,9 @@ Deno.test("estimateRound() warm round after a small perturbation is cheap and ac
       ratio.toFixed(3)
     }`,
   );
-  assert(ratio <= 0.25, `ratio ${ratio}`);
+  // an honest stop needs two measured gains after the warm start (davidson.ts), so a warm
+  // round costs two expansions; measured 0.56 (the residual-only rule it replaces: 0.25)
+  assert(ratio <= 0.6, `ratio ${ratio}`);
   const H = mean(h1);
   assert(warm.report.lambda_max <= symEig(H, d).values[0] * (1 + 1e-12));
 });

@@ -1,7 +1,9 @@
 /**
- * An in-process {@linkcode CurvatureOracle} built from explicit per-sample Hessians, executing
- * every operation of protocol/SPEC.md §4 exactly as the Python client does. Used by tests and
- * benchmarks; `setHessians` replaces the `H_i` between rounds while keeping the basis.
+ * An in-process {@linkcode CurvatureOracle} built from explicit per-sample Hessians (the
+ * Hessian route) or explicit per-sample factors `F_i` (`c × d`, `H_i = F_iᵀ F_i`: the
+ * Gauss–Newton factor route, {@linkcode SyntheticOracle.fromFactors}), executing every operation
+ * of protocol/SPEC.md §4 exactly as the Python client does. Used by tests and benchmarks;
+ * `setHessians` replaces the `H_i` between rounds while keeping the basis.
  *
  * @module
  */
@@ -40,6 +42,59 @@ export class SyntheticOracle implements CurvatureOracle {
   #losses: Float64Array;
   #v: Float64Array[] = [];
   #hvps = 0;
+  #fs?: Float64Array[];
+  #c?: number;
+
+  /**
+   * The factor route: per-sample factors `F_i` (`c × d`, row-major), `H_i = F_iᵀ F_i`.
+   * @throws {RangeError} when sizes disagree
+   * @example
+   * ```ts
+   * import { SyntheticOracle } from "./synthetic_oracle.ts";
+   * const o = SyntheticOracle.fromFactors([new Float64Array([1, 2])], 1);
+   * await o.random(2, 1);
+   * const a = await o.blocks(0, 2); // A = F V, 1 × 2
+   * if (Math.abs(a[0] ** 2 + a[1] ** 2 - 5) > 1e-12) throw new Error("‖F‖²");
+   * ```
+   */
+  static fromFactors(
+    factors: Float64Array[],
+    c: number,
+    options: SyntheticOracleOptions = {},
+  ): SyntheticOracle {
+    if (factors.length === 0 || !Number.isInteger(c) || c < 1 || factors[0].length % c !== 0) {
+      throw new RangeError(`Expected per-sample factors of c × d with c ≥ 1, got ${factors.length} samples and c = ${c}`);
+    }
+    const d = factors[0].length / c;
+    if (factors.some((f) => f.length !== c * d)) {
+      throw new RangeError(`Expected every factor to have ${c * d} entries`);
+    }
+    const hs = factors.map((f) => {
+      const h = new Float64Array(d * d);
+      for (let r = 0; r < c; r++) {
+        for (let a = 0; a < d; a++) {
+          const x = f[r * d + a];
+          if (x === 0) continue;
+          for (let b = 0; b < d; b++) h[a * d + b] += x * f[r * d + b];
+        }
+      }
+      return h;
+    });
+    const o = new SyntheticOracle(hs, options);
+    o.#fs = factors.map((f) => Float64Array.from(f));
+    o.#c = c;
+    return o;
+  }
+
+  /** Rows `c` of each factor on the factor route; undefined on the Hessian route. */
+  get outputs(): number | undefined {
+    return this.#c;
+  }
+
+  /** In-process: no waiting. */
+  get waitMs(): number {
+    return 0;
+  }
 
   /**
    * @param hessians per-sample symmetric `d × d` matrices, all the same size
@@ -73,6 +128,7 @@ export class SyntheticOracle implements CurvatureOracle {
    * @throws {RangeError} on a size mismatch
    */
   setHessians(hessians: Float64Array[]): void {
+    if (this.#fs) throw new TypeError("Cannot set Hessians of a factor-route oracle: build a new one");
     const d = this.d;
     if (this.#hs.length > 0 && hessians.length !== this.#hs.length) {
       throw new RangeError(
@@ -98,6 +154,11 @@ export class SyntheticOracle implements CurvatureOracle {
   get hvps(): number {
     return this.#hvps;
   }
+  /** Copy of the per-sample Hessians (for tests). */
+  hessians(): Float64Array[] {
+    return this.#hs.map((h) => Float64Array.from(h));
+  }
+
   /** Copy of the basis vectors (for tests). */
   basis(): Float64Array[] {
     return this.#v.map((v) => Float64Array.from(v));
@@ -146,9 +207,10 @@ export class SyntheticOracle implements CurvatureOracle {
   ): Promise<ExpandResult> {
     checkCount(r, "r");
     const m = this.probeSize, k = this.basisSize, d = this.d;
-    if (coeffs.length !== m * k * r) {
+    const w = this.#c ?? k;
+    if (coeffs.length !== m * w * r) {
       throw new RangeError(
-        `Expected coeffs of ${m}×${k}×${r}, got ${coeffs.length} entries`,
+        `Expected coeffs of ${m}×${w}×${r}, got ${coeffs.length} entries`,
       );
     }
     if (basisCoeffs.length !== k * r) {
@@ -156,30 +218,58 @@ export class SyntheticOracle implements CurvatureOracle {
         `Expected basis_coeffs of ${k}×${r}, got ${basisCoeffs.length} entries`,
       );
     }
-    const w: Float64Array[] = [];
+    const cols: Float64Array[] = [];
     for (let j = 0; j < r; j++) {
       const col = this.#combine((a) => basisCoeffs[a * r + j]);
       for (let i = 0; i < m; i++) {
-        const x = this.#combine((a) => coeffs[(i * k + a) * r + j]);
-        const hx = this.#hvp(i, x);
+        const hx = this.#fs
+          ? this.#vjp(i, (a) => coeffs[(i * w + a) * r + j])
+          : this.#hvp(i, this.#combine((a) => coeffs[(i * k + a) * r + j]));
         for (let t = 0; t < d; t++) col[t] += hx[t];
       }
-      w.push(col);
+      cols.push(col);
     }
-    this.#hvps += m * r;
+    this.#hvps += this.#fs ? (m * r) / 2 : m * r;
     const proj = new Float64Array(k * r);
     for (let a = 0; a < k; a++) {
-      for (let j = 0; j < r; j++) proj[a * r + j] = dot(this.#v[a], w[j]);
+      for (let j = 0; j < r; j++) proj[a * r + j] = dot(this.#v[a], cols[j]);
     }
-    const { kept, keptIndex, norms } = gramSchmidt(w, this.#v);
+    const { kept, keptIndex, norms } = gramSchmidt(cols, this.#v);
     this.#v.push(...kept);
     const result: ExpandResult = { proj, norms, keptIndex };
     if (withBlocks) result.blocks = this.#blocksOf(k, kept.length);
     return Promise.resolve(result);
   }
 
+  /** `F_iᵀ u` for output coefficients `u` (length c). */
+  #vjp(i: number, u: (a: number) => number): Float64Array {
+    const c = this.#c!, d = this.d, f = this.#fs![i], out = new Float64Array(d);
+    for (let a = 0; a < c; a++) {
+      const s = u(a);
+      if (s === 0) continue;
+      for (let t = 0; t < d; t++) out[t] += s * f[a * d + t];
+    }
+    return out;
+  }
+
   #blocksOf(start: number, count: number): Float64Array {
-    const m = this.probeSize, k = this.basisSize;
+    const m = this.probeSize, k = this.basisSize, d = this.d;
+    if (this.#fs) {
+      const c = this.#c!, out = new Float64Array(m * c * count);
+      for (let i = 0; i < m; i++) {
+        const f = this.#fs[i];
+        for (let a = 0; a < c; a++) {
+          for (let b = 0; b < count; b++) {
+            const v = this.#v[start + b];
+            let s = 0;
+            for (let t = 0; t < d; t++) s += f[a * d + t] * v[t];
+            out[(i * c + a) * count + b] = s;
+          }
+        }
+      }
+      this.#hvps += (m * count) / 2;
+      return out;
+    }
     const out = new Float64Array(m * k * count);
     for (let i = 0; i < m; i++) {
       for (let b = 0; b < count; b++) {

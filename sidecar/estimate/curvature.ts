@@ -1,0 +1,344 @@
+/**
+ * Per-sample curvature in the working basis, behind one small interface so every estimator
+ * (reduced solve, Davidson, bounds, bootstrap, `η*(B)` curve, floors) is written once for both
+ * routes of protocol/SPEC.md §4:
+ * - `dense`: blocks `K_i = Vᵀ H_i V` (`m × k × k`, the Hessian route);
+ * - `factor`: factors `A_i = Λ_i^{1/2} J_i V` (`m × c × k`, the Gauss–Newton route), with
+ *   `K_i = A_iᵀ A_i`.
+ *
+ * The hot operation is {@linkcode Curvature.sandwich}, `Y ↦ Σ_i w_i K_i Y K_i`. It is written
+ * over the stacked matrix (`mc × k` factors or `mk × k` blocks) so its cost is two GEMMs:
+ * factor form `A_iᵀ (A_i Y A_iᵀ) A_i` costs `O(m c k²)` instead of `O(m k³)`.
+ *
+ * @module
+ */
+import { gemm, symmetrise } from "./_linalg.ts";
+
+/** Which route the curvature came from. */
+export type CurvatureKind = "dense" | "factor";
+
+/**
+ * Immutable per-sample curvature `K_i` in a basis of size `k`.
+ * @example
+ * ```ts
+ * import { Curvature } from "./curvature.ts";
+ * // one sample, c = 1, A = [1, 2]: K = [[1, 2], [2, 4]]
+ * const cv = Curvature.factor(new Float64Array([1, 2]), 1, 1, 2);
+ * const K = cv.mean();
+ * if (K[1] !== 2 || K[3] !== 4) throw new Error(String(K));
+ * ```
+ */
+export class Curvature {
+  /** `dense` (blocks) or `factor` (`A_i`). */
+  readonly kind: CurvatureKind;
+  /** Probe samples. */
+  readonly m: number;
+  /** Basis size. */
+  readonly k: number;
+  /** Rows per sample: `c` for factors, `k` for blocks. */
+  readonly rows: number;
+  /** `m × rows × k`, row-major: the blocks or the factors. */
+  readonly data: Float64Array;
+  #z?: Float64Array;
+  #n?: Float64Array;
+
+  private constructor(kind: CurvatureKind, data: Float64Array, m: number, rows: number, k: number) {
+    if (!Number.isInteger(m) || m < 1 || !Number.isInteger(k) || k < 0 || !Number.isInteger(rows) || rows < 0) {
+      throw new RangeError(`Expected m ≥ 1, rows ≥ 0 and k ≥ 0 integers, got m ${m}, rows ${rows} and k ${k}`);
+    }
+    if (data.length !== m * rows * k) {
+      throw new RangeError(`Expected ${kind === "dense" ? "blocks" : "factors"} of ${m}×${rows}×${k}, got ${data.length} entries`);
+    }
+    this.kind = kind;
+    this.data = data;
+    this.m = m;
+    this.rows = rows;
+    this.k = k;
+  }
+
+  /**
+   * From per-sample blocks `K_i`, `m × k × k` (symmetric).
+   * @throws {RangeError} on a shape mismatch
+   */
+  static dense(blocks: Float64Array, m: number, k: number): Curvature {
+    return new Curvature("dense", blocks, m, k, k);
+  }
+
+  /**
+   * From per-sample factors `A_i`, `m × c × k` (`K_i = A_iᵀ A_i`).
+   * @throws {RangeError} on a shape mismatch
+   */
+  static factor(factors: Float64Array, m: number, c: number, k: number): Curvature {
+    return new Curvature("factor", factors, m, c, k);
+  }
+
+  /** An empty basis of the same kind. */
+  static empty(kind: CurvatureKind, m: number, c: number): Curvature {
+    return kind === "dense" ? Curvature.dense(new Float64Array(0), m, 0) : Curvature.factor(new Float64Array(0), m, c, 0);
+  }
+
+  /**
+   * `K = Σ_i w_i K_i / Σ_i w_i` (plain mean without weights).
+   * @returns `k × k`
+   */
+  mean(weights?: ArrayLike<number>): Float64Array {
+    const { m, k, rows } = this;
+    const out = new Float64Array(k * k);
+    let total = 0;
+    for (let i = 0; i < m; i++) total += weights ? weights[i] : 1;
+    if (!(total > 0) || k === 0) return out;
+    if (this.kind === "factor") {
+      const wa = weights ? this.#scaledRows(weights) : this.data;
+      gemm(true, false, k, k, m * rows, this.data, wa, out, 1 / total);
+      symmetrise(out, k);
+      return out;
+    }
+    for (let i = 0; i < m; i++) {
+      const w = weights ? weights[i] : 1;
+      if (w === 0) continue;
+      const o = i * k * k;
+      for (let t = 0; t < k * k; t++) out[t] += (w / total) * this.data[o + t];
+    }
+    return out;
+  }
+
+  /** Rows of sample `i` scaled by `w_i` (a fresh `m × rows × k` copy). */
+  #scaledRows(weights: ArrayLike<number>): Float64Array {
+    const s = this.rows * this.k, out = new Float64Array(this.data.length);
+    for (let i = 0; i < this.m; i++) {
+      const w = weights[i];
+      if (w === 0) continue;
+      for (let t = 0; t < s; t++) out[i * s + t] = w * this.data[i * s + t];
+    }
+    return out;
+  }
+
+  /**
+   * `Σ_i coef_i K_i Y K_i` for symmetric `Y` (`k × k`): the reduced operator's per-sample term.
+   * Two GEMMs over the stacked matrix plus `O(m c² k)` per-sample work (factor form).
+   * @param y symmetric `k × k`
+   * @param coef per-sample coefficients, length `m` (zeros are skipped)
+   * @param out optional `k × k` output
+   * @returns symmetric `k × k`
+   */
+  sandwich(y: Float64Array, coef: ArrayLike<number>, out = new Float64Array(this.k * this.k)): Float64Array {
+    const { m, k, rows: c } = this;
+    if (y.length !== k * k || coef.length !== m) {
+      throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
+    }
+    if (k === 0) return out;
+    const mc = m * c;
+    const z = this.#z ??= new Float64Array(mc * k);
+    const nn = this.#n ??= new Float64Array(mc * k);
+    const a = this.data;
+    gemm(false, false, mc, k, k, a, y, z); // Z = A Y (or K_i Y stacked)
+    if (this.kind === "factor") {
+      // N_i = coef_i (Z_i A_iᵀ) A_i with Z_i A_iᵀ = A_i Y A_iᵀ (c × c)
+      const M = new Float64Array(c * c);
+      for (let i = 0; i < m; i++) {
+        const base = i * c * k, w = coef[i];
+        if (w === 0) {
+          nn.fill(0, base, base + c * k);
+          continue;
+        }
+        for (let r = 0; r < c; r++) {
+          for (let s = r; s < c; s++) {
+            let acc = 0;
+            const zo = base + r * k, ao = base + s * k;
+            for (let l = 0; l < k; l++) acc += z[zo + l] * a[ao + l];
+            M[r * c + s] = M[s * c + r] = w * acc;
+          }
+        }
+        for (let r = 0; r < c; r++) {
+          const no = base + r * k;
+          nn.fill(0, no, no + k);
+          for (let s = 0; s < c; s++) {
+            const x = M[r * c + s];
+            if (x === 0) continue;
+            const ao = base + s * k;
+            for (let l = 0; l < k; l++) nn[no + l] += x * a[ao + l];
+          }
+        }
+      }
+    } else {
+      // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_iᵀ N_i = Σ coef_i K_i Y K_i
+      for (let i = 0; i < m; i++) {
+        const base = i * k * k, w = coef[i];
+        for (let r = 0; r < k; r++) {
+          for (let s = 0; s < k; s++) nn[base + r * k + s] = w * z[base + s * k + r];
+        }
+      }
+    }
+    gemm(true, false, k, k, mc, a, nn, out);
+    symmetrise(out, k);
+    return out;
+  }
+
+  /**
+   * Per-sample quadratic forms `uᵀ K_i u`.
+   * @param u length `k`
+   * @returns length `m`
+   */
+  quad(u: Float64Array): Float64Array {
+    const { m, k, rows } = this;
+    if (u.length !== k) throw new RangeError(`Expected a vector of length ${k}, got ${u.length}`);
+    const au = gemm(false, false, m * rows, 1, k, this.data, u, new Float64Array(m * rows));
+    const out = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      let s = 0;
+      for (let r = 0; r < rows; r++) {
+        const x = au[i * rows + r];
+        s += this.kind === "factor" ? x * x : u[r] * x;
+      }
+      out[i] = s;
+    }
+    return out;
+  }
+
+  /**
+   * `Σ_i coef_i K_i u` for a vector `u` (length `k`).
+   * @returns length `k`
+   */
+  weightedApply(u: Float64Array, coef: ArrayLike<number>): Float64Array {
+    const { m, k, rows } = this;
+    if (u.length !== k || coef.length !== m) {
+      throw new RangeError(`Expected a vector of length ${k} and ${m} coefficients, got ${u.length} and ${coef.length}`);
+    }
+    const au = gemm(false, false, m * rows, 1, k, this.data, u, new Float64Array(m * rows));
+    if (this.kind === "factor") {
+      for (let i = 0; i < m; i++) {
+        for (let r = 0; r < rows; r++) au[i * rows + r] *= coef[i];
+      }
+      return gemm(true, false, k, 1, m * rows, this.data, au, new Float64Array(k));
+    }
+    const out = new Float64Array(k);
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < k; a++) out[a] += coef[i] * au[i * k + a];
+    }
+    return out;
+  }
+
+  /**
+   * The same curvature in the basis `V U` (`U` is `k × kNew`): `A_i U` or `Uᵀ K_i U`.
+   * @returns a new curvature with basis size `kNew`
+   */
+  rotate(u: Float64Array, kNew: number): Curvature {
+    const { m, k, rows } = this;
+    if (u.length !== k * kNew) throw new RangeError(`Expected U of ${k}×${kNew}, got ${u.length} entries`);
+    const au = gemm(false, false, m * rows, kNew, k, this.data, u, new Float64Array(m * rows * kNew));
+    if (this.kind === "factor") return Curvature.factor(au, m, rows, kNew);
+    const out = new Float64Array(m * kNew * kNew);
+    for (let i = 0; i < m; i++) {
+      const blk = out.subarray(i * kNew * kNew, (i + 1) * kNew * kNew);
+      gemm(true, false, kNew, kNew, k, u, au.subarray(i * k * kNew, (i + 1) * k * kNew), blk);
+      symmetrise(blk, kNew);
+    }
+    return Curvature.dense(out, m, kNew);
+  }
+
+  /**
+   * Append `kept` new basis columns from the oracle's answer for them: factors `m × c × kept`,
+   * or blocks `m × (k + kept) × kept` (the new columns against the whole enlarged basis).
+   * @returns a new curvature with basis size `k + kept`
+   */
+  extend(add: Float64Array, kept: number): Curvature {
+    const { m, k, rows } = this;
+    const kn = k + kept;
+    if (this.kind === "factor") {
+      if (add.length !== m * rows * kept) {
+        throw new RangeError(`Expected new factors of ${m}×${rows}×${kept}, got ${add.length} entries`);
+      }
+      const out = new Float64Array(m * rows * kn);
+      for (let i = 0; i < m; i++) {
+        for (let r = 0; r < rows; r++) {
+          const o = (i * rows + r) * kn;
+          out.set(this.data.subarray((i * rows + r) * k, (i * rows + r + 1) * k), o);
+          out.set(add.subarray((i * rows + r) * kept, (i * rows + r + 1) * kept), o + k);
+        }
+      }
+      return Curvature.factor(out, m, rows, kn);
+    }
+    if (add.length !== m * kn * kept) {
+      throw new RangeError(`Expected new blocks of ${m}×${kn}×${kept}, got ${add.length} entries`);
+    }
+    const out = new Float64Array(m * kn * kn);
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < kn; a++) {
+        for (let b = 0; b < kn; b++) {
+          let v: number;
+          if (a < k && b < k) v = this.data[(i * k + a) * k + b];
+          else if (a >= k && b >= k) v = 0.5 * (add[(i * kn + a) * kept + (b - k)] + add[(i * kn + b) * kept + (a - k)]);
+          else if (b >= k) v = add[(i * kn + a) * kept + (b - k)];
+          else v = add[(i * kn + b) * kept + (a - k)];
+          out[(i * kn + a) * kn + b] = v;
+        }
+      }
+    }
+    return Curvature.dense(out, m, kn);
+  }
+
+  /** The leading `kNew` basis columns (the rest of the client's basis is ignored). */
+  leading(kNew: number): Curvature {
+    if (kNew === this.k) return this;
+    const u = new Float64Array(this.k * kNew);
+    for (let a = 0; a < kNew; a++) u[a * kNew + a] = 1;
+    return this.rotate(u, kNew);
+  }
+
+  /**
+   * Expansion coefficients in the form the oracle takes (SPEC §4 `expand`) for
+   * `W = Σ_i H_i V (G + β Y K_i F)`: per-sample `k × r` coefficients (dense) or
+   * `out_coeffs` `U_i = A_i G + β (A_i Y A_iᵀ)(A_i F)`, `c × r` (factor).
+   * @param g shared part, `k × r`
+   * @param beta weight of the per-sample part (0: none)
+   * @param y symmetric `k × k` (ignored when `beta` is 0)
+   * @param f `k × r` (ignored when `beta` is 0)
+   * @returns `m × rows × r`
+   */
+  expansionCoeffs(g: Float64Array, r: number, beta = 0, y?: Float64Array, f?: Float64Array): Float64Array {
+    const { m, k, rows } = this;
+    if (g.length !== k * r) throw new RangeError(`Expected G of ${k}×${r}, got ${g.length} entries`);
+    const out = new Float64Array(m * rows * r);
+    if (this.kind === "dense") {
+      for (let i = 0; i < m; i++) out.set(g, i * k * r);
+      if (beta !== 0 && y && f) {
+        const kf = gemm(false, false, m * k, r, k, this.data, f, new Float64Array(m * k * r)); // K_i F
+        for (let i = 0; i < m; i++) {
+          gemm(false, false, k, r, k, y, kf.subarray(i * k * r, (i + 1) * k * r), out.subarray(i * k * r, (i + 1) * k * r), beta, 1);
+        }
+      }
+      return out;
+    }
+    const c = rows;
+    gemm(false, false, m * c, r, k, this.data, g, out); // A_i G
+    if (beta !== 0 && y && f) {
+      const af = gemm(false, false, m * c, r, k, this.data, f, new Float64Array(m * c * r));
+      const ay = gemm(false, false, m * c, k, k, this.data, y, new Float64Array(m * c * k));
+      const M = new Float64Array(c * c);
+      for (let i = 0; i < m; i++) {
+        const base = i * c * k;
+        for (let s = 0; s < c; s++) {
+          for (let t = 0; t < c; t++) {
+            let acc = 0;
+            for (let l = 0; l < k; l++) acc += ay[base + s * k + l] * this.data[base + t * k + l];
+            M[s * c + t] = acc;
+          }
+        }
+        gemm(false, false, c, r, c, M, af.subarray(i * c * r, (i + 1) * c * r), out.subarray(i * c * r, (i + 1) * c * r), beta, 1);
+      }
+    }
+    return out;
+  }
+
+  /** Per-sample blocks `K_i` (`m × k × k`), materialised (tests and small problems). */
+  blocks(): Float64Array {
+    if (this.kind === "dense") return this.data;
+    const { m, k, rows } = this;
+    const out = new Float64Array(m * k * k);
+    for (let i = 0; i < m; i++) {
+      const a = this.data.subarray(i * rows * k, (i + 1) * rows * k);
+      gemm(true, false, k, k, rows, a, a, out.subarray(i * k * k, (i + 1) * k * k));
+    }
+    return out;
+  }
+}
