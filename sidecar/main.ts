@@ -1,7 +1,9 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
- * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
+ * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
+ * [--blas-lib PATH]` (endpoint also from `EDGEWISE_ENDPOINT`, the BLAS library from
+ * `EDGEWISE_BLAS_LIB`: a CBLAS shared library such as numpy's bundled OpenBLAS; without one the
+ * kernels run in TypeScript; either way one `blas` log line says which). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0.
  *
@@ -14,7 +16,8 @@ import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
 import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
-import { estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
+import { type BoundName, estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
+import { loadBlas } from "./estimate/_blas.ts";
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
 
@@ -29,6 +32,8 @@ export interface MainArgs {
   runner: "estimate" | "stub";
   /** Soft size limit (SPEC §7); default 64 MiB. */
   maxMessageBytes?: number;
+  /** CBLAS shared library for the dense kernels (`--blas-lib` or `EDGEWISE_BLAS_LIB`). */
+  blasLib?: string;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -43,6 +48,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
+      "blas-lib": { type: "string" },
     },
     strict: true,
   });
@@ -66,6 +72,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
     httpPort: port === undefined ? undefined : Number(port),
     dashboard: !values["no-dashboard"],
     runner,
+    blasLib: values["blas-lib"] ?? (env("EDGEWISE_BLAS_LIB") || undefined),
   };
 }
 
@@ -96,6 +103,24 @@ function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambd
   throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${JSON.stringify(v)}`);
 }
 
+/** Reads the optional `bounds` list from `round.options`. */
+function optionalBounds(options: Record<string, unknown>): BoundName[] | undefined {
+  const v = options.bounds;
+  if (v === undefined) return undefined;
+  const names = ["top_eigvec", "identity", "rank_one"];
+  if (!Array.isArray(v) || !v.every((b) => names.includes(b as string))) {
+    throw new ProtocolError("malformed", `Invalid round option bounds: expected a subset of ${JSON.stringify(names)}, got ${JSON.stringify(v)}`);
+  }
+  return v as BoundName[];
+}
+
+/** Reads the optional boolean `exact` from `round.options`. */
+function optionalExact(options: Record<string, unknown>): boolean | undefined {
+  const v = options.exact;
+  if (v === undefined || typeof v === "boolean") return v;
+  throw new ProtocolError("malformed", `Invalid round option exact: expected a boolean, got ${JSON.stringify(v)}`);
+}
+
 /**
  * Runs one round with the estimators, carrying their state in the session. The round index
  * comes from the history store when there is one, so a run resumed after a sidecar restart
@@ -122,11 +147,13 @@ export function estimateRunner(store?: HistoryStore): RoundRunner {
       seed: optionalNumber(o, "seed"),
       max_basis: optionalNumber(o, "max_basis"),
       target: optionalTarget(o),
+      bounds: optionalBounds(o),
+      exact: optionalExact(o),
     };
     const previous = session.state.estimate as RoundState | undefined;
     const { report, state } = await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;
-    return report as unknown as Record<string, unknown>;
+    return { ...report, curvature: session.run.curvature } as unknown as Record<string, unknown>;
   };
 }
 
@@ -166,6 +193,12 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = jsonLogger(args.logLevel);
+  try {
+    log("info", "blas", { ...loadBlas(args.blasLib) });
+  } catch (e) {
+    // a bad library is not fatal: the TypeScript kernels give the same numbers, slower
+    log("warn", "blas", { lib: "typescript", requested: args.blasLib, error: (e as Error).message });
+  }
   // listen for signals before announcing, so a spawner that stops us at once is obeyed
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));

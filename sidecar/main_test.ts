@@ -12,6 +12,7 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
+    blasLib: undefined,
   });
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
 });
@@ -20,6 +21,12 @@ Deno.test("parseMainArgs() takes EDGEWISE_ENDPOINT, and --endpoint over it", () 
   const env = (k: string) => (k === "EDGEWISE_ENDPOINT" ? "ipc:///tmp/e.sock" : undefined);
   assertEquals(parseMainArgs([], env).endpoint, "ipc:///tmp/e.sock");
   assertEquals(parseMainArgs(["--endpoint", "tcp://127.0.0.1:7"], env).endpoint, "tcp://127.0.0.1:7");
+});
+
+Deno.test("parseMainArgs() takes EDGEWISE_BLAS_LIB, and --blas-lib over it", () => {
+  const env = (k: string) => (k === "EDGEWISE_BLAS_LIB" ? "/lib/a.so" : undefined);
+  assertEquals(parseMainArgs([], env).blasLib, "/lib/a.so");
+  assertEquals(parseMainArgs(["--blas-lib", "/lib/b.so"], env).blasLib, "/lib/b.so");
 });
 
 Deno.test("parseMainArgs() passes --data-dir and --http-port through", () => {

@@ -1,5 +1,5 @@
 /**
- * Protocol v1 messages (SPEC §3): validation of what clients send into typed objects, and
+ * Protocol v2 messages (SPEC §3): validation of what clients send into typed objects, and
  * builders for what the sidecar answers. Validation refuses with the SPEC §6 code a client
  * can act on; it never touches tensors, whose shapes only the op knows (see tensor.ts).
  *
@@ -8,7 +8,7 @@
 import { type ErrorCode, isErrorCode, ProtocolError } from "./errors.ts";
 
 /** Protocol versions this sidecar speaks. */
-export const SUPPORTED_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_VERSIONS: readonly number[] = [2];
 
 /** Run metadata from `hello` (SPEC §3). */
 export interface RunMeta {
@@ -18,7 +18,10 @@ export interface RunMeta {
   probe: number;
   n: number;
   batch_size: number;
-  curvature: "hessian" | "ggn";
+  /** `ggn_mc`: Monte-Carlo Gauss–Newton factors with `outputs` sampled labels. */
+  curvature: "hessian" | "ggn" | "ggn_mc";
+  /** Rows `c` of each per-sample factor (factor route; absent on the Hessian route). */
+  outputs?: number;
   dtype: "f64" | "f32";
   model?: string;
 }
@@ -123,7 +126,7 @@ export function parseClientMessage(v: unknown): ClientMessage {
       if (!SUPPORTED_VERSIONS.includes(protocol)) {
         throw new ProtocolError(
           "version_mismatch",
-          `Unsupported protocol version: got ${protocol}, supported [${SUPPORTED_VERSIONS}]`,
+          `Unsupported protocol version: got ${protocol}, supported [${SUPPORTED_VERSIONS}]: upgrade the edgewise client to one that speaks protocol ${SUPPORTED_VERSIONS.at(-1)}`,
           { supported: [...SUPPORTED_VERSIONS] },
         );
       }
@@ -136,10 +139,14 @@ export function parseClientMessage(v: unknown): ClientMessage {
         probe: field<number>(run, "probe", "a positive integer", (x) => isNat(x) && (x as number) > 0, w),
         n: nat(run, "n", w),
         batch_size: nat(run, "batch_size", w),
-        curvature: field(run, "curvature", `"hessian" or "ggn"`, (x) => x === "hessian" || x === "ggn", w),
+        curvature: field(run, "curvature", `"hessian", "ggn" or "ggn_mc"`, (x) => x === "hessian" || x === "ggn" || x === "ggn_mc", w),
         dtype: field(run, "dtype", `"f64" or "f32"`, (x) => x === "f64" || x === "f32", w),
         model: optional(run, "model", () => str(run, "model", w)),
       };
+      if (meta.curvature === "hessian") delete meta.outputs;
+      else {
+        meta.outputs = field<number>(run, "outputs", "a positive integer (rows of each factor, required for ggn)", (x) => isNat(x) && (x as number) > 0, w);
+      }
       const capabilities = field<string[]>(
         v,
         "capabilities",
@@ -198,7 +205,7 @@ export function parseClientMessage(v: unknown): ClientMessage {
 
 /** `welcome`. */
 export function welcomeMessage(re: number, session: string, limits: Limits, sidecar: string, dashboard?: string) {
-  return { type: "welcome", re, session, protocol: 1, sidecar, limits, dashboard };
+  return { type: "welcome", re, session, protocol: SUPPORTED_VERSIONS.at(-1), sidecar, limits, dashboard };
 }
 
 /** `op`: an oracle operation, sent as the answer to message `re`. */

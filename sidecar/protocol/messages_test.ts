@@ -3,7 +3,7 @@ import { parseClientMessage, peekId } from "./messages.ts";
 import { ProtocolError } from "./errors.ts";
 
 const run = { id: "r1", name: "t", params: 4, probe: 2, n: 10, batch_size: 2, curvature: "hessian", dtype: "f64" };
-const hello = { type: "hello", id: 1, protocol: 1, client: "test", run, capabilities: ["random"] };
+const hello = { type: "hello", id: 1, protocol: 2, client: "test", run, capabilities: ["random"] };
 const round = {
   type: "round", id: 2, session: "s", step: 1, epoch: 0, lr: 0.1, batch_size: 2, n: 10, momentum: 0, basis: 0,
   budget: { hvps: 100 },
@@ -39,7 +39,9 @@ Deno.test("parseClientMessage() refuses bad messages with the SPEC §6 code", as
     ["unknown type", { type: "gossip", id: 1 }, "unknown_type"],
     ["sidecar-only type", { type: "report", id: 1 }, "unknown_type"],
     ["missing id", { type: "heartbeat" }, "malformed"],
-    ["wrong protocol version", { ...hello, protocol: 2 }, "version_mismatch"],
+    ["protocol v1 (refused: upgrade the client)", { ...hello, protocol: 1 }, "version_mismatch"],
+    ["ggn without outputs", { ...hello, run: { ...run, curvature: "ggn" } }, "malformed"],
+    ["ggn with outputs 0", { ...hello, run: { ...run, curvature: "ggn", outputs: 0 } }, "malformed"],
     ["bad curvature", { ...hello, run: { ...run, curvature: "fisher" } }, "malformed"],
     ["lr not a number", { ...round, lr: "0.1" }, "malformed"],
     ["lr NaN", { ...round, lr: NaN }, "malformed"],
@@ -52,11 +54,21 @@ Deno.test("parseClientMessage() refuses bad messages with the SPEC §6 code", as
 });
 
 Deno.test("version_mismatch lists the supported versions in details", () => {
-  assertEquals(errorOf({ ...hello, protocol: 7 }).details, { supported: [1] });
+  assertEquals(errorOf({ ...hello, protocol: 7 }).details, { supported: [2] });
+  assert(/upgrade the edgewise client/.test(errorOf({ ...hello, protocol: 1 }).message));
 });
 
 Deno.test("peekId() finds an integer id or nothing", () => {
   assertEquals(peekId({ id: 4 }), 4);
   assertEquals(peekId({ id: "4" }), undefined);
   assertEquals(peekId([1]), undefined);
+});
+
+Deno.test("hello v2 reads curvature and outputs (required on the factor route, dropped for hessian)", () => {
+  for (const curvature of ["ggn", "ggn_mc"]) {
+    const m = parseClientMessage({ ...hello, run: { ...run, curvature, outputs: 4 } });
+    assert(m.type === "hello" && m.run.outputs === 4 && m.run.curvature === curvature);
+  }
+  const h = parseClientMessage({ ...hello, run: { ...run, outputs: 4 } });
+  assert(h.type === "hello" && h.run.outputs === undefined);
 });

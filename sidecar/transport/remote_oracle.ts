@@ -1,8 +1,9 @@
 /**
  * The curvature oracle of a remote Python client: each operation becomes an `op` message
  * (sent as the answer to the client's last message) and resolves when the matching `result`
- * arrives. Results are checked against `m`, `k` and `r` here, so estimators only ever see
- * data of the shapes they asked for.
+ * arrives. Results are checked against `m`, `k`, `c` and `r` here, so estimators only ever see
+ * data of the shapes they asked for. On the factor route (`outputs` = c) `blocks` answers
+ * `factors` (`m × c × count`) and `expand` sends `out_coeffs` (`m × c × r`), protocol v2.
  *
  * @module
  */
@@ -52,21 +53,31 @@ function checkInt(name: string, v: number, min = 0): void {
  */
 export class RemoteOracle implements CurvatureOracle {
   readonly probeSize: number;
+  readonly outputs?: number;
   #k: number;
   #hvps = 0;
+  #waitMs = 0;
   #channel: OpChannel;
 
   /**
    * @param channel where ops go
    * @param probeSize `m` from the run's hello
    * @param basisSize the client's `k` from the round request
+   * @param outputs rows `c` of each factor on the factor route (hello.run.outputs); undefined on the Hessian route
    */
-  constructor(channel: OpChannel, probeSize: number, basisSize: number) {
+  constructor(channel: OpChannel, probeSize: number, basisSize: number, outputs?: number) {
     checkInt("probeSize", probeSize, 1);
     checkInt("basisSize", basisSize);
+    if (outputs !== undefined) checkInt("outputs", outputs, 1);
     this.#channel = channel;
     this.probeSize = probeSize;
     this.#k = basisSize;
+    this.outputs = outputs;
+  }
+
+  /** Milliseconds from sending each op to its result, summed (the client's share of a round). */
+  get waitMs(): number {
+    return this.#waitMs;
   }
 
   get basisSize(): number {
@@ -80,7 +91,9 @@ export class RemoteOracle implements CurvatureOracle {
   /** Sends one op; `parse` validates op fields, then basis and cost are taken over. */
   #call<T>(op: string, args: Record<string, unknown>, basisAfter: ((res: OpResult, out: T) => number) | number, parse: (f: Record<string, unknown>, k: number) => T): Promise<T> {
     const k = this.#k;
+    const t0 = performance.now();
     return this.#channel.call(op, args, (res) => {
+      this.#waitMs += performance.now() - t0;
       const out = parse(res.fields, k);
       const want = typeof basisAfter === "number" ? basisAfter : basisAfter(res, out);
       if (res.basis !== want) {
@@ -111,12 +124,15 @@ export class RemoteOracle implements CurvatureOracle {
   }
 
   expand(coeffs: Float64Array, basisCoeffs: Float64Array, r: number, withBlocks: boolean): Promise<ExpandResult> {
-    const m = this.probeSize, k = this.#k;
+    const m = this.probeSize, k = this.#k, c = this.outputs;
+    const w = c ?? k;
     checkInt("r", r);
-    if (coeffs.length !== m * k * r) throw new RangeError(`Invalid coeffs: expected m×k×r = ${m * k * r} values, got ${coeffs.length}`);
+    if (coeffs.length !== m * w * r) {
+      throw new RangeError(`Invalid coeffs: expected m×${c === undefined ? "k" : "c"}×r = ${m * w * r} values, got ${coeffs.length}`);
+    }
     if (basisCoeffs.length !== k * r) throw new RangeError(`Invalid basisCoeffs: expected k×r = ${k * r} values, got ${basisCoeffs.length}`);
     const args = {
-      coeffs: encodeTensor(coeffs, [m, k, r]),
+      [c === undefined ? "coeffs" : "out_coeffs"]: encodeTensor(coeffs, [m, w, r]),
       basis_coeffs: encodeTensor(basisCoeffs, [k, r]),
       blocks: withBlocks,
     };
@@ -134,17 +150,24 @@ export class RemoteOracle implements CurvatureOracle {
         norms: decodeTensor(f.norms, "norms", { shape: [r] }).data,
         keptIndex: idx as number[],
       };
-      if (withBlocks) out.blocks = decodeTensor(f.blocks, "blocks", { shape: [m, k + kept, kept] }).data;
+      if (withBlocks) {
+        out.blocks = c === undefined
+          ? decodeTensor(f.blocks, "blocks", { shape: [m, k + kept, kept] }).data
+          : decodeTensor(f.factors, "factors", { shape: [m, c, kept] }).data;
+      }
       return out;
     });
   }
 
   blocks(start: number, count: number): Promise<Float64Array> {
-    const m = this.probeSize, k = this.#k;
+    const m = this.probeSize, k = this.#k, c = this.outputs;
     checkInt("start", start);
     checkInt("count", count);
     if (start + count > k) throw new RangeError(`Invalid columns: ${start}+${count} exceeds the basis size ${k}`);
-    return this.#call("blocks", { start, count }, k, (f) => decodeTensor(f.blocks, "blocks", { shape: [m, k, count] }).data);
+    return this.#call("blocks", { start, count }, k, (f) =>
+      c === undefined
+        ? decodeTensor(f.blocks, "blocks", { shape: [m, k, count] }).data
+        : decodeTensor(f.factors, "factors", { shape: [m, c, count] }).data);
   }
 
   rotate(u: Float64Array, kNew: number): Promise<void> {

@@ -89,3 +89,21 @@ Deno.test("RemoteOracle refuses bad arguments from the estimator with RangeError
   await rejects(async () => await o.random(-1, 0), RangeError);
   assertEquals(sent.length, 0);
 });
+
+Deno.test("RemoteOracle on the factor route sends out_coeffs m×c×r and reads factors m×c×count", async () => {
+  // m = 2, c = 3, k = 1, r = 1, one column kept
+  const f = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  const { ch, sent } = channel([
+    { basis: 2, hvps: 2, fields: { proj: t([1], [1, 1]), norms: t([0.5], [1]), kept: 1, kept_index: [0], factors: t(f(6), [2, 3, 1]) } },
+    { basis: 2, hvps: 2, fields: { factors: t(f(12), [2, 3, 2]) } },
+    { basis: 2, hvps: 2, fields: { factors: t(f(6), [2, 3, 1]) } },
+  ]);
+  const o = new RemoteOracle(ch, 2, 1, 3);
+  const res = await o.expand(new Float64Array(6), new Float64Array(1), 1, true);
+  assertEquals(Array.from(res.blocks!), f(6));
+  assertEquals(decodeTensor(sent[0].args.out_coeffs, "u").shape, [2, 3, 1]);
+  assert(!("coeffs" in sent[0].args));
+  assertEquals(Array.from(await o.blocks(0, 2)), f(12));
+  assertEquals(await code(o.blocks(0, 2)), "bad_tensor");
+  assert(o.waitMs >= 0 && o.hvps === 4, `hvps ${o.hvps}`);
+});

@@ -22,7 +22,7 @@ async function client(endpoint: string) {
 }
 
 const run = (id: string) => ({ id, name: "t", params: 2, probe: 2, n: 10, batch_size: 2, curvature: "hessian", dtype: "f64" });
-const hello = (id: string) => ({ type: "hello", protocol: 1, client: "deno-test", run: run(id), capabilities: [] });
+const hello = (id: string) => ({ type: "hello", protocol: 2, client: "deno-test", run: run(id), capabilities: [] });
 const roundMsg = (session: string) => ({
   type: "round", session, step: 1, epoch: 0, lr: 0.1, batch_size: 2, n: 10, momentum: 0, basis: 0, budget: {},
 });

@@ -225,7 +225,7 @@ export class Session {
   #start(round: RoundRequest, owed: Owed): void {
     const r = new RoundState(owed);
     this.#round = r;
-    const oracle = new RemoteOracle(this.#channel(r), this.info.run.probe, round.basis);
+    const oracle = new RemoteOracle(this.#channel(r), this.info.run.probe, round.basis, this.info.run.outputs);
     const t0 = performance.now();
     this.#deps.log("debug", "round_start", { session: this.info.id, step: round.step });
     // through a promise chain, so a runner that throws synchronously still lands in .then
