@@ -70,7 +70,7 @@ def available_per_class(digit: int) -> int:
 
 def load_digits(
     classes: Sequence[int] = (0, 1, 2, 3),
-    per_class: int = 32,
+    per_class: int | None = 32,
     pool: int = 1,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
@@ -85,7 +85,8 @@ def load_digits(
 
     Args:
         classes: digit classes, distinct, each in 0…9; one-hot column ``j`` is ``classes[j]``.
-        per_class: digits per class.
+        per_class: digits per class; ``None`` takes every stored digit of each class (all
+            10,000 of the package for the ten classes; the classes then differ in size).
         pool: average-pooling factor dividing 28 (1: 28×28, 2: 14×14, 4: 7×7, 7: 4×4).
         seed: shuffling seed.
         dtype: floating dtype of ``x`` and ``y``.
@@ -94,7 +95,7 @@ def load_digits(
     Returns:
         ``(x, y_onehot, labels)``: ``x`` of shape ``(n, (28/pool)²)`` with values in [0, 1],
         ``y_onehot`` of shape ``(n, len(classes))``, ``labels`` (int64, the digit values),
-        ``n = len(classes) · per_class``.
+        ``n = len(classes) · per_class`` (or the sum of the class sizes).
 
     Raises:
         ValueError: bad classes, pool, per_class or offset.
@@ -105,20 +106,21 @@ def load_digits(
         raise ValueError(f"expected distinct classes in 0..9, got {classes}")
     if pool < 1 or _SIDE % pool:
         raise ValueError(f"expected a pool factor dividing 28 (1, 2, 4, 7, 14, 28), got {pool}")
-    if per_class < 1 or offset < 0:
+    if (per_class is not None and per_class < 1) or offset < 0:
         raise ValueError(f"expected per_class >= 1 and offset >= 0, got {per_class}, {offset}")
     folder = str(digits_dir())
     xs, labels = [], []
     for c in classes:
         raw = _raw_class(folder, c)
-        if offset + per_class > raw.shape[0]:
+        take = raw.shape[0] - offset if per_class is None else per_class
+        if take < 1 or offset + take > raw.shape[0]:
             raise ValueError(
                 f"expected offset + per_class <= {raw.shape[0]} digits of class {c}, "
                 f"got {offset} + {per_class}"
             )
         order = np.random.default_rng([seed, c]).permutation(raw.shape[0])
-        xs.append(raw[order[offset : offset + per_class]])
-        labels += [c] * per_class
+        xs.append(raw[order[offset : offset + take]])
+        labels += [c] * take
     imgs = np.concatenate(xs, axis=0)
     side = _SIDE // pool
     imgs = imgs.reshape(-1, side, pool, side, pool).mean(axis=(2, 4))

@@ -61,10 +61,13 @@ def numpy_openblas() -> str | None:
 
 
 def sidecar_env() -> dict[str, str]:
-    """Environment of a spawned sidecar: ours, plus ``EDGEWISE_BLAS_LIB`` pointing at numpy's
-    bundled OpenBLAS unless the user set it (the sidecar's dense kernels then run through BLAS;
+    """Environment of a spawned sidecar: ours, plus ``OPENBLAS_NUM_THREADS=1`` and
+    ``EDGEWISE_BLAS_LIB`` pointing at numpy's bundled OpenBLAS, unless the user set them (the sidecar's dense kernels then run through BLAS;
     it logs which library it loaded, and falls back to TypeScript kernels without one)."""
     env = dict(os.environ)
+    # the sidecar's matrices are small (k ≤ a few hundred): one BLAS thread, which also keeps
+    # a threaded OpenBLAS from spinning against the training process for the same cores
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not env.get("EDGEWISE_BLAS_LIB"):
         lib = numpy_openblas()
         if lib is not None:

@@ -59,6 +59,10 @@ class StabilityReport:
     grad_norm_floor: float | None = None
     min_curvature: float | None = None
     stopped: str | None = None
+    tol: float | None = None
+    curvature: str | None = None
+    operator_applications: int | None = None
+    sidecar_ms: float | None = None
     warnings: list[str] = field(default_factory=list)
     missing: bool = False
     reason: str | None = None
@@ -116,4 +120,6 @@ class StabilityReport:
             parts.append(f"min stable B {self.min_stable_batch}")
         if self.converged is False:
             parts.append(f"(not converged: {self.stopped or 'budget'})")
+        if self.curvature == "ggn_mc":
+            parts.append("(Monte Carlo Gauss–Newton curvature)")
         return " | ".join(parts)
