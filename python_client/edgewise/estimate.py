@@ -33,6 +33,7 @@ def estimate(
     endpoint: str | None = None,
     timeout: float = 120.0,
     chunk_size: int | None = None,
+    memory_budget: int | None = None,
     seed: int = 0,
     name: str = "estimate",
 ) -> StabilityReport:
@@ -63,6 +64,7 @@ def estimate(
         endpoint: a running sidecar; None spawns a local one for the call.
         timeout: seconds to wait for any one sidecar answer.
         chunk_size: samples per vectorised HVP chunk.
+        memory_budget: bytes for one chunk of products (see :class:`CurvatureOracle`).
         seed: seed of the sidecar's random starts.
         name: run name shown on the dashboard.
 
@@ -82,7 +84,7 @@ def estimate(
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
     oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples, seed=seed,
-                             chunk_size=chunk_size)
+                             chunk_size=chunk_size, memory_budget=memory_budget)
     options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap,
                             exact=True, bounds=bounds)
     run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=len(x), n=n_train,

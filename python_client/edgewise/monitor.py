@@ -85,6 +85,8 @@ class Monitor:
         run_name: a readable name for the dashboard.
         seed: seed of the probe draw and of the sidecar's random starts.
         chunk_size: samples per vectorised HVP chunk (memory control); None picks one.
+        memory_budget: bytes for one chunk of products (default 256 MiB): on the Gauss–Newton
+            route, how many Jacobian-product columns run together (raise it on a GPU).
         client_factory: advanced/testing: ``callable(endpoint, timeout) -> client``.
 
     Example (``examples/mnist_live.py`` runs a full one)::
@@ -126,6 +128,7 @@ class Monitor:
         run_name: str | None = None,
         seed: int = 0,
         chunk_size: int | None = None,
+        memory_budget: int | None = None,
         client_factory: Callable[[str | None, float], Any] | None = None,
     ) -> None:
         if curvature not in ("ggn", "ggn_mc", "hessian"):
@@ -166,6 +169,7 @@ class Monitor:
         self.console = console
         self.seed = seed
         self.chunk_size = chunk_size
+        self.memory_budget = memory_budget
         self.run_id = f"{run_name or 'run'}-{uuid.uuid4().hex[:8]}"
         self.run_name = run_name or self.run_id
         self.history: list[StabilityReport] = []
@@ -359,7 +363,7 @@ class Monitor:
             x, y = self.probe
             self._oracle = CurvatureOracle(
                 self.model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
-                seed=self.seed, chunk_size=self.chunk_size,
+                seed=self.seed, chunk_size=self.chunk_size, memory_budget=self.memory_budget,
             )
         return self._oracle
 

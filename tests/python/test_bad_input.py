@@ -44,7 +44,7 @@ class Raw:
         return self.raw(encode({"id": self.next_id, **msg}))
 
     def session(self) -> str:
-        ans = self.ask({"type": "hello", "protocol": 1, "client": "raw", "run": run_meta(m=2, d=2), "capabilities": []})
+        ans = self.ask({"type": "hello", "protocol": 2, "client": "raw", "run": run_meta(m=2, d=2), "capabilities": []})
         assert ans["type"] == "welcome", ans
         return ans["session"]
 
@@ -126,10 +126,11 @@ def test_unknown_type(raw, good):
     still_works(good)
 
 
-def test_wrong_protocol_version(raw, good):
-    ans = raw.ask({"type": "hello", "protocol": 2, "client": "raw", "run": run_meta(), "capabilities": []})
+def test_a_v1_client_is_refused_with_version_mismatch(raw, good):
+    ans = raw.ask({"type": "hello", "protocol": 1, "client": "raw", "run": run_meta(), "capabilities": []})
     assert_error(ans, "version_mismatch", raw.next_id)
-    assert ans["details"] == {"supported": [1]}
+    assert ans["details"] == {"supported": [2]}
+    assert "upgrade" in ans["message"]
     still_works(good)
 
 

@@ -16,7 +16,7 @@ def test_blocks_received_by_the_sidecar_equal_the_in_process_blocks():
     x, y = torch.randn(24, 6, dtype=torch.float64), torch.randn(24, 3, dtype=torch.float64)
     loss = torch.nn.functional.mse_loss
 
-    local = edgewise.CurvatureOracle(model, loss, x, y)
+    local = edgewise.CurvatureOracle(model, loss, x, y, curvature="hessian")
     local.begin_round()
     local.execute("random", {"r": 4, "seed": 11})
     expected = local.execute("blocks", {"start": 0, "count": 4})["blocks"]
@@ -26,7 +26,7 @@ def test_blocks_received_by_the_sidecar_equal_the_in_process_blocks():
         with edgewise.SidecarClient(proc.endpoint, timeout=30) as client:
             client.open_session({"id": "wire", "name": "wire", "params": local.params, "probe": 24, "n": 24,
                                  "batch_size": 4, "curvature": "hessian", "dtype": "f64"})
-            remote = edgewise.CurvatureOracle(model, loss, x, y)
+            remote = edgewise.CurvatureOracle(model, loss, x, y, curvature="hessian")
             remote.begin_round()
             report = client.run_round(remote, step=0, epoch=0, lr=0.1, batch_size=4, n=24,
                                       options={"stub_r": 4, "seed": 11, "stub_echo": True})

@@ -130,3 +130,23 @@ def test_tensors_refuse_non_finite(bad):
     t = {"data": np.array([0.0, bad]).tobytes(), "dtype": "f64", "shape": [2]}
     with pytest.raises(NonFinite):
         decode_tensor(t, "x")
+
+
+def test_the_client_hello_builder_produces_the_golden_v2_hello():
+    """protocol 2, run.outputs, capabilities: the bytes the client sends equal 10_hello's."""
+    from edgewise._client import CLIENT_NAME
+    from edgewise._protocol import hello
+
+    doc = json.loads((VECTORS / "10_hello.json").read_text(encoding="utf-8"))
+    value = from_json(doc["value"])
+    built = hello(value["id"], CLIENT_NAME, value["run"])
+    assert built["protocol"] == 2
+    assert encode(built).hex() == doc["msgpack_hex"]
+
+
+def test_the_client_decodes_the_golden_factor_expand_op():
+    from edgewise._protocol import decode_args
+
+    doc = json.loads((VECTORS / "24_op_expand_factors.json").read_text(encoding="utf-8"))
+    args = decode_args(decode(bytes.fromhex(doc["msgpack_hex"]))["args"])
+    assert args["out_coeffs"].shape == (2, 2, 1) and args["basis_coeffs"].shape == (1, 1) and args["blocks"] is True

