@@ -9,8 +9,8 @@
  * Stopping. A Ritz value approaches `λ_gen` from below, and for a high-rank maximiser each
  * expansion adds only part of what is missing, so a small change per expansion does not mean a
  * small error. The error left is estimated by extrapolating the gains geometrically:
- * `Δ_j ρ / (1 − ρ)` with `ρ` the larger of the last two gain ratios (capped at 0.95); the
- * call converges when that estimate is at most `tol · μ` (after at least two measured gains)
+ * `Δ_j ρ / (1 − ρ)` with `ρ` the larger of the last two gain ratios, within [½, 0.95] (so the
+ * estimate is never below the last gain); the call converges when that estimate is at most `tol · μ` (after at least two measured gains)
  * or when the expansion adds no new direction (the basis is invariant: exact).
  *
  * @module
@@ -211,8 +211,13 @@ export async function davidson(
 
 /**
  * Error left after the last gain, assuming the gains shrink geometrically: `Δ ρ / (1 − ρ)`
- * with `ρ` the larger of the last two gain ratios, capped at 0.95. Infinity with fewer than
+ * with `ρ` the larger of the last two gain ratios, within [½, 0.95]. Infinity with fewer than
  * two gains.
+ * @example
+ * ```ts
+ * import { extrapolatedError } from "./davidson.ts";
+ * if (extrapolatedError([0.3, 0.01]) !== 0.01) throw new Error("floor ρ = ½ gives the last gain");
+ * ```
  */
 export function extrapolatedError(gains: number[]): number {
   const n = gains.length;
@@ -222,7 +227,9 @@ export function extrapolatedError(gains: number[]): number {
   const ratio = (a: number, b: number) => (b > 0 ? a / b : 1);
   let rho = ratio(last, gains[n - 2]);
   if (n >= 3) rho = Math.max(rho, ratio(gains[n - 2], gains[n - 3]));
-  rho = Math.min(0.95, rho);
+  // never assume the error left is below the last gain (ρ ≥ ½): a large first gain from a poor
+  // start makes the ratio look small while hundreds of directions are still missing
+  rho = Math.min(0.95, Math.max(0.5, rho));
   return (last * rho) / (1 - rho);
 }
 

@@ -214,7 +214,7 @@ export async function estimateRound(
   if (whole) {
     // the identity basis (small d) or the span of the stacked factor rows: exact
     curv = c === undefined ? await identityBasis(oracle, d!, seed) : await factorSpan(oracle, c);
-    if (c === undefined) innerTol = Math.min(innerTol, 1e-12);
+    innerTol = Math.min(innerTol, c === undefined ? 1e-12 : 1e-8);
     const sol = reducedSolve(curv, p, { tol: innerTol, counter });
     lambdaMax = sol.maxCurvature;
     ({ lambdaGen, S, converged, residual, minCurvature } = sol);
