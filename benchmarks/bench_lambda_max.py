@@ -242,7 +242,7 @@ def run_edgewise(prob, endpoint, B, seed=0, full=True):
     with edgewise.SidecarClient(endpoint, timeout=300.0) as client:
         client.open_session(run_info(model, px, n, B, "bench-lmax"))
         t0 = time.perf_counter()
-        oracle = TimedOracle(model, loss_fn, px, py)
+        oracle = TimedOracle(model, loss_fn, px, py, curvature="hessian")
         rep, wall = edgewise_round(client, oracle, step=0, B=B, n=n,
                                    options={"target": "lambda_max", "tol": TOL, "seed": seed})
         out["lmax"] = (rep, time.perf_counter() - t0)
@@ -254,7 +254,7 @@ def run_edgewise(prob, endpoint, B, seed=0, full=True):
         with edgewise.SidecarClient(endpoint, timeout=300.0) as client:
             client.open_session(run_info(model, px, n, B, "bench-gen"))
             t0 = time.perf_counter()
-            oracle = TimedOracle(model, loss_fn, px, py)
+            oracle = TimedOracle(model, loss_fn, px, py, curvature="hessian")
             rep, _ = edgewise_round(client, oracle, step=0, B=B, n=n, options={"tol": TOL, "seed": seed})
             out["cold"] = (rep, time.perf_counter() - t0)
             sx, sy = prob["step"]

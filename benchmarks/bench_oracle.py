@@ -4,9 +4,9 @@ Run:  .venv/bin/python benchmarks/bench_oracle.py [--m 256] [--threads 1] [--rep
 
 What it measures, on an MLP 784-128-10 (cross-entropy, random inputs and labels), for float32
 and float64: the time of ``m`` per-sample HVPs ``H_i v`` (one shared ``v``, vmapped, chunked by
-the oracle's default memory budget and unchunked), the Gauss–Newton variant, an ``r = 8`` block
-per sample, the oracle's end-to-end ``blocks`` op, and one HVP of the mean loss over the same
-``m`` samples. "ratio" is the time per HVP-equivalent (``m`` per-sample HVPs) relative to the
+the oracle's default memory budget and unchunked), an ``r = 8`` block per sample, the oracle's end-to-end ``blocks`` op on the
+exact-Hessian route, the Gauss–Newton factor route's ``blocks`` (8 batched JVPs of the probe
+batch; counted as m/2 per column), and one HVP of the mean loss over the same ``m`` samples. "ratio" is the time per HVP-equivalent (``m`` per-sample HVPs) relative to the
 batched HVP: the price of per-sample resolution. Prints a table; not a test.
 """
 
@@ -55,20 +55,28 @@ def bench(dtype: torch.dtype, m: int, repeat: int) -> list[tuple[str, float, int
     g = grad(mean_loss)
     hess_all = per_sample_hvp(model, loss, layout)
     hess_chunk = per_sample_hvp(model, loss, layout, chunk_size=chunk1)
-    ggn_chunk = per_sample_hvp(model, loss, layout, curvature="ggn", chunk_size=chunk1)
     hess_block = per_sample_hvp(model, loss, layout, chunk_size=chunk8)
-    oracle = CurvatureOracle(model, loss, x, y)
+    oracle = CurvatureOracle(model, loss, x, y, curvature="hessian")
     oracle.begin_round()
     oracle.random(8, 0)
+
+    def factor_blocks():
+        # a fresh round each time: the factor route caches a round's factors
+        factors.begin_round()
+        factors.reset()
+        factors.random(8, 0)
+        return factors.execute("blocks", {"start": 0, "count": 8})
+
+    factors = CurvatureOracle(model, loss, x, y, curvature="ggn")
 
     with torch.no_grad():
         rows = [
             ("batched HVP of the mean loss (1 HVP)", timed(lambda: jvp(g, (theta,), (v,)), repeat), 1),
             (f"per-sample H_i v, one vmap over {m}", timed(lambda: hess_all(theta, x, y, v), repeat), m),
             (f"per-sample H_i v, chunks of {chunk1}", timed(lambda: hess_chunk(theta, x, y, v), repeat), m),
-            (f"per-sample GGN G_i v, chunks of {chunk1}", timed(lambda: ggn_chunk(theta, x, y, v), repeat), m),
             (f"per-sample H_i V, V d×8, chunks of {chunk8}", timed(lambda: hess_block(theta, x, y, v8), repeat), 8 * m),
             ("oracle blocks op, count=8 (V^T H_i V)", timed(lambda: oracle.execute("blocks", {"start": 0, "count": 8}), repeat), 8 * m),
+            ("GGN factor blocks, count=8 (8 batched JVPs)", timed(factor_blocks, repeat), 8 * m // 2),
         ]
     return rows
 

@@ -71,6 +71,21 @@ def test_round_returns_the_sidecars_report_and_passes_run_facts():
     assert monitor.latest is r and monitor.history == [r]
 
 
+def test_defaults_gauss_newton_factors_and_only_the_options_the_user_set():
+    client = ScriptedClient([report(0.5), report(0.5)])
+    monitor = make_monitor(client)
+    monitor.round(lr=0.1)
+    run = client.sessions[0]
+    assert run["curvature"] == "ggn" and run["outputs"] == 1  # factor rows: the model's one output
+    assert client.rounds[0]["options"] == {"seed": 0}  # no tol: the sidecar's automatic live tolerance
+    chosen = make_monitor(ScriptedClient([report(0.5)]), curvature="ggn_mc", mc_samples=3, tol=1e-2,
+                          bounds=["identity"])
+    chosen.round(lr=0.1)
+    sent = chosen._client
+    assert sent.sessions[0]["curvature"] == "ggn_mc" and sent.sessions[0]["outputs"] == 3
+    assert sent.rounds[0]["options"] == {"seed": 0, "tol": 1e-2, "bounds": ["identity"]}
+
+
 def test_lr_and_momentum_are_read_from_the_optimizer():
     client = ScriptedClient([report(1.0)])
     model, loss_fn, data = tiny_problem()
