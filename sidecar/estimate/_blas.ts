@@ -23,6 +23,8 @@ export interface BlasInfo {
   dsyevd?: string;
   /** Integer width of the library's interface. */
   intBits?: 32 | 64;
+  /** OpenBLAS threads set (absent when the library has no such call). */
+  threads?: number;
 }
 
 type Dgemm = (
@@ -42,15 +44,38 @@ type Dgemm = (
 ) => void;
 type Dsyevd = (a: Float64Array, n: number, w: Float64Array) => number;
 
+/** Libraries opened so far (a library is opened once per process; switching back is free). */
+const opened = new Map<string, { dgemm: Dgemm; dsyevd?: Dsyevd; info: BlasInfo }>();
+
 let dgemmImpl: Dgemm | undefined;
 let dsyevdImpl: Dsyevd | undefined;
 let info: BlasInfo = { lib: "typescript" };
 
 const FLAVOURS = [
-  { dgemm: "scipy_cblas_dgemm64_", dsyevd: "scipy_LAPACKE_dsyevd64_", int: "i64" },
-  { dgemm: "cblas_dgemm64_", dsyevd: "LAPACKE_dsyevd64_", int: "i64" },
-  { dgemm: "cblas_dgemm", dsyevd: "LAPACKE_dsyevd", int: "i32" },
+  { dgemm: "scipy_cblas_dgemm64_", dsyevd: "scipy_LAPACKE_dsyevd64_", threads: "scipy_openblas_set_num_threads64_", int: "i64" },
+  { dgemm: "cblas_dgemm64_", dsyevd: "LAPACKE_dsyevd64_", threads: "openblas_set_num_threads64_", int: "i64" },
+  { dgemm: "cblas_dgemm", dsyevd: "LAPACKE_dsyevd", threads: "openblas_set_num_threads", int: "i32" },
 ] as const;
+
+/**
+ * OpenBLAS threads (default 1: the sidecar shares the machine with the training it watches, and
+ * its products are small; `EDGEWISE_BLAS_THREADS` overrides).
+ */
+function threadCount(): number {
+  const v = Number(Deno.env.get("EDGEWISE_BLAS_THREADS") ?? 1);
+  return Number.isInteger(v) && v >= 1 ? v : 1;
+}
+
+function setThreads(path: string, sym: string, I: "i32" | "i64"): number | undefined {
+  try {
+    const lib = Deno.dlopen(path, { [sym]: { parameters: [I === "i64" ? "i64" : "i32"], result: "void" } } as const);
+    const n = threadCount();
+    (lib.symbols[sym] as unknown as (x: number | bigint) => void)(I === "i64" ? BigInt(n) : n);
+    return n;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Load a CBLAS shared library for the dense kernels; without a path, use TypeScript.
@@ -68,6 +93,12 @@ export function loadBlas(path: string | undefined): BlasInfo {
   dsyevdImpl = undefined;
   info = { lib: "typescript" };
   if (!path) return info;
+  const known = opened.get(path);
+  if (known) {
+    ({ dgemm: dgemmImpl, dsyevd: dsyevdImpl } = known);
+    info = { ...known.info };
+    return { ...info };
+  }
   const errors: string[] = [];
   for (const f of FLAVOURS) {
     const I = f.int;
@@ -82,10 +113,11 @@ export function loadBlas(path: string | undefined): BlasInfo {
       const n = I === "i64" ? (x: number) => BigInt(x) : (x: number) => x;
       dgemmImpl = (ta, tb, m, nn, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
         fn(101, ta ? 112 : 111, tb ? 112 : 111, n(m), n(nn), n(k), alpha, a, n(lda), b, n(ldb), beta, c, n(ldc));
-      info = { lib: path, dgemm: f.dgemm, intBits: I === "i64" ? 64 : 32 };
+      info = { lib: path, dgemm: f.dgemm, intBits: I === "i64" ? 64 : 32, threads: setThreads(path, f.threads, I) };
       dsyevdImpl = loadDsyevd(path, f.dsyevd, I);
       if (dsyevdImpl) info.dsyevd = f.dsyevd;
-      return info;
+      opened.set(path, { dgemm: dgemmImpl, dsyevd: dsyevdImpl, info: { ...info } });
+      return { ...info };
     } catch (e) {
       errors.push(`${f.dgemm}: ${(e as Error).message}`);
     }

@@ -133,32 +133,18 @@ export class Curvature {
     const a = this.data;
     gemm(false, false, mc, k, k, a, y, z); // Z = A Y (or K_i Y stacked)
     if (this.kind === "factor") {
-      // N_i = coef_i (Z_i A_iᵀ) A_i with Z_i A_iᵀ = A_i Y A_iᵀ (c × c)
+      // N_i = coef_i (Z_i A_iᵀ) A_i with Z_i A_iᵀ = A_i Y A_iᵀ (c × c): two small GEMMs per sample
       const M = new Float64Array(c * c);
       for (let i = 0; i < m; i++) {
         const base = i * c * k, w = coef[i];
+        const ni = nn.subarray(base, base + c * k);
         if (w === 0) {
-          nn.fill(0, base, base + c * k);
+          ni.fill(0);
           continue;
         }
-        for (let r = 0; r < c; r++) {
-          for (let s = r; s < c; s++) {
-            let acc = 0;
-            const zo = base + r * k, ao = base + s * k;
-            for (let l = 0; l < k; l++) acc += z[zo + l] * a[ao + l];
-            M[r * c + s] = M[s * c + r] = w * acc;
-          }
-        }
-        for (let r = 0; r < c; r++) {
-          const no = base + r * k;
-          nn.fill(0, no, no + k);
-          for (let s = 0; s < c; s++) {
-            const x = M[r * c + s];
-            if (x === 0) continue;
-            const ao = base + s * k;
-            for (let l = 0; l < k; l++) nn[no + l] += x * a[ao + l];
-          }
-        }
+        const ai = a.subarray(base, base + c * k);
+        gemm(false, true, c, c, k, z.subarray(base, base + c * k), ai, M);
+        gemm(false, false, c, k, c, M, ai, ni, w);
       }
     } else {
       // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_iᵀ N_i = Σ coef_i K_i Y K_i

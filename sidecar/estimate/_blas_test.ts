@@ -1,0 +1,82 @@
+import { assert } from "./_assert.ts";
+import { blasInfo, loadBlas } from "./_blas.ts";
+import { gemm, symEig } from "./_linalg.ts";
+import { Curvature } from "./curvature.ts";
+import { reducedSolve } from "./reduced_solve.ts";
+import { Rng } from "./_rng.ts";
+
+/**
+ * The library under test, found explicitly: EDGEWISE_BLAS_LIB, else numpy's bundled OpenBLAS in
+ * this checkout's .venv (what the Python client passes to the sidecars it spawns).
+ */
+function blasPath(): string | undefined {
+  const env = Deno.env.get("EDGEWISE_BLAS_LIB");
+  if (env) return env;
+  try {
+    const root = new URL("../../.venv/lib/", import.meta.url).pathname;
+    for (const py of Deno.readDirSync(root)) {
+      const dir = `${root}${py.name}/site-packages/numpy.libs/`;
+      try {
+        for (const f of Deno.readDirSync(dir)) {
+          if (/^libscipy_openblas.*\.so/.test(f.name)) return dir + f.name;
+        }
+      } catch { /* no numpy here */ }
+    }
+  } catch { /* no .venv */ }
+  return undefined;
+}
+
+const path = blasPath();
+
+Deno.test({
+  name: "native BLAS (numpy's OpenBLAS through FFI) gives the TypeScript kernels' numbers",
+  ignore: path === undefined,
+  fn: () => {
+    const rng = new Rng(5);
+    const shapes: [boolean, boolean, number, number, number][] = [
+      [false, false, 37, 23, 51], [true, false, 64, 64, 300], [false, true, 40, 70, 33], [true, true, 17, 29, 41],
+    ];
+    const ts = shapes.map(([ta, tb, M, N, K]) => {
+      const a = rng.normals(M * K), b = rng.normals(K * N), c0 = rng.normals(M * N);
+      return { ta, tb, M, N, K, a, b, c0, out: gemm(ta, tb, M, N, K, a, b, Float64Array.from(c0), 0.5, 2) };
+    });
+    const sym = rng.normals(60 * 60);
+    const eTs = symEig(sym, 60);
+    const curv = Curvature.factor(rng.normals(30 * 4 * 40), 30, 4, 40);
+    const lamTs = reducedSolve(curv, 0.7, { tol: 1e-13 }).lambdaGen;
+    try {
+      const info = loadBlas(path);
+      assert(info.dgemm !== undefined && blasInfo().lib === path, JSON.stringify(info));
+      for (const t of ts) {
+        const out = gemm(t.ta, t.tb, t.M, t.N, t.K, t.a, t.b, Float64Array.from(t.c0), 0.5, 2);
+        const err = out.reduce((s, v, i) => Math.max(s, Math.abs(v - t.out[i])), 0);
+        assert(err < 1e-11, `gemm ${t.ta} ${t.tb} ${t.M}×${t.N}×${t.K}: ${err}`);
+      }
+      const eN = symEig(sym, 60);
+      const verr = eN.values.reduce((s, v, i) => Math.max(s, Math.abs(v - eTs.values[i])), 0);
+      assert(verr < 1e-10, `eigenvalues ${verr}`);
+      if (info.dsyevd) {
+        // eigenvectors up to sign: |⟨u, v⟩| = 1
+        for (let j = 0; j < 60; j++) {
+          let s = 0;
+          for (let i = 0; i < 60; i++) s += eN.vectors[i * 60 + j] * eTs.vectors[i * 60 + j];
+          assert(Math.abs(Math.abs(s) - 1) < 1e-8, `eigenvector ${j}: ${s}`);
+        }
+      }
+      const lamN = reducedSolve(curv, 0.7, { tol: 1e-13 }).lambdaGen;
+      assert(Math.abs(lamN - lamTs) < 1e-11 * lamTs, `${lamN} vs ${lamTs}`);
+    } finally {
+      loadBlas(undefined);
+    }
+  },
+});
+
+Deno.test("loadBlas() refuses a library without dgemm and keeps the TypeScript kernels", () => {
+  let threw = false;
+  try {
+    loadBlas("/nonexistent/libnothing.so");
+  } catch (e) {
+    threw = e instanceof TypeError;
+  }
+  assert(threw && blasInfo().lib === "typescript");
+});
