@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Issue 9's GPU measurement: a CIFAR ResNet-18 round against one epoch of its training.
+# Run from the repository root on a lent H100/H200 (about 2-4 minutes):
+#   bash benchmarks/gpu_round.sh            # writes $OUT/bench_round_gpu.{log,json} (OUT default /tmp)
+# Needs: a Python with a CUDA build of torch 2.13 plus pyzmq, msgpack, numpy and the client installed
+# or on PYTHONPATH (PYTHON=..., default .venv/bin/python); tools/deno working (tools/node_modules
+# carried) and the sidecar's npm modules in node_modules/. The sidecar runs on the host CPU.
+set -euo pipefail
+py="${PYTHON:-.venv/bin/python}"
+out="${OUT:-/tmp}"
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(pwd)/python_client"
+"$py" -c "import torch; assert torch.cuda.is_available(), 'this torch has no CUDA'; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+tools/deno --version | head -n 1
+timeout 560 "$py" benchmarks/bench_round.py --gpu --json "$out/bench_round_gpu.json" 2>&1 | tee "$out/bench_round_gpu.log"
