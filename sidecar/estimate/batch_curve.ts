@@ -31,6 +31,12 @@ export interface BatchPoint {
   B: number;
   eta_star: number;
   lambda_gen: number;
+  /**
+   * Whether `lambda_gen` is within the round's tolerance of the exact value (set by the round:
+   * false for a point only solved in a basis grown for another batch size, where it is a
+   * Rayleigh–Ritz lower bound, so `eta_star` may be overstated).
+   */
+  converged?: boolean;
 }
 
 /** Options of {@linkcode batchCurve}. */

@@ -95,16 +95,23 @@ export interface CurvatureOracle {
   hutchinson(r: number, seed: number): Promise<HutchinsonResult>;
 }
 
+/** Largest result a single `blocks` fetch asks for (well under SPEC §7's 64 MiB default). */
+export const MAX_FETCH_BYTES = 16 * 2 ** 20;
+
 /**
  * The curvature of basis columns `start..start+count` fetched from the oracle and appended to
- * `prev` (the curvature of columns `0..start`; empty when `start` is 0).
+ * `prev` (the curvature of columns `0..start`; empty when `start` is 0). Large fetches are split
+ * into `blocks` ops of at most {@linkcode MAX_FETCH_BYTES} each.
  * @returns the curvature of the first `start + count` columns
+ * @throws {RangeError} when `prev` does not describe columns `0..start`, or on the Hessian route
+ *   when the client's basis holds columns beyond `start + count` (their blocks would not fit)
  */
 export async function fetchCurvature(
   oracle: CurvatureOracle,
   prev: Curvature | undefined,
   start: number,
   count: number,
+  maxBytes: number = MAX_FETCH_BYTES,
 ): Promise<Curvature> {
   const m = oracle.probeSize, c = oracle.outputs;
   const base = prev ?? Curvature.empty(c === undefined ? "dense" : "factor", m, c ?? 0);
@@ -112,7 +119,23 @@ export async function fetchCurvature(
     throw new RangeError(`Expected curvature of ${start} columns, got ${base.k}`);
   }
   if (count === 0) return base;
-  const add = await oracle.blocks(start, count);
+  const rows = c ?? oracle.basisSize;
+  if (c === undefined && rows !== start + count) {
+    throw new RangeError(`Expected a client basis of ${start + count} columns on the Hessian route, got ${rows}`);
+  }
+  const per = Math.max(1, Math.floor(maxBytes / (8 * m * rows)));
+  if (count <= per) return base.extend(await oracle.blocks(start, count), count);
+  // m × rows × count assembled from column chunks
+  const add = new Float64Array(m * rows * count);
+  for (let s = 0; s < count; s += per) {
+    const n = Math.min(per, count - s);
+    const part = await oracle.blocks(start + s, n);
+    for (let i = 0; i < m; i++) {
+      for (let a = 0; a < rows; a++) {
+        add.set(part.subarray((i * rows + a) * n, (i * rows + a + 1) * n), (i * rows + a) * count + s);
+      }
+    }
+  }
   return base.extend(add, count);
 }
 

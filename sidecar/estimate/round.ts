@@ -51,7 +51,7 @@ export interface RoundParams {
   /** Bootstrap resamples (default 200, 0 disables). */
   bootstrap?: number;
   seed?: number;
-  /** Basis budget (default 64; 512 with `exact`). */
+  /** Basis budget (default 64; 512 with `exact` on the factor route). */
   max_basis?: number;
   /** Parameter count `d`; when `d ≤ max_basis` the whole space is used and the result is exact. */
   params?: number;
@@ -96,6 +96,8 @@ export interface RoundOptions {
   carryTol?: number;
   /** At most this many carried directions (default `max_basis / 2`). */
   carryMax?: number;
+  /** `exact` uses the whole factor span up to this many rows `m·c` (default {@linkcode EXACT_SPAN_MAX}). */
+  exactSpanMax?: number;
 }
 
 /** The report of protocol/SPEC.md §5 (snake_case as on the wire). */
@@ -191,7 +193,9 @@ export async function estimateRound(
   const auto = params.tol === undefined && !exact;
   const prevHalf = options.state?.halfWidth;
   let tol = params.tol ?? (exact ? TOL_FLOOR : clampTol(prevHalf !== undefined ? 0.1 * prevHalf : TOL_CAP));
-  const maxBasis = params.max_basis ?? (exact ? 512 : 64);
+  const c = oracle.outputs;
+  // factors make a large basis cheap; dense blocks cost m k³ per application
+  const maxBasis = params.max_basis ?? (exact && c !== undefined ? 512 : 64);
   const block = options.block ?? 8;
   const seed = params.seed ?? 1 + params.round;
   const deadline = params.budget?.seconds !== undefined ? t0 + 1000 * params.budget.seconds : undefined;
@@ -200,7 +204,6 @@ export async function estimateRound(
   const spent = () => (oracle.hvps - hvp0) / m;
   const counter: ApplicationCounter = { applications: 0 };
   const warnings: string[] = [];
-  const c = oracle.outputs;
 
   let curv: Curvature;
   let lambdaMax: number, lambdaGen: number, S: Float64Array;
@@ -210,7 +213,7 @@ export async function estimateRound(
   // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
   let innerTol = tol / 100;
   const whole = (d !== undefined && d <= maxBasis && c === undefined) ||
-    (exact && c !== undefined && m * c <= EXACT_SPAN_MAX);
+    (exact && c !== undefined && m * c <= (options.exactSpanMax ?? EXACT_SPAN_MAX));
   if (whole) {
     // the identity basis (small d) or the span of the stacked factor rows: exact
     curv = c === undefined ? await identityBasis(oracle, d!, seed) : await factorSpan(oracle, c);
@@ -263,7 +266,6 @@ export async function estimateRound(
       warnings.push(`lambda_max not converged: ${lz.stopped}, residual ${lz.residual.toExponential(2)}`);
     }
   }
-  const k = curv.k;
   if (!converged) {
     warnings.push(`lambda_gen not converged: ${stopped}, residual ${residual.toExponential(2)}`);
   }
@@ -274,12 +276,36 @@ export async function estimateRound(
     warnings.push(`negative curvature in the subspace: ${minCurvature.toExponential(3)}, not at a minimum`);
   }
 
+  const grid = params.batch_grid ?? defaultGrid(n, B);
+  // the curve's other batch sizes: exact in a whole span; refined to tol for a checkpoint
+  let pointConverged = (b: number) => whole || (b === B && converged);
+  if (exact && !whole && lambdaGen > 0) {
+    const r = await refineCurve(oracle, curv, grid, n, B, {
+      tol, block, maxBasis, counter, deadline, seed, maxHvps: () => Math.max(0, budgetHvps - spent()),
+    });
+    if (r.curv !== curv) {
+      curv = r.curv;
+      const sol = reducedSolve(curv, p, { tol: innerTol, counter });
+      ({ lambdaGen, S, minCurvature } = sol);
+      lambdaMax = Math.max(lambdaMax, sol.maxCurvature);
+    }
+    if (r.restarted && converged) {
+      converged = false;
+      stopped = "max_basis";
+      warnings.push("lambda_gen not converged: the basis budget forced a restart while refining the batch curve");
+    }
+    pointConverged = (b: number) => (b === B ? converged : r.converged.get(b) ?? false);
+  }
+  const k = curv.k;
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
   const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, seed) : {};
-  const grid = params.batch_grid ?? defaultGrid(n, B);
   const curve = lambdaGen > 0
     ? batchCurve(curv, n, grid, lr, { start: S, tol: innerTol, counter, known: new Map([[B, lambdaGen]]) })
     : { points: [] as BatchPoint[] };
+  curve.points = curve.points.map((pt) => ({ ...pt, converged: pointConverged(pt.B) }));
+  if (curve.points.some((pt) => !pt.converged)) {
+    warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
+  }
   const nb = params.bootstrap ?? 100;
   const ci = nb > 0 && lambdaGen > 0
     ? bootstrapInterval(curv, p, S, { count: nb, seed: seed + 104729, tol, lambdaGen, counter, deadline })
@@ -360,6 +386,40 @@ export async function estimateRound(
     halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / lambdaGen : prevHalf,
   };
   return { report: dropNonFinite(report), state };
+}
+
+/**
+ * Grow the basis for each other batch size of the curve (smallest first: the highest-rank
+ * maximisers) until its `λ_gen` converges to `tol`, sharing the basis; a checkpoint's curve is
+ * then as accurate as its point value.
+ * @returns the final curvature and, per batch size, whether it converged
+ */
+async function refineCurve(
+  oracle: CurvatureOracle,
+  curv: Curvature,
+  grid: number[],
+  n: number,
+  B: number,
+  o: {
+    tol: number; block: number; maxBasis: number; counter: ApplicationCounter; deadline?: number; seed: number;
+    maxHvps: () => number;
+  },
+): Promise<{ curv: Curvature; converged: Map<number, boolean>; restarted: boolean }> {
+  const converged = new Map<number, boolean>();
+  let restarted = false;
+  const bs = [...new Set(grid.filter((b) => Number.isInteger(b) && b >= 1 && b <= n && b !== B))].sort((x, y) => x - y);
+  for (const b of bs) {
+    const dv = await davidson(oracle, curv, {
+      p: batchNoiseWeight(b, n), tol: o.tol, block: o.block, maxBasis: o.maxBasis, counter: o.counter,
+      deadline: o.deadline, seed: o.seed, maxHvps: o.maxHvps(),
+    });
+    curv = dv.curv;
+    restarted ||= dv.restarts > 0;
+    converged.set(b, dv.converged);
+  }
+  // a restart rotates the basis and may lose what earlier points needed: claim none then
+  if (restarted) for (const b of bs) converged.set(b, false);
+  return { curv, converged, restarted };
 }
 
 /** Clamp an automatic tolerance to [TOL_FLOOR, TOL_CAP]. */

@@ -91,6 +91,31 @@ Deno.test("estimateRound({ exact }) on the factor route equals the whole-span re
   assert(report.hvps <= pr.m * pr.c + 1 + 1e-9, `hvps ${report.hvps}`);
 });
 
+Deno.test("estimateRound({ exact }) beyond the span limit refines every curve point to its tolerance", async () => {
+  const pr = problem(331, 10, 2, 50);
+  const n = 256;
+  const o = SyntheticOracle.fromFactors(pr.fs, pr.c);
+  const { report } = await estimateRound(o, { ...base, n, batch_size: 16, exact: true, batch_grid: [1, 2, 4, 16, 64, 256] }, {
+    exactSpanMax: 0,
+  });
+  assert(report.converged, JSON.stringify(report.warnings));
+  for (const pt of report.eta_star_by_batch!) {
+    const err = (pr.exact(pt.B, n) - pt.lambda_gen) / pr.exact(pt.B, n);
+    assert(pt.converged === true && err >= -1e-9 && err <= report.tol, `B=${pt.B}: ${err} (tol ${report.tol})`);
+  }
+});
+
+Deno.test("estimateRound() live marks curve points it did not converge", async () => {
+  const pr = problem(332, 10, 2, 50);
+  const o = SyntheticOracle.fromFactors(pr.fs, pr.c);
+  const { report } = await estimateRound(o, { ...base, n: 256, batch_size: 16, batch_grid: [1, 16, 64] });
+  for (const pt of report.eta_star_by_batch!) {
+    const err = (pr.exact(pt.B, 256) - pt.lambda_gen) / pr.exact(pt.B, 256);
+    if (pt.converged) assert(err <= report.tol, `B=${pt.B}: ${err}`);
+  }
+  assertEquals(report.eta_star_by_batch!.find((pt) => pt.B === 1)!.converged, false);
+});
+
 Deno.test("estimateRound() never reports converged outside its tolerance on a full-rank maximiser", async (t) => {
   for (const seed of [311, 312, 313, 314]) {
     const pr = problem(seed, 10, 2, 50);

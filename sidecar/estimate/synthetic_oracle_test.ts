@@ -2,6 +2,7 @@ import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { randomPsd } from "./_testing.ts";
 import { Rng } from "./_rng.ts";
+import { fetchCurvature } from "./oracle.ts";
 
 const d = 6, m = 3;
 const hs = randomPsd(m, d, 2, 71);
@@ -100,4 +101,53 @@ Deno.test("SyntheticOracle drops dependent columns, rotates, and reports grads a
     RangeError,
     "Expected at least one",
   );
+});
+
+Deno.test("fetchCurvature() splits large fetches into column chunks with the same result, on both routes", async () => {
+  const d2 = 9, m2 = 4;
+  const hs2 = randomPsd(m2, d2, 2, 72);
+  const rng = new Rng(73);
+  const fs = Array.from({ length: m2 }, () => rng.normals(2 * d2));
+  for (const o of [new SyntheticOracle(hs2), SyntheticOracle.fromFactors(fs, 2)]) {
+    await o.random(d2, 1);
+    const whole = await fetchCurvature(o, undefined, 0, d2);
+    const calls = o.hvps;
+    const chunked = await fetchCurvature(o, undefined, 0, d2, 8 * m2 * (o.outputs ?? d2) * 2); // 2 columns per op
+    assertEquals(Array.from(chunked.data), Array.from(whole.data));
+    assertEquals(o.hvps - calls, calls); // the same columns, so the same cost
+    const head = await fetchCurvature(o, undefined, 0, 0);
+    assertEquals(head.k, 0);
+  }
+});
+
+Deno.test("SyntheticOracle.fromFactors(): factors F V, out_coeffs expansion W = Σ F_iᵀ U_i + V C_V, half-product costs", async () => {
+  const c = 2, d2 = 5, m2 = 3, rng = new Rng(74);
+  const fs = Array.from({ length: m2 }, () => rng.normals(c * d2));
+  const o = SyntheticOracle.fromFactors(fs, c);
+  assertEquals(o.outputs, c);
+  await o.random(2, 3);
+  const V = o.basis();
+  const A = await o.blocks(0, 2);
+  for (let i = 0; i < m2; i++) {
+    for (let a = 0; a < c; a++) {
+      for (let j = 0; j < 2; j++) {
+        const ref = V[j].reduce((s, x, t) => s + x * fs[i][a * d2 + t], 0);
+        assert(Math.abs(A[(i * c + a) * 2 + j] - ref) < 1e-12);
+      }
+    }
+  }
+  assertEquals(o.hvps, m2); // 2 JVP columns = 2 · m/2
+  const U = rng.normals(m2 * c * 1), CV = rng.normals(2);
+  const w = new Float64Array(d2);
+  V.forEach((v, a) => v.forEach((x, t) => (w[t] += CV[a] * x)));
+  fs.forEach((f, i) => {
+    for (let a = 0; a < c; a++) for (let t = 0; t < d2; t++) w[t] += U[i * c + a] * f[a * d2 + t];
+  });
+  const res = await o.expand(U, CV, 1, true);
+  for (let a = 0; a < 2; a++) assert(Math.abs(res.proj[a] - dotv(V[a], w)) < 1e-12);
+  assertEquals(res.blocks!.length, m2 * c * res.keptIndex.length);
+  assertEquals(o.hvps, m2 + m2 / 2 + (m2 / 2) * res.keptIndex.length);
+  // H_i = F_iᵀ F_i, seen through the dense hvp of hutchinson: z^T H_i z = ‖F_i z‖²
+  const h = await o.hutchinson(1, 5);
+  assert(h.quad.every((q) => q >= 0));
 });
