@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", default=None, help="a running sidecar (default: spawn one)")
     parser.add_argument("--log-dir", default=None, help="write edgewise.jsonl / edgewise.csv here")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: a 25k-parameter MLP trains fastest single-threaded, "
+                             "and leaves the other core to the sidecar)")
     parser.add_argument("--fast", action="store_true", help="tiny run for the test suite")
     args = parser.parse_args(argv)
     if args.fast:
@@ -74,6 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     classes = tuple(int(c) for c in args.classes.split(","))
     x, y, _ = load_digits(classes, per_class=args.per_class, pool=args.pool, seed=args.seed)
     n = len(x)
