@@ -110,9 +110,9 @@ export function loadBlas(path: string | undefined): BlasInfo {
         },
       } as const);
       const fn = lib.symbols[f.dgemm] as unknown as (...a: unknown[]) => void;
-      const n = I === "i64" ? (x: number) => BigInt(x) : (x: number) => x;
+      // Deno passes a JS number to an i64 parameter as is (no BigInt per call on the hot path)
       dgemmImpl = (ta, tb, m, nn, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
-        fn(101, ta ? 112 : 111, tb ? 112 : 111, n(m), n(nn), n(k), alpha, a, n(lda), b, n(ldb), beta, c, n(ldc));
+        fn(101, ta ? 112 : 111, tb ? 112 : 111, m, nn, k, alpha, a, lda, b, ldb, beta, c, ldc);
       info = { lib: path, dgemm: f.dgemm, intBits: I === "i64" ? 64 : 32, threads: setThreads(path, f.threads, I) };
       dsyevdImpl = loadDsyevd(path, f.dsyevd, I);
       if (dsyevdImpl) info.dsyevd = f.dsyevd;

@@ -120,7 +120,7 @@ export function gemm(
 }
 
 /** Below this many multiply-adds the FFI call costs more than the loop. */
-const NATIVE_MIN_FLOPS = 4096;
+const NATIVE_MIN_FLOPS = 512;
 
 function gemmNN(M: number, N: number, K: number, a: Float64Array, b: Float64Array, c: Float64Array, alpha: number): void {
   // l in panels so the panel of B rows stays in cache across the rows of A

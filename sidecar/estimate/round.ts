@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type CurvatureOracle, emptyCurvature, fetchCurvature } from "./oracle.ts";
+import { type CurvatureOracle, emptyCurvature, fetchCurvature, type GradStats } from "./oracle.ts";
 import type { Curvature } from "./curvature.ts";
 import { dot, symEig } from "./_linalg.ts";
 import {
@@ -15,7 +15,7 @@ import {
   batchNoiseWeight,
   type BatchPoint,
 } from "./batch_curve.ts";
-import { bootstrapInterval } from "./bootstrap.ts";
+import { bootstrapInterval, type BootstrapInterval } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
@@ -209,6 +209,13 @@ export async function estimateRound(
   let lambdaMax: number, lambdaGen: number, S: Float64Array;
   let converged: boolean, residual: number, minCurvature: number, errorEstimate: number;
   let stopped: Report["stopped"];
+  const nb = params.bootstrap ?? 100;
+  let ci: BootstrapInterval | undefined;
+  let ciCurv: Curvature | undefined; // the curvature the interval was computed in
+  const wantGrads = params.grads ?? true;
+  const wantIdentity = (params.bounds ?? []).includes("identity");
+  let gradsOp: Overlapped<GradStats> | undefined;
+  const overlapped = { ms: 0 };
   const d = params.params;
   // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
   let innerTol = tol / 100;
@@ -246,18 +253,24 @@ export async function estimateRound(
         start: from?.S,
       });
     let dv = await grow(tol);
-    if (auto && dv.lambdaGen > 0 && (params.bootstrap ?? 100) > 0) {
-      // the automatic tolerance follows the sampling error of this round
-      const ci = bootstrapInterval(dv.curv, p, dv.S, { count: 30, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
-      if (ci) {
-        const want = clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen);
-        if (want < 0.99 * tol) {
-          tol = want;
-          if (!(dv.converged && dv.errorEstimate <= tol)) dv = await grow(tol, dv);
+    if (auto && dv.lambdaGen > 0 && nb > 0) {
+      // the automatic tolerance follows this round's sampling error: when the interval asks for
+      // a tighter one, grow further and recompute the interval at that accuracy
+      if (wantGrads && !wantIdentity) gradsOp = overlap(oracle, () => oracle.grads());
+      ci = bootstrapInterval(dv.curv, p, dv.S, { count: nb, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
+      const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : tol;
+      if (want < 0.99 * tol) {
+        tol = want;
+        if (!(dv.converged && dv.errorEstimate <= tol)) {
+          if (gradsOp) await settle(oracle, gradsOp, overlapped); // the basis grows: ask again after
+          gradsOp = undefined;
+          dv = await grow(tol, dv);
         }
+        ci = bootstrapInterval(dv.curv, p, dv.S, { count: nb, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
       }
     }
     ({ curv, lambdaGen, S, converged, residual, minCurvature, errorEstimate } = dv);
+    ciCurv = ci ? curv : undefined;
     converged = converged && errorEstimate <= tol;
     lambdaMax = Math.max(lz.lambdaMax, dv.maxCurvature);
     stopped = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
@@ -299,25 +312,27 @@ export async function estimateRound(
   const k = curv.k;
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
   const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, seed) : {};
+  // gradients (the last op before compaction) computed by the client while the curve and the
+  // bootstrap are solved here
+  if (wantGrads && k > 0 && !gradsOp) gradsOp = overlap(oracle, () => oracle.grads());
   const curve = lambdaGen > 0
-    ? batchCurve(curv, n, grid, lr, { start: S, tol: innerTol, counter, known: new Map([[B, lambdaGen]]) })
+    ? batchCurve(curv, n, grid, lr, { start: S, tol: exact || whole ? innerTol : tol / 10, counter, known: new Map([[B, lambdaGen]]) })
     : { points: [] as BatchPoint[] };
   curve.points = curve.points.map((pt) => ({ ...pt, converged: pointConverged(pt.B) }));
   if (curve.points.some((pt) => !pt.converged)) {
     warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
-  const nb = params.bootstrap ?? 100;
-  const ci = nb > 0 && lambdaGen > 0
-    ? bootstrapInterval(curv, p, S, { count: nb, seed: seed + 104729, tol, lambdaGen, counter, deadline })
-    : undefined;
+  if ((ci === undefined || curv !== ciCurv) && nb > 0 && lambdaGen > 0) {
+    ci = bootstrapInterval(curv, p, S, { count: nb, seed: seed + 104729, tol, lambdaGen, counter, deadline });
+  }
   if (nb > 0 && lambdaGen > 0 && (!ci || ci.count < nb)) {
     warnings.push(
       ci ? `bootstrap cut by the time budget: ${ci.count} of ${nb} resamples` : "bootstrap dropped: no time left in the budget",
     );
   }
   let floors = {};
-  if ((params.grads ?? true) && k > 0) {
-    const g = await oracle.grads();
+  if (gradsOp && k > 0) {
+    const g = await settle(oracle, gradsOp, overlapped);
     // the blocks describe the leading k columns of the client's basis
     const kc = oracle.basisSize;
     const proj = new Float64Array(m * k);
@@ -377,7 +392,7 @@ export async function estimateRound(
     });
     basisAfter = cb.k;
   }
-  finish(report, oracle, counter, t0, wait0, spent());
+  finish(report, oracle, counter, t0, wait0, spent(), overlapped.ms);
   const state: RoundState = {
     round: params.round,
     lambdaMax,
@@ -422,17 +437,51 @@ async function refineCurve(
   return { curv, converged, restarted };
 }
 
+/**
+ * An op sent early whose result is awaited later, so the client computes it while the sidecar
+ * computes (the reduced solves of the curve and the bootstrap overlap the client's gradients).
+ * `idle` corrects the oracle's wait time, which here overlaps the sidecar's own work.
+ */
+interface Overlapped<T> {
+  promise: Promise<T>;
+  wait0: number;
+}
+
+function overlap<T>(oracle: CurvatureOracle, send: () => Promise<T>): Overlapped<T> {
+  const wait0 = oracle.waitMs ?? 0;
+  const promise = send();
+  promise.catch(() => {}); // awaited later; a rejection then ends the round
+  return { promise, wait0 };
+}
+
+/** Await an overlapped op; adds (its measured wait − the time actually idle) to `acc.ms`. */
+async function settle<T>(oracle: CurvatureOracle, o: Overlapped<T>, acc: { ms: number }): Promise<T> {
+  const t = performance.now();
+  const value = await o.promise;
+  const idle = performance.now() - t;
+  acc.ms += Math.max(0, (oracle.waitMs ?? 0) - o.wait0 - idle);
+  return value;
+}
+
 /** Clamp an automatic tolerance to [TOL_FLOOR, TOL_CAP]. */
 function clampTol(t: number): number {
   return Math.min(TOL_CAP, Math.max(TOL_FLOOR, Number.isFinite(t) ? t : TOL_CAP));
 }
 
 /** Cost fields, filled last. */
-function finish(report: Report, oracle: CurvatureOracle, counter: ApplicationCounter, t0: number, wait0: number, hvps: number): void {
+function finish(
+  report: Report,
+  oracle: CurvatureOracle,
+  counter: ApplicationCounter,
+  t0: number,
+  wait0: number,
+  hvps: number,
+  overlapped = 0,
+): void {
   report.hvps = hvps;
   report.operator_applications = counter.applications;
   report.wall_ms = performance.now() - t0;
-  report.sidecar_ms = Math.max(0, report.wall_ms - ((oracle.waitMs ?? 0) - wait0));
+  report.sidecar_ms = Math.max(0, report.wall_ms - ((oracle.waitMs ?? 0) - wait0 - overlapped));
 }
 
 /** Hessian route, `d ≤ max_basis`: the identity basis (seeded random rotation of it). */
