@@ -253,7 +253,7 @@ def test_sweep_smoke_writes_csv_and_figures(tmp_path):
         assert r["bound_rank_one"] <= lg * (1 + 1e-6)
         assert r["ratio"] == pytest.approx(lg * r["lr"] / 2)
         if r["batch_size"] == n:
-            assert lg == pytest.approx(lm, rel=1e-8)         # GD: p = 0
+            assert lg == pytest.approx(lm, rel=1e-6)  # GD: p = 0 (two solves, each to the checkpoint tol)
     assert any(r["converged"] for r in rows)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "paper"))
     import plot
