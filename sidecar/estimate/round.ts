@@ -177,10 +177,94 @@ export async function estimateRound(
   params: RoundParams,
   options: RoundOptions = {},
 ): Promise<{ report: Report; state: RoundState }> {
+  const x = roundContext(oracle, params, options);
+  let sol: Solution;
+  if (x.whole) sol = await solveWhole(x);
+  else {
+    const live = await solveLive(x);
+    if ("report" in live) return live;
+    sol = live;
+  }
+  addWarnings(x, sol);
+  const pointConverged = await refineCurveStep(x, sol);
+  const report = await assembleReport(x, sol, pointConverged);
+  // keep the client's basis small for the next round (no HVPs)
+  let basisAfter = oracle.basisSize;
+  if (!x.identity && sol.curv.k > 0) {
+    const cb = await compactBasis(oracle, sol.curv, sol.S, {
+      carryTol: options.carryTol,
+      carryMax: options.carryMax ?? Math.floor(Math.min(x.maxBasis, 64) / 2),
+    });
+    basisAfter = cb.k;
+  }
+  finish(report, oracle, x.counter, x.t0, x.wait0, x.spent(), x.overlapped.ms);
+  const ci = sol.ci;
+  const state: RoundState = {
+    round: params.round,
+    lambdaMax: sol.lambdaMax,
+    lambdaGen: sol.lambdaGen,
+    basis: basisAfter,
+    halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / sol.lambdaGen : options.state?.halfWidth,
+  };
+  return { report: dropNonFinite(report), state };
+}
+
+/** What the steps of a round share: its settings, budgets and counters. */
+interface RoundContext {
+  oracle: CurvatureOracle;
+  params: RoundParams;
+  t0: number;
+  wait0: number;
+  m: number;
+  p: number;
+  /** Rows of each factor (factor route) or undefined (Hessian route). */
+  c?: number;
+  exact: boolean;
+  /** The tolerance follows the bootstrap (no `tol`, not `exact`). */
+  auto: boolean;
+  tol: number;
+  /** Tolerance of reduced solves whose basis is exact (whole span or identity). */
+  innerTol: number;
+  maxBasis: number;
+  block: number;
+  seed: number;
+  deadline?: number;
+  budgetHvps: number;
+  spent: () => number;
+  counter: ApplicationCounter;
+  warnings: string[];
+  /** Bootstrap resamples. */
+  nb: number;
+  wantGrads: boolean;
+  wantIdentity: boolean;
+  gradsOp?: Overlapped<GradStats>;
+  overlapped: { ms: number };
+  /** The identity basis of a small model (Hessian route). */
+  identity: boolean;
+  /** The basis is the whole space or the whole factor span: exact. */
+  whole: boolean;
+}
+
+/** A round's solution for its own batch size. */
+interface Solution {
+  curv: Curvature;
+  lambdaMax: number;
+  lambdaGen: number;
+  S: Float64Array;
+  converged: boolean;
+  residual: number;
+  minCurvature: number;
+  errorEstimate: number;
+  stopped: Report["stopped"];
+  /** The bootstrap interval, when the automatic tolerance already computed it, and its basis. */
+  ci?: BootstrapInterval;
+  ciCurv?: Curvature;
+}
+
+/** Validate the parameters and settle the round's tolerance, budgets and route. */
+function roundContext(oracle: CurvatureOracle, params: RoundParams, options: RoundOptions): RoundContext {
   const t0 = performance.now();
-  const wait0 = oracle.waitMs ?? 0;
-  const m = oracle.probeSize;
-  const hvp0 = oracle.hvps;
+  const m = oracle.probeSize, hvp0 = oracle.hvps;
   const { lr, batch_size: B, n } = params;
   if (!(Number.isFinite(lr) && lr >= 0)) {
     throw new RangeError(`Expected a finite non-negative lr, got ${lr}`);
@@ -190,150 +274,206 @@ export async function estimateRound(
     throw new RangeError(`Expected tol in (0, 1), got ${params.tol}`);
   }
   const exact = params.exact ?? false;
-  const auto = params.tol === undefined && !exact;
   const prevHalf = options.state?.halfWidth;
-  let tol = params.tol ?? (exact ? TOL_FLOOR : clampTol(prevHalf !== undefined ? 0.1 * prevHalf : TOL_CAP));
+  const tol = params.tol ?? (exact ? TOL_FLOOR : clampTol(prevHalf !== undefined ? 0.1 * prevHalf : TOL_CAP));
   const c = oracle.outputs;
   // factors make a large basis cheap; dense blocks cost m k³ per application
   const maxBasis = params.max_basis ?? (exact && c !== undefined ? 512 : 64);
-  const block = options.block ?? 8;
-  const seed = params.seed ?? 1 + params.round;
-  const deadline = params.budget?.seconds !== undefined ? t0 + 1000 * params.budget.seconds : undefined;
-  // a round always ends: without a budget, at most 10 basis budgets of HVP-equivalents
-  const budgetHvps = params.budget?.hvps ?? 10 * maxBasis;
-  const spent = () => (oracle.hvps - hvp0) / m;
-  const counter: ApplicationCounter = { applications: 0 };
-  const warnings: string[] = [];
-
-  let curv: Curvature;
-  let lambdaMax: number, lambdaGen: number, S: Float64Array;
-  let converged: boolean, residual: number, minCurvature: number, errorEstimate: number;
-  let stopped: Report["stopped"];
-  const nb = params.bootstrap ?? 100;
-  let ci: BootstrapInterval | undefined;
-  let ciCurv: Curvature | undefined; // the curvature the interval was computed in
-  const wantGrads = params.grads ?? true;
-  const wantIdentity = (params.bounds ?? []).includes("identity");
-  let gradsOp: Overlapped<GradStats> | undefined;
-  const overlapped = { ms: 0 };
   const d = params.params;
-  // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
-  let innerTol = tol / 100;
-  const whole = (d !== undefined && d <= maxBasis && c === undefined) ||
-    (exact && c !== undefined && m * c <= (options.exactSpanMax ?? EXACT_SPAN_MAX));
-  if (whole) {
-    // the identity basis (small d) or the span of the stacked factor rows: exact
-    curv = c === undefined ? await identityBasis(oracle, d!, seed) : await factorSpan(oracle, c);
-    innerTol = Math.min(innerTol, c === undefined ? 1e-12 : 1e-8);
-    const sol = reducedSolve(curv, p, { tol: innerTol, counter });
-    lambdaMax = sol.maxCurvature;
-    ({ lambdaGen, S, converged, residual, minCurvature } = sol);
-    errorEstimate = 0;
-    stopped = "converged";
-  } else {
-    const warm = oracle.basisSize > 0;
-    const k0 = oracle.basisSize;
-    curv = warm ? await fetchCurvature(oracle, undefined, 0, k0) : emptyCurvature(oracle);
-    const lz = await lanczos(oracle, {
-      tol: Math.min(tol, 1e-3),
-      curv,
-      warm,
-      seed,
-      maxSteps: Math.max(1, Math.min(100, maxBasis - k0 - block)),
-      maxHvps: budgetHvps,
-      deadline,
-    });
-    if (params.target === "lambda_max") return lambdaMaxOnly(oracle, params, lz, p, tol, counter, t0, wait0, spent());
-    curv = lz.curv ?? curv;
-    if (oracle.basisSize > curv.k) curv = await fetchCurvature(oracle, curv, curv.k, oracle.basisSize - curv.k);
-    const grow = (t: number, from?: DavidsonResult) =>
-      davidson(oracle, from?.curv ?? curv, {
-        p, tol: t, block, maxBasis, counter, deadline, seed,
-        maxHvps: Math.max(0, budgetHvps - spent()),
-        start: from?.S,
-      });
-    let dv = await grow(tol);
-    if (auto && dv.lambdaGen > 0 && nb > 0) {
-      // the automatic tolerance follows this round's sampling error: when the interval asks for
-      // a tighter one, grow further and recompute the interval at that accuracy
-      if (wantGrads && !wantIdentity) gradsOp = overlap(oracle, () => oracle.grads());
-      ci = bootstrapInterval(dv.curv, p, dv.S, { count: nb, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
-      const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : tol;
-      if (want < 0.99 * tol) {
-        tol = want;
-        if (!(dv.converged && dv.errorEstimate <= tol)) {
-          if (gradsOp) await settle(oracle, gradsOp, overlapped); // the basis grows: ask again after
-          gradsOp = undefined;
-          dv = await grow(tol, dv);
-        }
-        ci = bootstrapInterval(dv.curv, p, dv.S, { count: nb, seed: seed + 104729, tol, lambdaGen: dv.lambdaGen, counter, deadline });
-      }
-    }
-    ({ curv, lambdaGen, S, converged, residual, minCurvature, errorEstimate } = dv);
-    ciCurv = ci ? curv : undefined;
-    converged = converged && errorEstimate <= tol;
-    lambdaMax = Math.max(lz.lambdaMax, dv.maxCurvature);
-    stopped = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
-    if (stopped === "converged" && !converged) stopped = "budget_hvps";
-    if (!lz.converged) {
-      warnings.push(`lambda_max not converged: ${lz.stopped}, residual ${lz.residual.toExponential(2)}`);
-    }
-  }
-  if (!converged) {
-    warnings.push(`lambda_gen not converged: ${stopped}, residual ${residual.toExponential(2)}`);
-  }
-  if ((params.momentum ?? 0) > 0) {
-    warnings.push(`momentum ${params.momentum} ignored: the threshold is that of plain SGD (theory §1)`);
-  }
-  if (minCurvature < 0) {
-    warnings.push(`negative curvature in the subspace: ${minCurvature.toExponential(3)}, not at a minimum`);
-  }
+  const identity = d !== undefined && d <= maxBasis && c === undefined;
+  const whole = identity || (exact && c !== undefined && m * c <= (options.exactSpanMax ?? EXACT_SPAN_MAX));
+  return {
+    oracle, params, t0, wait0: oracle.waitMs ?? 0, m, p, c, exact,
+    auto: params.tol === undefined && !exact,
+    tol,
+    // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
+    innerTol: whole ? Math.min(tol / 100, c === undefined ? 1e-12 : 1e-8) : tol / 100,
+    maxBasis,
+    block: options.block ?? 8,
+    seed: params.seed ?? 1 + params.round,
+    deadline: params.budget?.seconds !== undefined ? t0 + 1000 * params.budget.seconds : undefined,
+    // a round always ends: without a budget, at most 10 basis budgets of HVP-equivalents
+    budgetHvps: params.budget?.hvps ?? 10 * maxBasis,
+    spent: () => (oracle.hvps - hvp0) / m,
+    counter: { applications: 0 },
+    warnings: [],
+    nb: params.bootstrap ?? 100,
+    wantGrads: params.grads ?? true,
+    wantIdentity: (params.bounds ?? []).includes("identity"),
+    overlapped: { ms: 0 },
+    identity,
+    whole,
+  };
+}
 
-  const grid = params.batch_grid ?? defaultGrid(n, B);
-  // the curve's other batch sizes: exact in a whole span; refined to tol for a checkpoint
-  let pointConverged = (b: number) => whole || (b === B && converged);
-  if (exact && !whole && lambdaGen > 0) {
-    const r = await refineCurve(oracle, curv, grid, n, B, {
-      tol, block, maxBasis, counter, deadline, seed, maxHvps: () => Math.max(0, budgetHvps - spent()),
-    });
-    if (r.curv !== curv) {
-      curv = r.curv;
-      const sol = reducedSolve(curv, p, { tol: innerTol, counter });
-      ({ lambdaGen, S, minCurvature } = sol);
-      lambdaMax = Math.max(lambdaMax, sol.maxCurvature);
-    }
-    if (r.restarted && converged) {
-      converged = false;
-      stopped = "max_basis";
-      warnings.push("lambda_gen not converged: the basis budget forced a restart while refining the batch curve");
-    }
-    pointConverged = (b: number) => (b === B ? converged : r.converged.get(b) ?? false);
+/** The identity basis (small d) or the span of the stacked factor rows: exact. */
+async function solveWhole(x: RoundContext): Promise<Solution> {
+  const curv = x.c === undefined ? await identityBasis(x.oracle, x.params.params!, x.seed) : await factorSpan(x.oracle, x.c);
+  const sol = reducedSolve(curv, x.p, { tol: x.innerTol, counter: x.counter });
+  return {
+    curv,
+    lambdaMax: sol.maxCurvature,
+    lambdaGen: sol.lambdaGen,
+    S: sol.S,
+    converged: sol.converged,
+    residual: sol.residual,
+    minCurvature: sol.minCurvature,
+    errorEstimate: 0,
+    stopped: "converged",
+  };
+}
+
+/**
+ * A basis of limited size: warm-started λ_max by Lanczos, then Davidson for λ_gen to the
+ * tolerance; with the automatic tolerance, the bootstrap interval (computed while the client
+ * computes the gradients) may ask for a tighter one, and the basis grows further.
+ */
+async function solveLive(x: RoundContext): Promise<Solution | { report: Report; state: RoundState }> {
+  const { oracle, p, block, maxBasis, counter, deadline, seed, nb } = x;
+  const warm = oracle.basisSize > 0;
+  const k0 = oracle.basisSize;
+  let curv = warm ? await fetchCurvature(oracle, undefined, 0, k0) : emptyCurvature(oracle);
+  const lz = await lanczos(oracle, {
+    tol: Math.min(x.tol, 1e-3),
+    curv,
+    warm,
+    seed,
+    maxSteps: Math.max(1, Math.min(100, maxBasis - k0 - block)),
+    maxHvps: x.budgetHvps,
+    deadline,
+  });
+  if (x.params.target === "lambda_max") {
+    return lambdaMaxOnly(oracle, x.params, lz, p, x.tol, counter, x.t0, x.wait0, x.spent());
   }
+  curv = lz.curv ?? curv;
+  if (oracle.basisSize > curv.k) curv = await fetchCurvature(oracle, curv, curv.k, oracle.basisSize - curv.k);
+  const grow = (t: number, from?: DavidsonResult) =>
+    davidson(oracle, from?.curv ?? curv, {
+      p, tol: t, block, maxBasis, counter, deadline, seed,
+      maxHvps: Math.max(0, x.budgetHvps - x.spent()),
+      start: from?.S,
+    });
+  let dv = await grow(x.tol);
+  let ci: BootstrapInterval | undefined;
+  if (x.auto && dv.lambdaGen > 0 && nb > 0) {
+    // the automatic tolerance follows this round's sampling error: when the interval asks for
+    // a tighter one, grow further and recompute the interval at that accuracy
+    if (x.wantGrads && !x.wantIdentity) x.gradsOp = overlap(oracle, () => oracle.grads());
+    const boot = (d: DavidsonResult) =>
+      bootstrapInterval(d.curv, p, d.S, { count: nb, seed: seed + 104729, tol: x.tol, lambdaGen: d.lambdaGen, counter, deadline });
+    ci = boot(dv);
+    const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : x.tol;
+    if (want < 0.99 * x.tol) {
+      x.tol = want;
+      x.innerTol = want / 100;
+      if (!(dv.converged && dv.errorEstimate <= x.tol)) {
+        if (x.gradsOp) await settle(oracle, x.gradsOp, x.overlapped); // the basis grows: ask again after
+        x.gradsOp = undefined;
+        dv = await grow(x.tol, dv);
+      }
+      ci = boot(dv);
+    }
+  }
+  const converged = dv.converged && dv.errorEstimate <= x.tol;
+  let stopped: Report["stopped"] = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
+  if (stopped === "converged" && !converged) stopped = "budget_hvps";
+  if (!lz.converged) {
+    x.warnings.push(`lambda_max not converged: ${lz.stopped}, residual ${lz.residual.toExponential(2)}`);
+  }
+  return {
+    curv: dv.curv,
+    lambdaMax: Math.max(lz.lambdaMax, dv.maxCurvature),
+    lambdaGen: dv.lambdaGen,
+    S: dv.S,
+    converged,
+    residual: dv.residual,
+    minCurvature: dv.minCurvature,
+    errorEstimate: dv.errorEstimate,
+    stopped,
+    ci,
+    ciCurv: ci ? dv.curv : undefined,
+  };
+}
+
+/** The warnings every round owes: not converged, momentum, negative curvature. */
+function addWarnings(x: RoundContext, sol: Solution): void {
+  if (!sol.converged) {
+    x.warnings.push(`lambda_gen not converged: ${sol.stopped}, residual ${sol.residual.toExponential(2)}`);
+  }
+  if ((x.params.momentum ?? 0) > 0) {
+    x.warnings.push(`momentum ${x.params.momentum} ignored: the threshold is that of plain SGD (theory §1)`);
+  }
+  if (sol.minCurvature < 0) {
+    x.warnings.push(`negative curvature in the subspace: ${sol.minCurvature.toExponential(3)}, not at a minimum`);
+  }
+}
+
+/**
+ * The curve's other batch sizes: exact in a whole span; grown to `tol` for a checkpoint
+ * (updating `sol` to the enlarged basis); live, only the run's own batch size is converged.
+ * @returns whether the curve point at batch size `b` is within the tolerance
+ */
+async function refineCurveStep(x: RoundContext, sol: Solution): Promise<(b: number) => boolean> {
+  const B = x.params.batch_size;
+  if (x.whole) return () => true;
+  if (!(x.exact && sol.lambdaGen > 0)) return (b) => b === B && sol.converged;
+  const r = await refineCurve(x.oracle, sol.curv, x.params.batch_grid ?? defaultGrid(x.params.n, B), x.params.n, B, {
+    tol: x.tol, block: x.block, maxBasis: x.maxBasis, counter: x.counter, deadline: x.deadline, seed: x.seed,
+    maxHvps: () => Math.max(0, x.budgetHvps - x.spent()),
+  });
+  if (r.curv !== sol.curv) {
+    sol.curv = r.curv;
+    const s = reducedSolve(sol.curv, x.p, { tol: x.innerTol, counter: x.counter });
+    sol.lambdaGen = s.lambdaGen;
+    sol.S = s.S;
+    sol.minCurvature = s.minCurvature;
+    sol.lambdaMax = Math.max(sol.lambdaMax, s.maxCurvature);
+  }
+  if (r.restarted && sol.converged) {
+    sol.converged = false;
+    sol.stopped = "max_basis";
+    x.warnings.push("lambda_gen not converged: the basis budget forced a restart while refining the batch curve");
+  }
+  return (b) => (b === B ? sol.converged : r.converged.get(b) ?? false);
+}
+
+/**
+ * Bounds, the η*(B) curve and the bootstrap (solved here while the client computes the
+ * gradients), then the floors and the report.
+ */
+async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b: number) => boolean): Promise<Report> {
+  const { oracle, params, p, m, counter } = x;
+  const { curv, S, lambdaGen, lambdaMax } = sol;
+  const { lr, batch_size: B, n } = params;
   const k = curv.k;
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
-  const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, seed) : {};
+  const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, x.seed) : {};
   // gradients (the last op before compaction) computed by the client while the curve and the
   // bootstrap are solved here
-  if (wantGrads && k > 0 && !gradsOp) gradsOp = overlap(oracle, () => oracle.grads());
+  if (x.wantGrads && k > 0 && !x.gradsOp) x.gradsOp = overlap(oracle, () => oracle.grads());
+  const grid = params.batch_grid ?? defaultGrid(n, B);
   const curve = lambdaGen > 0
-    ? batchCurve(curv, n, grid, lr, { start: S, tol: exact || whole ? innerTol : tol / 10, counter, known: new Map([[B, lambdaGen]]) })
+    ? batchCurve(curv, n, grid, lr, {
+      start: S, tol: x.exact || x.whole ? x.innerTol : x.tol / 10, counter, known: new Map([[B, lambdaGen]]),
+    })
     : { points: [] as BatchPoint[] };
   curve.points = curve.points.map((pt) => ({ ...pt, converged: pointConverged(pt.B) }));
   if (curve.points.some((pt) => !pt.converged)) {
-    warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
+    x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
-  if ((ci === undefined || curv !== ciCurv) && nb > 0 && lambdaGen > 0) {
-    ci = bootstrapInterval(curv, p, S, { count: nb, seed: seed + 104729, tol, lambdaGen, counter, deadline });
+  if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0) {
+    sol.ci = bootstrapInterval(curv, p, S, { count: x.nb, seed: x.seed + 104729, tol: x.tol, lambdaGen, counter, deadline: x.deadline });
   }
-  if (nb > 0 && lambdaGen > 0 && (!ci || ci.count < nb)) {
-    warnings.push(
-      ci ? `bootstrap cut by the time budget: ${ci.count} of ${nb} resamples` : "bootstrap dropped: no time left in the budget",
+  const ci = sol.ci;
+  if (x.nb > 0 && lambdaGen > 0 && (!ci || ci.count < x.nb)) {
+    x.warnings.push(
+      ci ? `bootstrap cut by the time budget: ${ci.count} of ${x.nb} resamples` : "bootstrap dropped: no time left in the budget",
     );
   }
   let floors = {};
-  if (gradsOp && k > 0) {
-    const g = await settle(oracle, gradsOp, overlapped);
-    // the blocks describe the leading k columns of the client's basis
+  if (x.gradsOp && k > 0) {
+    const g = await settle(oracle, x.gradsOp, x.overlapped);
+    // the curvature describes the leading k columns of the client's basis
     const kc = oracle.basisSize;
     const proj = new Float64Array(m * k);
     for (let i = 0; i < m; i++) {
@@ -341,29 +481,20 @@ export async function estimateRound(
     }
     floors = lossFloors(curv, p, lr, etaStar, { ...g, proj });
   }
-
-  const report: Report = {
-    run: params.run,
-    round: params.round,
-    step: params.step,
-    epoch: params.epoch,
-    lr,
-    batch_size: B,
-    n,
-    p,
-    m,
+  return {
+    run: params.run, round: params.round, step: params.step, epoch: params.epoch, lr, batch_size: B, n, p, m,
     lambda_max: lambdaMax,
     lambda_gen: lambdaGen,
     eta_star: etaStar,
     eta_gd: lambdaMax > 0 ? 2 / lambdaMax : Infinity,
     margin: lr / etaStar,
     suggested_lr: (params.safety ?? 0.9) * etaStar,
-    converged,
-    residual,
-    tol,
-    error_estimate: errorEstimate,
+    converged: sol.converged,
+    residual: sol.residual,
+    tol: x.tol,
+    error_estimate: sol.errorEstimate,
     basis_size: k,
-    hvps: spent(),
+    hvps: x.spent(),
     operator_applications: 0,
     wall_ms: 0,
     sidecar_ms: 0,
@@ -379,28 +510,10 @@ export async function estimateRound(
       level: ci.level,
     },
     ...floors,
-    min_curvature: minCurvature,
-    stopped,
-    warnings,
+    min_curvature: sol.minCurvature,
+    stopped: sol.stopped,
+    warnings: x.warnings,
   };
-  // keep the client's basis small for the next round (no HVPs)
-  let basisAfter = oracle.basisSize;
-  if (!(d !== undefined && d <= maxBasis && c === undefined) && k > 0) {
-    const cb = await compactBasis(oracle, curv, S, {
-      carryTol: options.carryTol,
-      carryMax: options.carryMax ?? Math.floor(Math.min(maxBasis, 64) / 2),
-    });
-    basisAfter = cb.k;
-  }
-  finish(report, oracle, counter, t0, wait0, spent(), overlapped.ms);
-  const state: RoundState = {
-    round: params.round,
-    lambdaMax,
-    lambdaGen,
-    basis: basisAfter,
-    halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / lambdaGen : prevHalf,
-  };
-  return { report: dropNonFinite(report), state };
 }
 
 /**
