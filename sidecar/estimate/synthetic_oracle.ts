@@ -86,6 +86,23 @@ export class SyntheticOracle implements CurvatureOracle {
     return o;
   }
 
+  /**
+   * Replace the per-sample factors (same `m`, `c` and `d`), keeping the basis: the factor
+   * route's analogue of {@linkcode SyntheticOracle.setHessians}.
+   * @throws {TypeError} on a Hessian-route oracle
+   * @throws {RangeError} on a size mismatch
+   */
+  setFactors(factors: Float64Array[]): void {
+    const fs = this.#fs, c = this.#c;
+    if (!fs || c === undefined) throw new TypeError("Cannot set factors of a Hessian-route oracle");
+    if (factors.length !== fs.length || factors.some((f) => f.length !== c * this.d)) {
+      throw new RangeError(`Expected ${fs.length} factors of ${c}×${this.d}`);
+    }
+    const next = SyntheticOracle.fromFactors(factors, c);
+    this.#fs = next.#fs;
+    this.#hs = next.#hs;
+  }
+
   /** Rows `c` of each factor on the factor route; undefined on the Hessian route. */
   get outputs(): number | undefined {
     return this.#c;
