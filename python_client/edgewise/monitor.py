@@ -74,9 +74,9 @@ class Monitor:
         bounds: cheap lower bounds to report (subset of ``top_eigvec``, ``identity``,
             ``rank_one``); None: the sidecar's default.
         batch_grid: batch sizes for the ``eta_star_by_batch`` curve (default: powers of two).
-        max_basis: basis budget of the subspace iteration (default 64 in the sidecar): the
-            sidecar's work per round grows as ``m · max_basis³``; models with at most this
-            many parameters are solved exactly in the full space.
+        max_basis: basis budget of the subspace iteration (None: the sidecar's default). On
+            the Gauss–Newton route an operator application costs ``O(m · c · k²)`` for a basis of
+            ``k`` (``c`` outputs), on the Hessian route ``O(m · k³)``.
         bootstrap: bootstrap resamples for the interval (None: the sidecar's default; 0
             disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
