@@ -3,6 +3,7 @@ import { bootstrapInterval } from "./bootstrap.ts";
 import { reducedSolve } from "./reduced_solve.ts";
 import { bothRoutes, randomPsd, stack } from "./_testing.ts";
 import { Curvature } from "./curvature.ts";
+import { Rng } from "./_rng.ts";
 
 Deno.test("bootstrapInterval() contains the point estimate, is seeded, and inverts for η*", () => {
   const d = 6, m = 30;
@@ -37,4 +38,29 @@ Deno.test("bootstrapInterval() contains the point estimate, is seeded, and inver
     "Expected a level in (0, 1)",
   );
   assertEquals(bootstrapInterval(b, 1, s.S, { count: 0 }), undefined);
+});
+
+Deno.test("bootstrapInterval() has the accuracy of the point value on a full-rank maximiser (vs full-basis resample solves)", () => {
+  // incoherent samples: S* has full rank, so a few leading directions would bias every resample low
+  const d = 12, m = 24;
+  const hs = randomPsd(m, d, 2, 131);
+  const [[, b]] = bothRoutes(hs, d);
+  for (const [p, tol] of [[1, 1e-3], [0.3, 1e-2]]) {
+    const sol = reducedSolve(b, p);
+    const ci = bootstrapInterval(b, p, sol.S, { count: 60, seed: 9, tol })!;
+    // the same resamples (same generator and seed), each solved in the full basis to 1e-12
+    const rng = new Rng(9), values: number[] = [];
+    for (let r = 0; r < 60; r++) {
+      const w = new Float64Array(m);
+      for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
+      values.push(reducedSolve(b, p, { weights: w }).lambdaGen);
+    }
+    values.sort((x, y) => x - y);
+    const q = (f: number) => {
+      const pos = f * (values.length - 1), i = Math.floor(pos);
+      return values[i] * (1 - (pos - i)) + values[Math.min(i + 1, values.length - 1)] * (pos - i);
+    };
+    assert(Math.abs(ci.lambda_gen_lo - q(0.05)) <= tol * q(0.05), `p=${p} lo ${ci.lambda_gen_lo} vs ${q(0.05)}`);
+    assert(Math.abs(ci.lambda_gen_hi - q(0.95)) <= tol * q(0.95), `p=${p} hi ${ci.lambda_gen_hi} vs ${q(0.95)}`);
+  }
 });
