@@ -34,6 +34,11 @@ export interface ReducedSolveOptions {
   seed?: number;
   /** Adds the operator applications of this solve. */
   counter?: ApplicationCounter;
+  /**
+   * Also require the Ritz value to have moved by at most `tol` in the last step (default true:
+   * guards the gap estimate early on; a warm start close to the answer can skip it).
+   */
+  settle?: boolean;
 }
 
 /** Result of {@linkcode reducedSolve}. */
@@ -169,6 +174,7 @@ export function reducedSolve(
     x0,
     maxIter,
     tol,
+    options.settle ?? true,
   );
   if (options.counter) options.counter.applications += iterations;
   // back to basis coordinates: S = Qr (W ∘ X) Qrᵀ
@@ -205,6 +211,7 @@ export function lanczosTop(
   start: Float64Array,
   maxIter: number,
   tol: number,
+  settle = true,
 ): {
   theta: number;
   x: Float64Array;
@@ -253,7 +260,7 @@ export function lanczosTop(
       // a PSD operator's gap is at most θ; the Ritz value must also have settled
       const gap = jj > 1 ? Math.min(theta - e.values[1], th) : 0;
       const err = gap > rho ? Math.min(rho, (rho * rho) / gap) : rho;
-      const settled = Math.abs(theta - prevTheta) <= tol * th;
+      const settled = !settle || Math.abs(theta - prevTheta) <= tol * th;
       prevTheta = theta;
       if (invariant || (err <= tol * th && settled)) {
         if (invariant) residual = b <= 1e-13 * scale ? 0 : residual;
