@@ -18,6 +18,22 @@ import { estimateRound, type RoundParams, type RoundState } from "./estimate/rou
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
 
+/** What `--help` prints. */
+export const USAGE = `usage: edgewise sidecar [options]   (deno run -A sidecar/main.ts [options])
+
+Serves Edgewise stability reports to training clients over ZeroMQ.
+
+  --endpoint E            where to bind (default $EDGEWISE_ENDPOINT, else tcp://127.0.0.1:5555)
+  --log-level L           debug | info | warn | error (default info); logs are JSON lines on stderr
+  --data-dir D            report history (default $EDGEWISE_DATA_DIR, else ./edgewise-data)
+  --http-port P           dashboard port (default 8765; 0: any free port)
+  --no-dashboard          do not serve the dashboard
+  --runner R              estimate (default) | stub (protocol tests)
+  --max-message-bytes N   soft message size limit (default 64 MiB)
+  -h, --help              this text
+
+Prints {"event":"listening","endpoint":...} on stdout once bound; SIGINT/SIGTERM stop it.`;
+
 /** Parsed command line. */
 export interface MainArgs {
   endpoint: string;
@@ -158,11 +174,15 @@ async function startDashboardOrFallback(store: HistoryStore, port: number, log: 
 }
 
 async function main(): Promise<number> {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   let args: MainArgs;
   try {
     args = parseMainArgs(Deno.args, (k) => Deno.env.get(k));
   } catch (e) {
-    console.error(`edgewise sidecar: ${(e as Error).message}`);
+    console.error(`edgewise sidecar: ${(e as Error).message} (--help for usage)`);
     return 2;
   }
   const log = jsonLogger(args.logLevel);

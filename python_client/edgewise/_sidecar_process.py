@@ -1,13 +1,16 @@
-"""Spawning and stopping a local sidecar process (``tools/deno run -A sidecar/main.ts``).
+"""Spawning and stopping a local sidecar process (``deno run -A sidecar/main.ts``).
+
+Which sidecar and which Deno: :func:`edgewise._sidecar_location.find_sidecar` (an installed
+package's copy, or the repository checkout with ``tools/deno``).
 
 The sidecar's stderr (JSON-lines logs) goes to a log file, never to the training console;
 ``SidecarProcess.log_path`` says where. The process is stopped on :meth:`SidecarProcess.stop`
 and at interpreter exit (SIGTERM, then SIGKILL).
 
 Example:
-    >>> from edgewise._sidecar_process import find_root
-    >>> (find_root() / "deno.json").is_file()
-    True
+    >>> proc = SidecarProcess(extra_args=["--runner", "stub"])  # started by .start() or `with`
+    >>> proc.command[1:3], proc.alive()
+    (['run', '-A'], False)
 """
 
 from __future__ import annotations
@@ -25,28 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._sidecar_location import find_sidecar
 from .errors import SidecarStartError
-
-
-def find_root() -> Path:
-    """The repository root: ``$EDGEWISE_ROOT``, else the nearest ancestor of this file with
-    ``deno.json`` and ``tools/deno``.
-
-    Raises:
-        SidecarStartError: no such directory.
-    """
-    env = os.environ.get("EDGEWISE_ROOT")
-    if env:
-        root = Path(env)
-        if not (root / "tools" / "deno").exists():
-            raise SidecarStartError(f"EDGEWISE_ROOT={env} has no tools/deno")
-        return root
-    for d in Path(__file__).resolve().parents:
-        if (d / "deno.json").is_file() and (d / "tools" / "deno").exists():
-            return d
-    raise SidecarStartError(
-        f"cannot find the Edgewise repository (deno.json and tools/deno) above {__file__}; set EDGEWISE_ROOT"
-    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,9 +57,10 @@ class SidecarProcess:
         start_timeout: float = 60.0,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.root = find_root()
+        self.location = find_sidecar()
+        self.root = self.location.root
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
-        self.command = [str(self.root / "tools" / "deno"), "run", "-A", "sidecar/main.ts", "--endpoint", self.endpoint, *extra_args]
+        self.command = self.location.command("--endpoint", self.endpoint, *extra_args)
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="edgewise-sidecar-", suffix=".log")
             os.close(fd)
@@ -106,7 +90,7 @@ class SidecarProcess:
         log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                self.command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                self.command, cwd=self.location.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # Ctrl-C in the training console is for the trainer
             )
         except OSError as exc:
