@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 import warnings
@@ -11,6 +10,7 @@ from typing import Any, Callable
 
 import torch
 
+from ._console import RoundProgress, log
 from ._probe import draw_probe
 from ._report_log import ReportLog
 from ._run_info import round_options, run_metadata
@@ -74,7 +74,8 @@ class Monitor:
             sidecar's 100, to keep live rounds short; 0 disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
             ``tensorboard`` is installed); None logs nowhere.
-        console: print a one-line summary per round (and progress on a terminal).
+        console: log a one-line summary per round on the ``edgewise`` logger (INFO; skipped
+            rounds at WARNING), and show a progress bar during the first round on a terminal.
         run_name: a readable name for the dashboard.
         seed: seed of the probe draw and of the sidecar's random starts.
         chunk_size: samples per vectorised HVP chunk (memory control); None picks one.
@@ -225,7 +226,7 @@ class Monitor:
             client = self._ensure_client()
             oracle = self._ensure_oracle()
             oracle.begin_round()
-            progress = _ProgressOracle(oracle, self._rounds, self.console and sys.stderr.isatty())
+            progress = RoundProgress(oracle, self._rounds, self.console)
             raw = client.run_round(
                 progress,
                 step=step,
@@ -286,8 +287,10 @@ class Monitor:
         self.history.append(report)
         if self._log is not None:
             self._log.write(report)
-        if self.console:
-            print(report.summary(), file=sys.stderr if report.missing else sys.stdout, flush=True)
+        if self.console and report.missing:
+            log.warning("round skipped (%s)", report.reason)
+        elif self.console:
+            log.info("round %s: %s", report.round if report.round is not None else self._rounds - 1, report.summary())
         for listener in self._listeners:
             try:
                 listener(report)
@@ -335,7 +338,7 @@ class Monitor:
             self._opened = False
             url = getattr(client, "dashboard_url", None)
             if url and self.console:
-                print(f"edgewise: live dashboard at {url}", flush=True)
+                log.info("live dashboard at %s", url)
         if not getattr(self, "_opened", False):
             self._client.open_session(self._run_info())
             self._opened = True
@@ -354,44 +357,6 @@ class Monitor:
     def _run_info(self) -> dict[str, Any]:
         return run_metadata(self.model, run_id=self.run_id, name=self.run_name, probe_size=len(self.probe[0]),
                             n=self.n_train, batch_size=self.batch_size, curvature=self.curvature)
-
-
-class _ProgressOracle:
-    """Forwards oracle calls and, on a terminal, redraws one progress line per op."""
-
-    def __init__(self, oracle: Any, round_index: int, live: bool) -> None:
-        self._oracle = oracle
-        self._round = round_index
-        self._live = live
-        self._ops = 0
-        self._hvps = 0.0
-        self._start = time.perf_counter()
-
-    @property
-    def basis_size(self) -> int:
-        return self._oracle.basis_size
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._oracle, name)
-
-    def execute(self, op: str, args: dict) -> dict:
-        result = self._oracle.execute(op, args)
-        self._ops += 1
-        m = max(1, int(getattr(self._oracle, "probe_size", 1)))
-        self._hvps += float(result.get("hvps", 0)) / m
-        if self._live:
-            elapsed = time.perf_counter() - self._start
-            sys.stderr.write(
-                f"\r  edgewise round {self._round}: {self._ops} ops, {self._hvps:.0f} HVP-eq, "
-                f"basis {result.get('basis', '?')}, {elapsed:.1f}s "
-            )
-            sys.stderr.flush()
-        return result
-
-    def done(self) -> None:
-        if self._live and self._ops:
-            sys.stderr.write("\r" + " " * 72 + "\r")
-            sys.stderr.flush()
 
 
 def _default_client_factory(endpoint: str | None, timeout: float) -> Any:
