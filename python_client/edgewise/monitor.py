@@ -73,7 +73,10 @@ class Monitor:
         bootstrap: bootstrap resamples for the interval (default 50 here, half of the
             sidecar's 100, to keep live rounds short; 0 disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
-            ``tensorboard`` is installed); None logs nowhere.
+            ``tensorboard`` is installed); None writes no files.
+        tensorboard: True, False or "auto" (when the package is installed), under ``log_dir``.
+        wandb: a W&B run, or True for the active ``wandb.run``: scalars ``edgewise/*`` against
+            ``edgewise/step`` (the training step).
         console: log a one-line summary per round on the ``edgewise`` logger (INFO; skipped
             rounds at WARNING), and show a progress bar during the first round on a terminal.
         run_name: a readable name for the dashboard.
@@ -114,6 +117,7 @@ class Monitor:
         bootstrap: int | None = 50,
         log_dir: str | os.PathLike | None = None,
         tensorboard: bool | str = "auto",
+        wandb: Any = None,
         console: bool = True,
         run_name: str | None = None,
         seed: int = 0,
@@ -169,7 +173,7 @@ class Monitor:
         self._steps = 0
         self._rounds = 0
         self._warned_momentum = False
-        self._log = ReportLog(log_dir, tensorboard=tensorboard) if log_dir is not None else None
+        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if log_dir is not None or wandb else None
 
     # ----------------------------------------------------------------- public surface
 
