@@ -93,6 +93,7 @@ def test_rounds_at_epoch_end_reach_the_csv_logger_and_match_a_dense_hessian(tmp_
     assert len(lam_max) == 2 and len(eta) == 2 and len(logged(rows, "edgewise/lambda_gen")) == 2
     assert [s for s, _ in lam_max] == [7, 15]  # Lightning's step of each epoch's end (8 batches each)
     history = callback.monitor.history
+    assert (history[0].batch_size, history[0].n) == (8, 64)  # B = loader batch × devices × accumulation
     assert [r.eta_star for r in history] == pytest.approx([v for _, v in eta], rel=1e-6)  # logged as float32
     assert lam_max[-1][1] == pytest.approx(dense_lambda_max(module, *probe), rel=1e-6)
     assert callback.state_dict() == {"batches": 16, "rounds": 2}

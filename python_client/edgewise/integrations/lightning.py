@@ -93,15 +93,20 @@ class EdgewiseCallback(pl.Callback):
         loader = trainer.train_dataloader
         data = self.train_data if self.train_data is not None else getattr(loader, "dataset", None)
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        options = dict(self.monitor_options)
+        if "batch_size" not in options and getattr(loader, "batch_size", None):
+            # one SGD step averages over every device's batch and every accumulated one
+            options["batch_size"] = loader.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+        if "n_train" not in options and data is not None and hasattr(data, "__len__"):
+            options["n_train"] = len(data[0]) if isinstance(data, (tuple, list)) else len(data)
         self.monitor = Monitor(
             self.model_of(pl_module) if self.model_of is not None else pl_module,
             self.loss_fn,
             self.probe,
             train_data=data,
             probe_size=self.probe_size,
-            loader=loader,
             optimizer=optimizer,
-            **self.monitor_options,
+            **options,
         )
         self._attach_stability(trainer, optimizer)
 
