@@ -68,7 +68,6 @@ def test_a_trainer_run_logs_rounds_to_tensorboard_and_log_history(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     data = Tokens()
-    probe = {k: v[:8] for k, v in {"input_ids": data.ids, "attention_mask": data.mask, "labels": data.labels}.items()}
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2, optim="sgd", learning_rate=0.05,
         logging_steps=100, report_to=["tensorboard"], save_strategy="no",
@@ -76,7 +75,7 @@ def test_a_trainer_run_logs_rounds_to_tensorboard_and_log_history(tmp_path):
     )
     model = tiny_bert()
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
-    callback = EdgewiseCallback(probe=probe, tol=1e-9, max_basis=128, bootstrap=0, console=False).attach(trainer)  # d = 99: full space
+    callback = EdgewiseCallback(probe_size=8, tol=1e-9, max_basis=128, bootstrap=0, console=False).attach(trainer)  # d = 99: full space
     with warnings.catch_warnings():
         warnings.simplefilter("error", EdgewiseWarning)  # SGD and attach(): no warning expected
         trainer.train()
@@ -85,6 +84,10 @@ def test_a_trainer_run_logs_rounds_to_tensorboard_and_log_history(tmp_path):
     assert [h["step"] for h in rounds] == [4, 8]  # 32 samples / 8 per step, at each epoch's end
     history = callback.monitor.history
     assert [r.eta_star for r in history] == [h["edgewise/eta_star"] for h in rounds]
+    assert (history[0].batch_size, history[0].n, history[0].m) == (8, 32, 8)
+    x, y = callback.monitor.probe  # drawn from the training set and collated by the Trainer's loader
+    probe = {"input_ids": x[:, 0], "attention_mask": x[:, 1], "labels": y}
+    assert all(bool((data.ids == row).all(1).any()) for row in probe["input_ids"])
     assert rounds[-1]["edgewise/lambda_max"] == pytest.approx(dense_ggn_lambda_max(model, probe), rel=1e-6)
 
     (event_file,) = tmp_path.rglob("events.out.tfevents.*")  # the Trainer's own TensorBoard reporter
@@ -103,3 +106,17 @@ def test_adam_type_optimizers_get_a_warning_and_sgd_does_not():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _warn_adaptive(torch.optim.SGD(params, lr=0.1))
+
+
+def test_every_n_steps_without_attach_still_fills_log_history_and_warns(tmp_path):
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2, optim="sgd", learning_rate=0.05,
+        logging_steps=100, report_to=["tensorboard"], save_strategy="no", use_cpu=True, disable_tqdm=True,
+    )
+    callback = EdgewiseCallback(probe_size=8, every_n_steps=3, max_basis=128, bootstrap=0, console=False)
+    trainer = transformers.Trainer(model=tiny_bert(), args=args, train_dataset=Tokens(), callbacks=[callback])
+    with pytest.warns(EdgewiseWarning, match="attach"):
+        trainer.train()
+    rounds = [h for h in trainer.state.log_history if "edgewise/eta_star" in h]
+    assert [h["step"] for h in rounds] == [3, 6]
+    assert [h["edgewise/eta_star"] for h in rounds] == [r.eta_star for r in callback.monitor.history]
