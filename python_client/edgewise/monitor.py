@@ -226,6 +226,7 @@ class Monitor:
             reason = f"sidecar unavailable after {self._failures} failed round(s); retrying later"
             return self._record(StabilityReport.skipped(reason, **context))
         started = time.perf_counter()
+        progress: RoundProgress | None = None
         try:
             client = self._ensure_client()
             oracle = self._ensure_oracle()
@@ -243,7 +244,6 @@ class Monitor:
                 budget_seconds=self.budget_seconds,
                 options=self._round_options(),
             )
-            progress.done()
             report = StabilityReport.from_dict(raw)
             self._failures = 0
         except Exception as exc:  # monitoring must never reach the training loop
@@ -253,6 +253,8 @@ class Monitor:
             warnings.warn(f"edgewise: round skipped ({reason})", EdgewiseWarning, stacklevel=2)
             report = StabilityReport.skipped(reason, **context)
         finally:
+            if progress is not None:
+                progress.done()  # the bar goes away whether the round finished or failed
             if self._oracle is not None and hasattr(self._oracle, "end_round"):
                 try:
                     self._oracle.end_round()

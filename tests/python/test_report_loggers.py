@@ -4,8 +4,10 @@ numbers are the script's."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 import time
 
 import pytest
@@ -108,3 +110,23 @@ def test_console_summaries_go_through_the_edgewise_logger():
     assert [r.levelno for r in records] == [logging.INFO, logging.WARNING]
     assert "η* 0.5" in records[0].getMessage() and "margin 0.200" in records[0].getMessage()
     assert "round skipped" in records[1].getMessage()
+
+
+def test_the_first_round_shows_a_progress_bar_on_a_terminal_and_later_rounds_do_not(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class OpsClient(ScriptedClient):
+        def run_round(self, oracle, **kwargs):
+            oracle.execute("random", {"r": 2, "seed": 0})  # one op through the progress wrapper
+            return super().run_round(oracle, **kwargs)
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    monitor = make_monitor(OpsClient([report(0.5), report(0.5)]), console=True)
+    monitor.round(lr=0.1)
+    first = err.getvalue()
+    monitor.round(lr=0.1)
+    assert "edgewise: first round" in first
+    assert err.getvalue().count("edgewise: first round") == first.count("edgewise: first round")
