@@ -5,7 +5,6 @@ import { mean, randomPsd, rel, THREE_SAMPLES } from "./_testing.ts";
 import {
   adamDynamics,
   denseThreshold,
-  heavyBallDynamics,
   nesterovDynamics,
 } from "./_momentum_reference.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
