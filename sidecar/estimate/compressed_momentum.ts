@@ -91,7 +91,7 @@ export function steinGram(
  * Smallest eigenvalue of `X ↦ (1/G(η)) ∘ X − 𝒩_V(X)` (its sign is the stability verdict).
  * @returns the eigenvalue, its eigenvector (rotated coordinates), and whether `G > 0`
  */
-export function stabilityMargin(
+function stabilityMargin(
   eb: KEigenbasis,
   model: OptimizerModel,
   p: number,

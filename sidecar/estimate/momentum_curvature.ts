@@ -109,6 +109,12 @@ export function denseCurvature(
  * examples and small problems.
  * @param hessians symmetric `d × d` matrices, row-major, at least one
  * @throws {RangeError} when none is given or sizes differ
+ * @example
+ * ```ts
+ * import { fullCurvature } from "./momentum_curvature.ts";
+ * const c = fullCurvature([new Float64Array([2, 0, 0, 0]), new Float64Array([0, 0, 0, 1])]);
+ * if (c.K2[0] !== 1 || c.K2[3] !== 0.25) throw new Error(c.K2.join()); // H² = diag(1, 1/4)
+ * ```
  */
 export function fullCurvature(hessians: Float64Array[]): MomentumCurvature {
   if (hessians.length === 0) {

@@ -124,6 +124,12 @@ export function momentumExpansion(
 /**
  * The `q` leading eigenvectors of a symmetric `S` by `|eigenvalue|` (the directions worth keeping).
  * @returns `k × q`, orthonormal columns
+ * @example
+ * ```ts
+ * import { leadingDirections } from "./momentum_expansion.ts";
+ * const Y = leadingDirections(new Float64Array([0.1, 0, 0, -2]), 2, 1);
+ * if (Math.abs(Math.abs(Y[1]) - 1) > 1e-12) throw new Error(Y.join());
+ * ```
  */
 export function leadingDirections(
   S: Float64Array,

@@ -144,6 +144,14 @@ export function momentumPencilSolve(
  * lower bound on the exact `λ_gen(β)` (the momentum bounds of §4 are such values).
  * @returns the quotient, or 0 when `tr(KS²) ≤ 0`
  * @throws {RangeError} on a bad shape, `β` or `p`
+ * @example
+ * ```ts
+ * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { momentumQuotient } from "./momentum_pencil.ts";
+ * // d = 1, h = (1, 3), β = 0.5, B = 1: 2/(1+β) + 1/(2(1−β)) = 7/3
+ * const c = fullCurvature([new Float64Array([1]), new Float64Array([3])]);
+ * if (Math.abs(momentumQuotient(c, 0.5, 1, new Float64Array([1])) - 7 / 3) > 1e-12) throw new Error("R");
+ * ```
  */
 export function momentumQuotient(
   curv: MomentumCurvature,

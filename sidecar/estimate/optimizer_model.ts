@@ -35,6 +35,13 @@ export interface PencilCoefficients {
  * Check a model's numbers.
  * @throws {RangeError} when a momentum is outside [0, 1), dampening outside [0, 1) or decay < 0
  * @throws {TypeError} on an unknown kind
+ * @example
+ * ```ts
+ * import { checkOptimizerModel } from "./optimizer_model.ts";
+ * let threw = false;
+ * try { checkOptimizerModel({ kind: "nesterov", momentum: 1 }); } catch { threw = true; }
+ * if (!threw) throw new Error("expected a RangeError");
+ * ```
  */
 export function checkOptimizerModel(model: OptimizerModel): void {
   const unit = (name: string, v: number | undefined) => {
@@ -111,6 +118,11 @@ export function lrScale(model: OptimizerModel): number {
 /**
  * Whether the threshold is one symmetric pencil solve (§3: linear in `η`): SGD, heavy ball with
  * or without dampening, and Adam without decoupled decay. Nesterov and AdamW need Brent (§6).
+ * @example
+ * ```ts
+ * import { hasLinearPencil } from "./optimizer_model.ts";
+ * if (hasLinearPencil({ kind: "nesterov", momentum: 0.9 })) throw new Error("Nesterov");
+ * ```
  */
 export function hasLinearPencil(model: OptimizerModel): boolean {
   return model.kind === "sgd" || model.kind === "heavy_ball" ||
@@ -121,6 +133,12 @@ export function hasLinearPencil(model: OptimizerModel): boolean {
  * The same optimizer with its momentum (`β₁` for Adam) replaced, for the `η*(β)` curve; SGD
  * becomes heavy ball.
  * @throws {RangeError} when `beta` is outside [0, 1)
+ * @example
+ * ```ts
+ * import { withMomentum } from "./optimizer_model.ts";
+ * const m = withMomentum({ kind: "sgd" }, 0.9);
+ * if (m.kind !== "heavy_ball" || m.momentum !== 0.9) throw new Error(JSON.stringify(m));
+ * ```
  */
 export function withMomentum(
   model: OptimizerModel,
@@ -176,6 +194,14 @@ export function pencilCoefficients(
  * @param model the optimizer
  * @param lambda curvature of the mode (an eigenvalue of `K`)
  * @param eta the user's learning rate
+ * @returns `m` and `f`
+ * @example
+ * ```ts
+ * import { modeDynamics } from "./optimizer_model.ts";
+ * // heavy ball β = 0.5, λ = 1, η = 0.2: x ← x − η(β buf + λ x), buf ← β buf + λ x
+ * const { m } = modeDynamics({ kind: "heavy_ball", momentum: 0.5 }, 1, 0.2);
+ * if (m.join() !== [0.8, -0.1, 1, 0.5].join()) throw new Error(m.join());
+ * ```
  */
 export function modeDynamics(
   model: OptimizerModel,
