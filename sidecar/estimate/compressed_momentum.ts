@@ -3,8 +3,9 @@
  * the compressed model (the optimizer on the blocks `K_i`, `K₂ → K²`) is mean-square stable at
  * `η` below its full-batch limit iff `(1/G(η)) ∘ X − 𝒩_V(X) ≻ 0` on symmetric `X`, in `K`'s
  * eigenbasis, with `G_ab = Σ_t h_t(κ_a) h_t(κ_b)` the Gram matrix of the per-mode impulse
- * responses (a `2 × 2` Stein equation per pair) and `𝒩_V(X) = p (mean_i K_iXK_i − KXK)`. Brent
- * on `η` over the smallest eigenvalue of that symmetric operator, 8–16 reduced solves.
+ * responses (a `2 × 2` Stein equation per pair) and `𝒩_V(X) = p (mean_i K_iXK_i − KXK)`, i.e.
+ * iff `ρ(G ∘ 𝒩_V) < 1`. Brent on `η` over `1 − ρ`, the top eigenvalue of a symmetric operator,
+ * 8–16 reduced solves.
  *
  * Not one-sided in a subspace (momentum.md §6: it can exceed the exact value when `V` is not
  * `H`-invariant); exact for `V = I`.
@@ -88,8 +89,11 @@ export function steinGram(
 }
 
 /**
- * Smallest eigenvalue of `X ↦ (1/G(η)) ∘ X − 𝒩_V(X)` (its sign is the stability verdict).
- * @returns the eigenvalue, its eigenvector (rotated coordinates), and whether `G > 0`
+ * `1 − ρ(G(η) ∘ 𝒩_V)`, positive iff the compressed model is stable at `η` (below the mean limit).
+ * `G ∘ 𝒩` is similar to the symmetric `√G ∘ 𝒩(√G ∘ ·)` when `G > 0`, and as a positive map its
+ * spectral radius is its largest eigenvalue; this congruence of `(1/G) ∘ − 𝒩` (same inertia)
+ * is well scaled, so Lanczos needs as few steps as for the pencil.
+ * @returns the margin, the Perron vector (rotated coordinates), and whether `G > 0`
  */
 function stabilityMargin(
   eb: KEigenbasis,
@@ -104,28 +108,29 @@ function stabilityMargin(
   positiveGram: boolean;
 } {
   const { r, kappa } = eb;
-  const invG = new Float64Array(r * r);
+  const rootG = new Float64Array(r * r);
   let positiveGram = true;
   for (let a = 0; a < r; a++) {
     for (let b = a; b < r; b++) {
       const g = steinGram(model, kappa[a], kappa[b], eta);
       if (!(g > 0)) positiveGram = false;
-      invG[a * r + b] = invG[b * r + a] = 1 / g;
+      rootG[a * r + b] = rootG[b * r + a] = Math.sqrt(Math.abs(g));
     }
   }
-  const neg = (X: Float64Array): Float64Array => {
-    const N = p > 0 ? eb.meanCongruence(X) : new Float64Array(r * r);
-    return X.map((x, t) => {
+  const op = (X: Float64Array): Float64Array => {
+    const Y = X.map((x, t) => rootG[t] * x);
+    const N = p > 0 ? eb.meanCongruence(Y) : new Float64Array(r * r);
+    return Y.map((y, t) => {
       const a = Math.floor(t / r), b = t % r;
-      return p * (N[t] - kappa[a] * x * kappa[b]) - invG[t] * x;
+      return rootG[t] * p * (N[t] - kappa[a] * y * kappa[b]);
     });
   };
-  const sol = largestSymmetric(neg, r, {
+  const sol = largestSymmetric(op, r, {
     tol: options.tol ?? 1e-13,
     start: options.start,
   });
   return {
-    value: -sol.theta,
+    value: 1 - sol.theta,
     X: sol.X,
     converged: sol.converged,
     positiveGram,
