@@ -7,7 +7,7 @@
  * @module
  */
 import type { RunSummaryJson } from "./server.ts";
-import { esc, fmt, fmtDate } from "./static/format.js";
+import { esc, fmt, fmtCount, fmtDate } from "./static/format.js";
 
 const STYLE = `
 *{box-sizing:border-box}
@@ -81,7 +81,7 @@ function runRow(r: RunSummaryJson): string {
       esc(r.id)
     }</small></td><td>${esc(fmtDate(r.started))}</td>` +
     `<td><span class="${r.status}">${r.status}</span></td>` +
-    `<td class="num">${esc(fmt(r.meta.params))}</td><td class="num">${
+    `<td class="num">${esc(fmtCount(r.meta.params))}</td><td class="num">${
       esc(fmt(l.lr))
     }</td><td class="num">${esc(fmt(B))}</td>` +
     `<td class="num ${typeof m === "number" ? (m > 1 ? "bad" : "ok") : ""}">${

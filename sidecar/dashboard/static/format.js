@@ -28,6 +28,26 @@ export function fmt(v) {
 }
 
 /**
+ * Formats a count (model size, rounds) exactly below a million, else in millions or billions.
+ *
+ * @param {unknown} v
+ * @returns {string}
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * strictEqual(fmtCount(11274), "11,274");
+ * strictEqual(fmtCount(11173962), "11.17 M");
+ * ```
+ */
+export function fmtCount(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  const a = Math.abs(v);
+  if (a >= 1e9) return `${Number((v / 1e9).toPrecision(4))} B`;
+  if (a >= 1e6) return `${Number((v / 1e6).toPrecision(4))} M`;
+  return Math.round(v).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/**
  * Escapes text for HTML and SVG.
  *
  * @param {unknown} s

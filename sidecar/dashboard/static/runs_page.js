@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { esc, fmt, fmtDate, runStatus } from "./format.js";
+import { esc, fmt, fmtCount, fmtDate, runStatus } from "./format.js";
 
 const tbody = document.querySelector("#runs tbody");
 const heads = [...document.querySelectorAll("#runs th[data-key]")];
@@ -31,7 +31,7 @@ function row(r, checked) {
   return `<tr data-id="${esc(r.id)}"><td><input type="checkbox" name="run" value="${esc(r.id)}"${checked ? " checked" : ""} aria-label="compare ${esc(r.name)}"></td>` +
     `<td class="text"><a href="/runs/${encodeURIComponent(r.id)}">${esc(r.name)}</a><br><small>${esc(r.id)}</small></td>` +
     `<td>${esc(fmtDate(r.started))}</td><td><span class="${r.status}">${r.status}</span></td>` +
-    `<td class="num">${esc(fmt(r.meta.params))}</td><td class="num">${esc(fmt(l.lr))}</td><td class="num">${esc(fmt(B))}</td>` +
+    `<td class="num">${esc(fmtCount(r.meta.params))}</td><td class="num">${esc(fmt(l.lr))}</td><td class="num">${esc(fmt(B))}</td>` +
     `<td class="num ${typeof m === "number" ? (m > 1 ? "bad" : "ok") : ""}">${esc(fmt(m))}</td><td class="num">${r.rounds}</td></tr>`;
 }
 
