@@ -1,10 +1,17 @@
-/// <reference lib="dom" />
 /**
  * Headless Chromium for the dashboard's browser tests and benchmark, driven by Playwright
  * (`npm:playwright-core`) with Debian's `chromium` package (no browser download).
  *
  * @module
  */
+// Code passed to page.evaluate() runs in Chromium; these DOM names exist there, not in Deno's
+// types (the "dom" lib would clash with Deno's streams in the other tests).
+// deno-lint-ignore no-explicit-any
+declare const document: any, Image: any, DOMParser: any;
+// deno-lint-ignore no-explicit-any
+type HTMLElement = any;
+// deno-lint-ignore no-explicit-any
+type HTMLCanvasElement = any;
 import { type Browser, chromium } from "playwright-core";
 
 export type { Browser, Page } from "playwright-core";

@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The dashboard in real headless Chromium (Debian package `chromium`), driven by Playwright:
  * hover readout, drag-zoom, live appends, non-converged markers and notes, the x-axis
@@ -7,6 +6,14 @@
  * code. Writes docs/dashboard-run.png and docs/dashboard-compare.png. Skipped, with a
  * message, only if Chromium is missing.
  */
+// Code passed to page.evaluate() runs in Chromium; these DOM names exist there, not in Deno's
+// types (the "dom" lib would clash with Deno's streams in the other tests).
+// deno-lint-ignore no-explicit-any
+declare const document: any, Image: any, DOMParser: any;
+// deno-lint-ignore no-explicit-any
+type HTMLElement = any;
+// deno-lint-ignore no-explicit-any
+type HTMLCanvasElement = any;
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { HistoryStore } from "../../sidecar/store/history_store.ts";
