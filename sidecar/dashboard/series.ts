@@ -9,7 +9,7 @@
  * @module
  */
 import type { HistoryStore, Report } from "../store/history_store.ts";
-import { FLAG } from "./static/chart_specs.js";
+import { FLAG, negativeCurvature } from "./static/chart_specs.js";
 
 /** One chart point per report; `null` where the report lacks the number. */
 export interface SeriesPoint {
@@ -100,8 +100,9 @@ export function flagsOf(r: Report): number {
   let f = 0;
   if (r.converged === false) f |= FLAG.notConverged;
   if (warningsOf(r).length) f |= FLAG.warnings;
-  const mc = num(r.min_curvature);
-  if (mc !== null && mc < 0) f |= FLAG.negativeCurvature;
+  if (negativeCurvature(num(r.min_curvature), num(r.lambda_max))) {
+    f |= FLAG.negativeCurvature;
+  }
   return f;
 }
 

@@ -38,6 +38,27 @@ import { fmt } from "./format.js";
 /** Bits of the series' `flags` column. */
 export const FLAG = Object.freeze({ notConverged: 1, warnings: 2, negativeCurvature: 4 });
 
+/**
+ * Whether a minimum curvature is meaningfully negative: below `-1e-6·λ_max` (or below 0 when
+ * λ_max is unknown). Why a tolerance: a PSD curvature (GGN) comes out as −1e-16 in round-off,
+ * which is zero, not a saddle.
+ *
+ * @param {number | null | undefined} mc
+ * @param {number | null | undefined} lambdaMax
+ * @returns {boolean}
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * strictEqual(negativeCurvature(-1.9e-16, 2), false);
+ * strictEqual(negativeCurvature(-0.01, 2), true);
+ * ```
+ */
+export function negativeCurvature(mc, lambdaMax) {
+  if (typeof mc !== "number" || !Number.isFinite(mc)) return false;
+  const scale = typeof lambdaMax === "number" && Number.isFinite(lambdaMax) ? Math.abs(lambdaMax) : 0;
+  return mc < -1e-6 * scale;
+}
+
 /** x-axis choices: column and axis label. */
 export const X_MODES = Object.freeze({
   step: "training step",
@@ -81,9 +102,15 @@ export function xOf(s, mode, t0) {
     ? s.epoch
     : mode === "wall"
     ? s.time.map((t) => (t == null ? null : t - t0))
+    : s.step.every((v) => v != null)
+    ? s.step
     : s.step.map((v, i) => v ?? s.round[i]);
   const x = [], idx = [];
   let last = -Infinity;
+  // Fast path: every value usable and ascending, so x is the column itself.
+  if (raw.every((v, i) => typeof v === "number" && Number.isFinite(v) && (i === 0 || v >= raw[i - 1]))) {
+    return { x: raw, idx: raw.map((_, i) => i) };
+  }
   for (let i = 0; i < raw.length; i++) {
     const v = raw[i];
     if (typeof v === "number" && Number.isFinite(v) && v >= last) {
@@ -93,6 +120,15 @@ export function xOf(s, mode, t0) {
     }
   }
   return { x, idx };
+}
+
+/**
+ * A column's values at `idx`: the column itself when `idx` is every index (the usual case),
+ * so a 10,000-round run is not copied once per line on each live update.
+ */
+function pick(col, idx) {
+  if (Array.isArray(col) && col.length === idx.length) return col;
+  return idx.map((i) => col?.[i] ?? null);
 }
 
 /** @returns {boolean} Whether a column has any number at the given indices. */
@@ -106,7 +142,7 @@ function has(col, idx) {
  * @returns {Line}
  */
 function line(label, x, col, idx, color, extra = {}) {
-  return { label, x, y: idx.map((i) => col[i] ?? null), color, ...extra };
+  return { label, x, y: pick(col, idx), color, ...extra };
 }
 
 /** Marker points at `col`'s values where `flags` has `bit`. */
@@ -271,7 +307,7 @@ export function lrSpec(s, xs, o = {}) {
 export function curvatureSpec(s, xs, o = {}) {
   const { x, idx } = xs;
   if (!has(s.min_curvature, idx)) return null;
-  const neg = idx.map((i) => (s.min_curvature[i] != null && s.min_curvature[i] < 0 ? s.min_curvature[i] : null));
+  const neg = idx.map((i) => (negativeCurvature(s.min_curvature[i], s.lambda_max?.[i]) ? s.min_curvature[i] : null));
   const lines = [
     line("min curvature", x, s.min_curvature, idx, C.curv, { width: 2 }),
     { label: "zero", x, y: x.map(() => 0), color: "#999", dash: [2, 3], width: 1 },

@@ -1,12 +1,13 @@
 /**
  * Run page: follows `/api/runs/:id/events` (server-sent events) and redraws on the next
- * animation frame after each report. `document.body.dataset.points` (rounds received) and
- * `.drawn` (points held) and `window.edgewise` (the chart panels) are there for the tests.
+ * animation frame after each report. `document.body.dataset.points` (rounds received),
+ * `.drawn` (points held), `.renderMs` (last redraw, until the next frame) and
+ * `window.edgewise` (the chart panels) are there for the tests and the benchmark.
  *
  * @module
  */
 import { esc, fmt, fmtDate } from "./format.js";
-import { FLAG, runCharts } from "./chart_specs.js";
+import { FLAG, negativeCurvature, runCharts } from "./chart_specs.js";
 import { ChartGroup, syncPanels } from "./uplot_chart.js";
 
 const MAX_POINTS = 4000; // beyond this, every other unflagged point goes: a long run stays light
@@ -16,7 +17,7 @@ const group = new ChartGroup("run");
 /** @type {Map<string, import("./uplot_chart.js").ChartPanel>} */
 const panels = new Map();
 let series = null, notes = [], latest = null, total = 0, run = null, queued = false;
-let xMode = "step";
+let xMode = "step", noteVersion = 0, shownNotes = -1;
 
 function decimate(s) {
   const n = s.round.length;
@@ -39,7 +40,7 @@ function cards(r) {
     card("λ_max", fmt(r.lambda_max)) +
     card("min stable B", r.min_stable_batch ?? "–") + card("step", fmt(r.step)) +
     (r.converged === false ? card("round", `not converged${r.stopped ? ` (${r.stopped})` : ""}`, "bad") : "") +
-    (typeof r.min_curvature === "number" ? card("min curvature", fmt(r.min_curvature), r.min_curvature < 0 ? "bad" : "") : "") +
+    (typeof r.min_curvature === "number" ? card("min curvature", fmt(r.min_curvature), negativeCurvature(r.min_curvature, r.lambda_max) ? "bad" : "") : "") +
     (warnings ? card("warnings", `${warnings}`, "warn") : "");
 }
 
@@ -91,17 +92,23 @@ function latestTable(r) {
 function render() {
   queued = false;
   if (!series) return;
+  const started = performance.now();
   const t0 = series.time.find((t) => t != null) ?? run?.started ?? 0;
   const specs = runCharts(series, latest, { xMode, t0, title: `${run?.name ?? runId}: sharpness` });
   syncPanels(chartsEl, panels, specs, group, { fileName: run?.name ?? runId });
   document.getElementById("cards").innerHTML = cards(latest);
-  document.getElementById("notes").innerHTML = notesTable();
+  if (noteVersion !== shownNotes) {
+    document.getElementById("notes").innerHTML = notesTable();
+    shownNotes = noteVersion;
+  }
   document.getElementById("latest").innerHTML = latestTable(latest);
   const pc = document.getElementById("point-count");
   pc.textContent = `${total}`;
   pc.dataset.points = `${total}`;
   document.body.dataset.points = `${total}`;
   document.body.dataset.drawn = `${series.round.length}`;
+  // uPlot draws in a microtask: by the next frame the charts are on the canvas.
+  requestAnimationFrame(() => (document.body.dataset.renderMs = (performance.now() - started).toFixed(1)));
 }
 
 function schedule() {
@@ -136,6 +143,7 @@ events.addEventListener("init", (e) => {
   run = msg.run;
   series = msg.series;
   notes = msg.notes ?? [];
+  noteVersion++;
   latest = msg.latest ?? null;
   total = msg.total;
   schedule();
@@ -147,7 +155,11 @@ events.addEventListener("report", (e) => {
   if (last !== undefined && msg.point.round <= last) return;
   for (const k of Object.keys(series)) series[k].push(msg.point[k] ?? null);
   if (series.round.length > MAX_POINTS) decimate(series);
-  if (msg.note) notes.push(msg.note);
+  if (msg.note) {
+    notes.push(msg.note);
+    if (notes.length > 1000) notes.splice(0, notes.length - 1000);
+    noteVersion++;
+  }
   latest = msg.latest;
   total++;
   schedule();

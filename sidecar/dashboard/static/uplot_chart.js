@@ -22,6 +22,11 @@ export function alignedData(spec) {
   return uPlot.join(spec.lines.map((l) => [l.x, l.y]));
 }
 
+/** First and last x, or `null` when there is none. */
+function extentOf(x) {
+  return x?.length ? [x[0], x[x.length - 1]] : null;
+}
+
 /** Range of a scale padded like the SVG export (multiplicatively on log axes). */
 function padded(log) {
   return (_u, min, max) => {
@@ -94,6 +99,14 @@ export class ChartPanel {
     this.build();
     this.resizer = new ResizeObserver(() => this.fit());
     this.resizer.observe(this.plot);
+    // Off-screen charts skip live redraws and catch up when scrolled into view.
+    this.visible = true;
+    this.stale = false;
+    this.seen = new IntersectionObserver(([e]) => {
+      this.visible = e.isIntersecting;
+      if (this.visible && this.stale) this.update(this.spec);
+    }, { rootMargin: "200px" });
+    this.seen.observe(this.el);
   }
 
   /** Size for the panel's current width. */
@@ -174,7 +187,9 @@ export class ChartPanel {
         }],
       },
     };
-    this.u = new uPlot(opts, alignedData(spec), this.plot);
+    const data = alignedData(spec);
+    this.extent = extentOf(data[0]);
+    this.u = new uPlot(opts, data, this.plot);
     this.u.over.addEventListener("dblclick", () => group ? group.reset() : this.resetZoom());
   }
 
@@ -210,23 +225,29 @@ export class ChartPanel {
   update(spec) {
     const same = spec.lines.map((l) => l.label).join("\u0000") === this.labels && !!spec.logY === !!this.spec.logY;
     this.spec = spec;
+    this.stale = !this.visible;
+    if (this.stale) return;
     if (!this.u || !same) return this.build();
     this.el.querySelector(".title").textContent = spec.title;
     this.el.querySelector(".caption").textContent = spec.caption ?? "";
-    if (this.zoomed()) {
+    const zoomed = this.zoomed();
+    const data = alignedData(spec);
+    // The x column may be the live series itself, already grown: remember its extent now.
+    this.extent = extentOf(data[0]);
+    if (zoomed) {
       const { min, max } = this.u.scales.x;
-      this.u.setData(alignedData(spec), false);
+      this.u.setData(data, false);
       this.u.setScale("x", { min, max });
-    } else this.u.setData(alignedData(spec));
+    } else this.u.setData(data);
   }
 
-  /** Whether the x range shown is narrower than the data's (a zoom). */
+  /** Whether the x range shown is narrower than the data's when last set (a zoom). */
   zoomed() {
-    const x = this.u?.data[0];
+    const e = this.extent;
     const s = this.u?.scales.x;
-    if (!x?.length || s?.min == null || s?.max == null) return false;
-    const eps = 1e-9 * (Math.abs(x[x.length - 1] - x[0]) || 1);
-    return s.min > x[0] + eps || s.max < x[x.length - 1] - eps;
+    if (!e || s?.min == null || s?.max == null) return false;
+    const eps = 1e-9 * (Math.abs(e[1] - e[0]) || 1);
+    return s.min > e[0] + eps || s.max < e[1] - eps;
   }
 
   resetZoom() {
@@ -279,6 +300,7 @@ export class ChartPanel {
 
   destroy() {
     this.resizer.disconnect();
+    this.seen.disconnect();
     this.group?.panels.delete(this);
     this.u?.destroy();
     this.el.remove();
