@@ -92,7 +92,8 @@ export async function startDashboard(
   const cache = new SeriesCache(store);
   const streams = new Set<() => void>();
   const aborter = new AbortController();
-  let checkHost: ((host: string | null) => string | null) | undefined;
+  /** Set once the port is known; until then every request is refused. */
+  const guard: { check?: (host: string | null) => string | null } = {};
   const statics = await loadStatics();
 
   const { promise: listening, resolve: onListen } = Promise.withResolvers<
@@ -104,7 +105,7 @@ export async function startDashboard(
     signal: aborter.signal,
     onListen: (addr) => onListen(addr as Deno.NetAddr),
   }, async (req) => {
-    const refused = checkHost?.(req.headers.get("host"));
+    const refused = guard.check?.(req.headers.get("host"));
     if (refused !== null) {
       return json({ error: refused ?? "Dashboard is starting" }, 403);
     }
@@ -304,7 +305,7 @@ export async function startDashboard(
   }
 
   const addr = await listening;
-  checkHost = hostCheck(addr.hostname, addr.port, options.allowHosts);
+  guard.check = hostCheck(addr.hostname, addr.port, options.allowHosts);
   const host = addr.hostname.includes(":")
     ? `[${addr.hostname}]`
     : addr.hostname;

@@ -174,6 +174,19 @@ Deno.test({
         assertEquals(after, before + 3);
         assertEquals(await page.evaluate(() => (globalThis as unknown as { noReload: string }).noReload), "same page");
         assertEquals(await page.evaluate(() => document.getElementById("status")!.textContent), "live");
+        // A zoom survives live appends.
+        const from = await pointAt(page, "sharpness", 2000), to = await pointAt(page, "sharpness", 4000);
+        await page.mouse.move(from.x, from.y);
+        await page.mouse.down();
+        await page.mouse.move(to.x, to.y, { steps: 8 });
+        await page.mouse.up();
+        const zoom = await waitFor("zoom", () => xScale(page, "sharpness"), ([a, b]) => b - a < 3000);
+        await store.append(RUN, richReport(RUN, ROUNDS + 3));
+        await waitFor("one more round", points, (n) => n === ROUNDS + 4);
+        await page.waitForTimeout(100);
+        assertEquals(await xScale(page, "sharpness"), zoom);
+        await page.click("#reset-zoom");
+        await waitFor("reset", () => xScale(page, "sharpness"), ([, b]) => b === (ROUNDS + 3) * STEPS_PER_ROUND);
       });
 
       await t.step("exported SVG parses and has the series; PNG is an image", async () => {
@@ -194,7 +207,7 @@ Deno.test({
         assertEquals(parsed.err, null);
         assertEquals(parsed.root, "svg");
         for (const s of ["λ_max", "λ_gen", "λ_gen CI lo", "λ_gen CI hi", "2/lr"]) {
-          assertEquals(parsed.series[s], ROUNDS + 3, `${s}: ${JSON.stringify(parsed.series)}`);
+          assertEquals(parsed.series[s], ROUNDS + 4, `${s}: ${JSON.stringify(parsed.series)}`);
         }
         assertEquals(parsed.series["not converged"], NOT_CONVERGED.length);
         const [pngDl] = await Promise.all([
@@ -210,12 +223,12 @@ Deno.test({
       await t.step("x axis switches to epochs and wall time", async () => {
         await page.selectOption("#x-mode", "epoch");
         const [, e1] = await waitFor("epoch axis", () => xScale(page, "sharpness"), ([, b]) => b < 1000);
-        assert(Math.abs(e1 - ((ROUNDS + 2) * STEPS_PER_ROUND * 64) / 50_000) < 1e-9, `last epoch ${e1}`);
+        assert(Math.abs(e1 - ((ROUNDS + 3) * STEPS_PER_ROUND * 64) / 50_000) < 1e-9, `last epoch ${e1}`);
         await page.selectOption("#x-mode", "wall");
         const [w0, w1] = await waitFor("wall axis", () => xScale(page, "sharpness"), ([a, b]) => a === 0 && b > 1000);
-        assertEquals([w0, w1], [0, (ROUNDS + 2) * 12]); // syntheticReport: 12 s per round
+        assertEquals([w0, w1], [0, (ROUNDS + 3) * 12]); // syntheticReport: 12 s per round
         await page.selectOption("#x-mode", "step");
-        await waitFor("step axis", () => xScale(page, "sharpness"), ([, b]) => b === (ROUNDS + 2) * STEPS_PER_ROUND);
+        await waitFor("step axis", () => xScale(page, "sharpness"), ([, b]) => b === (ROUNDS + 3) * STEPS_PER_ROUND);
       });
 
       await page.mouse.move(5, 5);
@@ -227,7 +240,7 @@ Deno.test({
         const names = () => page.evaluate(() => [...document.querySelectorAll("#runs tbody tr")].map((tr) => (tr as HTMLElement).dataset.id));
         await waitFor("live rows", names, (n) => n.length === 2);
         await page.click('#runs th[data-key="rounds"]');
-        assertEquals(await names(), [OTHER, RUN]); // 90 < 123 rounds
+        assertEquals(await names(), [OTHER, RUN]); // 90 < 124 rounds
         await page.click('#runs th[data-key="rounds"]');
         assertEquals(await names(), [RUN, OTHER]);
         await page.check(`input[value="${RUN}"]`);
