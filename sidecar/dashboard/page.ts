@@ -7,7 +7,7 @@
  * @module
  */
 import type { RunSummaryJson } from "./server.ts";
-import { esc, fmt, fmtCount, fmtDate } from "./static/format.js";
+import { esc, fmt, fmtCount, fmtDate, fmtMargin } from "./static/format.js";
 
 const STYLE = `
 *{box-sizing:border-box}
@@ -38,6 +38,7 @@ th[data-key]{cursor:pointer;user-select:none;white-space:nowrap}th[aria-sort=asc
 .u-legend{font-size:12px;text-align:left}.u-legend .u-series{padding:1px 4px}.u-legend th{background:none;font-weight:normal}
 .u-legend td,.u-legend th{border:0;padding:1px 2px}.u-legend .u-value{font-variant-numeric:tabular-nums}
 h2{font-size:15px;margin:14px 0 6px}
+@media (max-width:600px){main{padding:8px}.u-legend{font-size:11px}.u-legend .u-series{padding:0 2px}.card .v{font-size:16px}}
 #status{font-size:12px}.live{color:#7CFC9A}.down{color:#ffb3b3}
 td .live{color:#1e8449;font-weight:600}td .ended{color:#777}
 `;
@@ -50,7 +51,10 @@ function layout(title: string, body: string, head = ""): string {
     `<body>${body}</body></html>`;
 }
 
+/** uPlot, and the chart modules fetched in parallel rather than one import at a time. */
 const UPLOT_HEAD = `<link rel="stylesheet" href="/static/uPlot.min.css">` +
+  ["format.js", "ticks.js", "chart_specs.js", "svg.js", "uplot_chart.js"]
+    .map((f) => `<link rel="modulepreload" href="/static/${f}">`).join("") +
   `<script src="/static/uPlot.iife.min.js"></script>`;
 
 /** URL path of a run page. */
@@ -85,7 +89,7 @@ function runRow(r: RunSummaryJson): string {
       esc(fmt(l.lr))
     }</td><td class="num">${esc(fmt(B))}</td>` +
     `<td class="num ${typeof m === "number" ? (m > 1 ? "bad" : "ok") : ""}">${
-      esc(fmt(m))
+      esc(fmtMargin(m))
     }</td><td class="num">${r.rounds}</td></tr>`;
 }
 

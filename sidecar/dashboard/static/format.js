@@ -28,6 +28,23 @@ export function fmt(v) {
 }
 
 /**
+ * Formats a margin lr/η* with three decimals, so 1.0003 (unstable) never reads as "1".
+ *
+ * @param {unknown} v
+ * @returns {string}
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * strictEqual(fmtMargin(1.0003), "1.000");
+ * strictEqual(fmtMargin(0.34081), "0.341");
+ * ```
+ */
+export function fmtMargin(v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return "–";
+  return Math.abs(v) >= 1000 ? fmt(v) : v.toFixed(3);
+}
+
+/**
  * Formats a count (model size, rounds) exactly below a million, else in millions or billions.
  *
  * @param {unknown} v

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { esc, fmt, fmtDate } from "./format.js";
+import { esc, fmt, fmtDate, fmtMargin } from "./format.js";
 import { FLAG, negativeCurvature, runCharts } from "./chart_specs.js";
 import { ChartGroup, syncPanels } from "./uplot_chart.js";
 
@@ -33,7 +33,7 @@ function cards(r) {
   if (!r) return "";
   const ci = r.ci ?? {};
   const warnings = Array.isArray(r.warnings) ? r.warnings.length : 0;
-  return card("margin lr/η*", Number.isFinite(r.margin) ? r.margin.toFixed(3) : "–", r.margin > 1 ? "bad" : "ok") +
+  return card("margin lr/η*", fmtMargin(r.margin), r.margin > 1 ? "bad" : "ok") +
     card("η* = 2/λ_gen", fmt(r.eta_star)) +
     card("lr", fmt(r.lr)) + card("suggested lr", fmt(r.suggested_lr)) +
     card(`λ_gen${ci.lambda_gen_lo != null ? ` (${fmt(ci.lambda_gen_lo)}–${fmt(ci.lambda_gen_hi)})` : ""}`, fmt(r.lambda_gen)) +

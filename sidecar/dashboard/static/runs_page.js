@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { esc, fmt, fmtCount, fmtDate, runStatus } from "./format.js";
+import { esc, fmt, fmtCount, fmtDate, fmtMargin, runStatus } from "./format.js";
 
 const tbody = document.querySelector("#runs tbody");
 const heads = [...document.querySelectorAll("#runs th[data-key]")];
@@ -32,7 +32,7 @@ function row(r, checked) {
     `<td class="text"><a href="/runs/${encodeURIComponent(r.id)}">${esc(r.name)}</a><br><small>${esc(r.id)}</small></td>` +
     `<td>${esc(fmtDate(r.started))}</td><td><span class="${r.status}">${r.status}</span></td>` +
     `<td class="num">${esc(fmtCount(r.meta.params))}</td><td class="num">${esc(fmt(l.lr))}</td><td class="num">${esc(fmt(B))}</td>` +
-    `<td class="num ${typeof m === "number" ? (m > 1 ? "bad" : "ok") : ""}">${esc(fmt(m))}</td><td class="num">${r.rounds}</td></tr>`;
+    `<td class="num ${typeof m === "number" ? (m > 1 ? "bad" : "ok") : ""}">${esc(fmtMargin(m))}</td><td class="num">${r.rounds}</td></tr>`;
 }
 
 function render() {
