@@ -252,8 +252,9 @@ export class SeriesCache {
 function add(rs: RunSeries, r: Report): void {
   const last = rs.series.round[rs.series.round.length - 1];
   if (last !== undefined && r.round <= last) return;
-  pushPoint(rs.series, toPoint(r));
-  const note = toNote(r);
+  const point = toPoint(r);
+  pushPoint(rs.series, point);
+  const note = point.flags ? toNote(r) : null;
   if (note) {
     rs.notes.push(note);
     if (rs.notes.length > MAX_NOTES) rs.notes.splice(0, rs.notes.length - MAX_NOTES);

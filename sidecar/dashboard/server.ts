@@ -137,6 +137,7 @@ export async function startDashboard(
     }
     if (url.pathname === "/compare") {
       const ids = url.searchParams.getAll("run").filter((id) => store.run(id));
+      for (const id of ids) cache.get(id).catch(() => {});
       return html(comparePage(ids.map((id) => summaryJson(store.run(id)!, now))));
     }
     const file = statics.get(url.pathname);
@@ -154,6 +155,8 @@ export async function startDashboard(
     if (url.pathname === "/favicon.ico") return new Response(null, { status: 204 });
     if (seg[0] === "runs" && seg.length === 2) {
       const run = store.run(seg[1]);
+      // Start reading the history now: it overlaps the page loading its scripts.
+      if (run) cache.get(seg[1]).catch(() => {});
       return run
         ? html(runPage(summaryJson(run, now)))
         : html(`<p>Unknown run: ${seg[1].replace(/[<&]/g, "")}</p>`, 404);
