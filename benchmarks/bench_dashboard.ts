@@ -175,7 +175,7 @@ try {
           const t1 = performance.now();
           await store.append(pageId, syntheticReport(pageId, r2++));
           await page.waitForFunction(
-            `(() => { const x = globalThis.edgewise.series.round; return x[x.length - 1] === ${want} && globalThis.edgewise.panels.get("sharpness").u.data[0].length === globalThis.edgewise.series.round.length; })()`,
+            `(() => { const x = globalThis.edgewise.series.round; return x[x.length - 1] === ${want} && globalThis.edgewise.panels.get("sharpness").points === x.length; })()`,
             undefined,
             { polling: "raf" },
           );

@@ -161,17 +161,14 @@ Deno.test({
       });
 
       await t.step("a live append reaches the chart without a reload", async () => {
-        const before = await page.evaluate(() => (globalThis as unknown as { edgewise: { panels: Map<string, { u: { data: number[][] } }> } }).edgewise.panels.get("sharpness")!.u.data[0].length);
+        const given = () => page.evaluate(() => (globalThis as unknown as { edgewise: { panels: Map<string, { points: number }> } }).edgewise.panels.get("sharpness")!.points);
+        const before = await given();
         for (let i = ROUNDS; i < ROUNDS + 3; i++) await store.append(RUN, richReport(RUN, i));
         const last = (ROUNDS + 2) * STEPS_PER_ROUND;
-        await waitFor("appended points on the chart", () =>
-          page.evaluate(() => {
-            const x = (globalThis as unknown as { edgewise: { panels: Map<string, { u: { data: number[][] } }> } }).edgewise.panels.get("sharpness")!.u.data[0];
-            return x[x.length - 1];
-          }), (v) => v === last);
-        assertEquals(await points(), ROUNDS + 3);
-        const after = await page.evaluate(() => (globalThis as unknown as { edgewise: { panels: Map<string, { u: { data: number[][] } }> } }).edgewise.panels.get("sharpness")!.u.data[0].length);
-        assertEquals(after, before + 3);
+        // The x scale follows the data only when the chart has been given it (setData).
+        await waitFor("appended points on the chart", () => xScale(page, "sharpness"), ([, b]) => b === last);
+        await waitFor("rounds counted", points, (n) => n === ROUNDS + 3);
+        assertEquals(await waitFor("points given", given, (n) => n === before + 3), before + 3);
         assertEquals(await page.evaluate(() => (globalThis as unknown as { noReload: string }).noReload), "same page");
         assertEquals(await page.evaluate(() => document.getElementById("status")!.textContent), "live");
         // A zoom survives live appends.

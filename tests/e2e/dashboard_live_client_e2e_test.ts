@@ -237,7 +237,7 @@ Deno.test({
       // Points on the sharpness chart (uPlot's x column).
       const drawn = () =>
         page.evaluate<number>(
-          'globalThis.edgewise?.panels.get("sharpness")?.u?.data[0].length ?? 0',
+          'globalThis.edgewise?.panels.get("sharpness")?.points ?? 0',
         );
       const first = await waitFor(
         "first render",

@@ -179,7 +179,9 @@ export class ChartPanel {
       },
       legend: { live: true },
       hooks: {
-        draw: [(u) => this.drawVlines(u)],
+        // Without a cursor on the chart, the legend reads the latest values (not dashes).
+        draw: [(u) => this.drawVlines(u), (u) => u.cursor.idx == null && this.showLatest()],
+        setCursor: [(u) => u.cursor.idx == null && this.showLatest()],
         setScale: [(u, key) => {
           // Only a zoom travels; a chart autoscaling to its new data must not unzoom the rest.
           if (key !== "x" || !group || group.syncing || !this.zoomed()) return;
@@ -189,8 +191,34 @@ export class ChartPanel {
     };
     const data = alignedData(spec);
     this.extent = extentOf(data[0]);
+    /** Points given to the chart at its last update (for tests: the x column may grow before). */
+    this.points = data[0].length;
     this.u = new uPlot(opts, data, this.plot);
     this.u.over.addEventListener("dblclick", () => group ? group.reset() : this.resetZoom());
+  }
+
+  /**
+   * Shows each line's last value in the legend (a run that ended earlier in the compare view
+   * keeps its own last value); marker series show their value at the last x only; the η*(B)
+   * chart shows the run's batch size.
+   */
+  showLatest() {
+    const u = this.u;
+    const n = u?.data[0]?.length ?? 0;
+    if (!n) return;
+    if (this.spec.xMode === "batch") {
+      // η*(B): the run's own batch size, where its marker is.
+      const k = this.spec.lines.findIndex((l) => l.kind === "points");
+      const at = k < 0 ? -1 : u.data[k + 1].findIndex((v) => v != null);
+      if (at >= 0) return u.setLegend({ idx: at }, false);
+    }
+    const idxs = u.data.map((col, k) => {
+      if (k === 0 || this.spec.lines[k - 1]?.kind === "points") return n - 1;
+      let i = n - 1;
+      while (i > 0 && col[i] == null) i--;
+      return i;
+    });
+    u.setLegend({ idxs }, false);
   }
 
   /** Dashed vertical markers with labels (lr changes, the run's B). */
@@ -234,6 +262,7 @@ export class ChartPanel {
     const data = alignedData(spec);
     // The x column may be the live series itself, already grown: remember its extent now.
     this.extent = extentOf(data[0]);
+    this.points = data[0].length;
     if (zoomed) {
       const { min, max } = this.u.scales.x;
       this.u.setData(data, false);
