@@ -10,7 +10,9 @@ import { esc, fmt, fmtDate, fmtMargin } from "./format.js";
 import { FLAG, negativeCurvature, runCharts } from "./chart_specs.js";
 import { ChartGroup, syncPanels } from "./uplot_chart.js";
 
-const MAX_POINTS = 4000; // beyond this, every other unflagged point goes: a long run stays light
+// Beyond this many points (at least twice what the server first sent), every other unflagged
+// point goes: a long live run stays light.
+let maxPoints = 4000;
 const runId = document.querySelector('meta[name="edgewise-run"]').content;
 const chartsEl = document.getElementById("charts");
 const group = new ChartGroup("run");
@@ -142,6 +144,7 @@ events.addEventListener("init", (e) => {
   const msg = JSON.parse(e.data);
   run = msg.run;
   series = msg.series;
+  maxPoints = Math.max(4000, 2 * series.round.length);
   notes = msg.notes ?? [];
   noteVersion++;
   latest = msg.latest ?? null;
@@ -154,7 +157,7 @@ events.addEventListener("report", (e) => {
   const last = series.round[series.round.length - 1];
   if (last !== undefined && msg.point.round <= last) return;
   for (const k of Object.keys(series)) series[k].push(msg.point[k] ?? null);
-  if (series.round.length > MAX_POINTS) decimate(series);
+  if (series.round.length > maxPoints) decimate(series);
   if (msg.note) {
     notes.push(msg.note);
     if (notes.length > 1000) notes.splice(0, notes.length - 1000);
