@@ -147,6 +147,13 @@ try {
           `${(performance.now() - t0).toFixed(0)} ms`,
         );
         row(
+          "  navigation start → charts drawn, page clock",
+          `${await page.evaluate<string>("document.body.dataset.drawnAt")} ms (scripts ready ${await page
+            .evaluate<string>(
+              'performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd.toFixed(0)',
+            )} ms, run's series arrived ${await page.evaluate<string>("document.body.dataset.initAt")} ms)`,
+        );
+        row(
           "  of which the page's chart build + draw",
           `${await page.evaluate<string>("document.body.dataset.renderMs")} ms, ${await page
             .evaluate<string>("document.body.dataset.drawn")} points per line`,

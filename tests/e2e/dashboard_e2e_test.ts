@@ -9,7 +9,7 @@
 // Code passed to page.evaluate() runs in Chromium; these DOM names exist there, not in Deno's
 // types (the "dom" lib would clash with Deno's streams in the other tests).
 // deno-lint-ignore no-explicit-any
-declare const document: any, Image: any, DOMParser: any;
+declare const document: any, Image: any, DOMParser: any, scrollTo: any;
 // deno-lint-ignore no-explicit-any
 type HTMLElement = any;
 // deno-lint-ignore no-explicit-any
@@ -262,7 +262,12 @@ Deno.test({
           await narrow.goto(url(path));
           await narrow.waitForTimeout(300);
           if (path !== "/") {
-            await waitFor("charts", () => narrow.evaluate(() => document.querySelectorAll(".panel canvas").length), (n) => n >= 4);
+            // Charts are built as they scroll into view.
+            for (let y = 0; y < 8000; y += 600) {
+              await narrow.evaluate((y) => scrollTo(0, y), y);
+              await narrow.waitForTimeout(50);
+            }
+            await waitFor("charts", () => narrow.evaluate(() => [...document.querySelectorAll(".panel")].every((p) => p.querySelector("canvas"))), (v) => v);
           }
           const w = await narrow.evaluate(() => ({
             scroll: document.documentElement.scrollWidth,

@@ -110,7 +110,10 @@ function render() {
   document.body.dataset.points = `${total}`;
   document.body.dataset.drawn = `${series.round.length}`;
   // uPlot draws in a microtask: by the next frame the charts are on the canvas.
-  requestAnimationFrame(() => (document.body.dataset.renderMs = (performance.now() - started).toFixed(1)));
+  requestAnimationFrame(() => {
+    document.body.dataset.renderMs = (performance.now() - started).toFixed(1);
+    document.body.dataset.drawnAt = performance.now().toFixed(0); // ms since navigation start
+  });
 }
 
 function schedule() {
@@ -141,6 +144,7 @@ events.addEventListener("error", () => {
   status.className = "down";
 });
 events.addEventListener("init", (e) => {
+  document.body.dataset.initAt = performance.now().toFixed(0);
   const msg = JSON.parse(e.data);
   run = msg.run;
   series = msg.series;

@@ -96,12 +96,15 @@ export class ChartPanel {
     this.el.querySelector('[data-export="svg"]').onclick = () => this.download("svg");
     this.el.querySelector('[data-export="png"]').onclick = () => this.download("png");
     group?.panels.add(this);
-    this.build();
+    // Off-screen charts are neither built nor redrawn live; they catch up when scrolled into
+    // view (the first screen draws sooner, a live update costs only what is seen).
+    const r = this.el.getBoundingClientRect();
+    this.visible = r.top < innerHeight + 200 && r.bottom > -200;
+    this.stale = !this.visible;
+    if (this.visible) this.build();
+    else this.el.querySelector(".title").textContent = spec.title;
     this.resizer = new ResizeObserver(() => this.fit());
     this.resizer.observe(this.plot);
-    // Off-screen charts skip live redraws and catch up when scrolled into view.
-    this.visible = true;
-    this.stale = false;
     this.seen = new IntersectionObserver(([e]) => {
       this.visible = e.isIntersecting;
       if (this.visible && this.stale) this.update(this.spec);
