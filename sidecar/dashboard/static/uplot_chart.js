@@ -44,6 +44,48 @@ function xFormat(spec) {
   return (v) => (v == null ? "–" : spec.xMode === "wall" ? fmtDuration(v) : fmt(v));
 }
 
+/** uPlot series options: the x column, then one per line (points-only, stepped or plain). */
+function seriesOptions(spec) {
+  const shared = spec.lines.every((l) => l.x === spec.lines[0]?.x);
+  return [
+    { label: spec.xLabel.replace(/ \(.*\)$/, ""), value: (_u, v) => xFormat(spec)(v) },
+    ...spec.lines.map((l) => ({
+      label: l.label,
+      stroke: l.color,
+      width: l.width ?? 1.5,
+      dash: l.dash,
+      spanGaps: !shared, // joined runs (compare view) have holes where the other run has x
+      value: (_u, v) => fmt(v),
+      paths: l.kind === "points" ? () => null : l.kind === "step" ? uPlot.paths.stepped({ align: 1 }) : undefined,
+      points: l.kind === "points"
+        ? { show: true, size: l.size ?? 8, stroke: l.color, fill: "#fff", width: 2 }
+        : { show: false },
+    })),
+  ];
+}
+
+/** uPlot bands (fill between two lines, by series index). */
+function bandOptions(spec) {
+  const idx = new Map(spec.lines.map((l, i) => [l.label, i + 1]));
+  return spec.bands
+    .filter((b) => idx.has(b.lo) && idx.has(b.hi))
+    .map((b) => ({ series: [idx.get(b.hi), idx.get(b.lo)], fill: b.color }));
+}
+
+/** y ticks from `ticks.js` (shared with the SVG export), about one per 45 px. */
+function yTicks(spec) {
+  return spec.logY
+    ? (_u, _a, min, max) => logTicks(min, max)
+    : (u, _a, min, max) => linTicks(min, max, Math.max(2, Math.round((u.height - 90) / 45)));
+}
+
+/** x ticks, about one per 90 px. */
+function xTicks(spec) {
+  return spec.logX
+    ? (_u, _a, min, max) => logTicks(min, max)
+    : (u, _a, min, max) => linTicks(min, max, Math.max(2, Math.round((u.width - 80) / 90)));
+}
+
 /** Charts that share a crosshair and an x zoom. */
 export class ChartGroup {
   /** @param {string} key Sync key; charts of other groups do not follow. */
@@ -136,44 +178,19 @@ export class ChartPanel {
       this.plot.textContent = "Charts unavailable: uPlot did not load (run tools/deno install).";
       return;
     }
-    const shared = spec.lines.every((l) => l.x === spec.lines[0]?.x);
-    const idx = new Map(spec.lines.map((l, i) => [l.label, i + 1]));
-    const series = [
-      { label: spec.xLabel.replace(/ \(.*\)$/, ""), value: (_u, v) => xFormat(spec)(v) },
-      ...spec.lines.map((l) => ({
-        label: l.label,
-        stroke: l.color,
-        width: l.width ?? 1.5,
-        dash: l.dash,
-        spanGaps: !shared,
-        value: (_u, v) => fmt(v),
-        paths: l.kind === "points" ? () => null : l.kind === "step" ? uPlot.paths.stepped({ align: 1 }) : undefined,
-        points: l.kind === "points"
-          ? { show: true, size: l.size ?? 8, stroke: l.color, fill: "#fff", width: 2 }
-          : { show: false },
-      })),
-    ];
     const group = this.group;
-    const yTicks = spec.logY
-      ? (_u, _a, min, max) => logTicks(min, max)
-      : (u, _a, min, max) => linTicks(min, max, Math.max(2, Math.round((u.height - 90) / 45)));
-    const xTicks = spec.logX
-      ? (_u, _a, min, max) => logTicks(min, max)
-      : (u, _a, min, max) => linTicks(min, max, Math.max(2, Math.round((u.width - 80) / 90)));
     const opts = {
       ...this.size(),
-      series,
-      bands: spec.bands
-        .filter((b) => idx.has(b.lo) && idx.has(b.hi))
-        .map((b) => ({ series: [idx.get(b.hi), idx.get(b.lo)], fill: b.color })),
+      series: seriesOptions(spec),
+      bands: bandOptions(spec),
       scales: {
         x: { time: false, distr: spec.logX ? 3 : 1, ...(spec.logX ? { range: padded(true) } : {}) },
         y: { distr: spec.logY ? 3 : 1, range: padded(!!spec.logY) },
       },
       axes: [
         // `filter` keeps every tick label (uPlot's log filter would blank most of ours).
-        { label: spec.xLabel, splits: xTicks, filter: (_u, s) => s, values: (_u, s) => s.map(xFormat(spec)), space: 50, labelSize: 20 },
-        { label: spec.yLabel, splits: yTicks, filter: (_u, s) => s, values: (_u, s) => s.map(fmt), size: 58, labelSize: 20 },
+        { label: spec.xLabel, splits: xTicks(spec), filter: (_u, s) => s, values: (_u, s) => s.map(xFormat(spec)), space: 50, labelSize: 20 },
+        { label: spec.yLabel, splits: yTicks(spec), filter: (_u, s) => s, values: (_u, s) => s.map(fmt), size: 58, labelSize: 20 },
       ],
       cursor: {
         sync: group ? { key: group.key } : undefined,
