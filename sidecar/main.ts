@@ -1,6 +1,6 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
+ * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
  * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0.
@@ -40,6 +40,8 @@ export interface MainArgs {
   logLevel: "debug" | "info" | "warn" | "error";
   dataDir?: string;
   httpPort?: number;
+  /** Further `Host` names the dashboard answers to (DNS-rebinding protection). */
+  allowHosts?: string[];
   /** Serve the dashboard (default true; `--no-dashboard` turns it off). */
   dashboard?: boolean;
   runner: "estimate" | "stub";
@@ -56,6 +58,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "log-level": { type: "string", default: "info" },
       "data-dir": { type: "string" },
       "http-port": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
@@ -80,6 +83,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
+    allowHosts: (values["allow-host"] ?? []).flatMap((h) => h.split(",")).map((h) => h.trim()).filter(Boolean),
     dashboard: !values["no-dashboard"],
     runner,
   };
@@ -163,13 +167,13 @@ function makeRunner(
 }
 
 /** Starts the dashboard on the asked port; a port in use falls back to a free one. */
-async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger) {
+async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger, allowHosts?: string[]) {
   try {
-    return await startDashboard({ store, port });
+    return await startDashboard({ store, port, allowHosts });
   } catch (e) {
     if (!(e instanceof Deno.errors.AddrInUse) || port === 0) throw e;
     log("warn", "dashboard_port_in_use", { port });
-    return await startDashboard({ store, port: 0 });
+    return await startDashboard({ store, port: 0, allowHosts });
   }
 }
 
@@ -197,7 +201,7 @@ async function main(): Promise<number> {
     onWarning: (message) => log("warn", "history", { message }),
   });
   const dashboard = store && args.dashboard !== false
-    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log)
+    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log, args.allowHosts)
     : undefined;
   const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });
   console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));

@@ -9,11 +9,17 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     logLevel: "info",
     dataDir: undefined,
     httpPort: undefined,
+    allowHosts: [],
     dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
   });
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
+  assertEquals(parseMainArgs(["--allow-host", "a.example,b.example", "--allow-host", "c"], noEnv).allowHosts, [
+    "a.example",
+    "b.example",
+    "c",
+  ]);
 });
 
 Deno.test("parseMainArgs() takes EDGEWISE_ENDPOINT, and --endpoint over it", () => {
