@@ -118,6 +118,7 @@ export class Router implements AsyncIterable<Message> {
       s.monitor(monitorAt);
       const monitor = ctx.socket(ZMQ.PAIR);
       monitor.connect(monitorAt);
+      removeStaleSocketFile(endpoint);
       try {
         s.bind(endpoint);
       } catch (e) {
@@ -201,6 +202,7 @@ export class Router implements AsyncIterable<Message> {
     await this.#zap?.close();
     await this.#monitor.close();
     await this.#ctx.term();
+    removeStaleSocketFile(this.endpoint);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
@@ -208,6 +210,14 @@ export class Router implements AsyncIterable<Message> {
       if (m.length >= 1) yield m as Message;
     }
   }
+}
+
+/** Removes the socket file of an `ipc://` endpoint (a killed sidecar leaves one behind). */
+function removeStaleSocketFile(endpoint: string): void {
+  const path = /^ipc:\/\/(.+)$/.exec(endpoint)?.[1];
+  try {
+    if (path && Deno.statSync(path).isSocket) Deno.removeSync(path);
+  } catch { /* absent */ }
 }
 
 /** `ZMQ_MAXMSGSIZE` is an int64 option. */
