@@ -69,9 +69,17 @@ export function libzmqCandidates(options: FindLibzmqOptions = {}): Candidate[] {
   return out;
 }
 
+/** No candidate loaded; the message lists each one and why. */
+export class LibzmqNotFound extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LibzmqNotFound";
+  }
+}
+
 /**
  * Loads the first candidate that works.
- * @throws {Error} naming every candidate tried and why each failed
+ * @throws {LibzmqNotFound} naming every candidate tried and why each failed
  */
 export function findLibzmq(
   options: FindLibzmqOptions = {},
@@ -101,7 +109,7 @@ export function findLibzmq(
     tried.push(`  ${c.source}: ${c.path}: ${why}`);
     if (c.source === "--zmq-lib" || c.source === "EDGEWISE_ZMQ_LIB") break;
   }
-  throw new Error(
+  throw new LibzmqNotFound(
     `Cannot load libzmq${options.needCurve ? " with CURVE" : ""}; tried:\n${tried.join("\n")}\n` +
       "Run tools/bootstrap.sh (it installs pyzmq, which bundles libzmq, into .venv), or pass --zmq-lib PATH.",
   );
