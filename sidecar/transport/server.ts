@@ -22,6 +22,7 @@ import { realTimers, type Timers } from "./timers.ts";
 import type { CurveKeys } from "./curve.ts";
 import { Router, type RouterOptions } from "./router.ts";
 import { findLibzmq } from "./zmq_lib.ts";
+import { collectWhenQuiet } from "./idle_gc.ts";
 
 /** Sidecar name and version sent in `welcome`. */
 export const SIDECAR_NAME = "edgewise-sidecar/0.1.0";
@@ -192,9 +193,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     if (msg.type === "bye") forget(session);
   }
 
+  const quiet = collectWhenQuiet(2_000);
   const loop = (async () => {
     try {
       for await (const [routing, ...frames] of router) {
+        quiet.touch();
         if (frames.length !== 1) {
           answerError(routing, new ProtocolError("malformed", `Cannot read message: expected 1 frame, got ${frames.length}`), undefined);
           continue;
@@ -227,6 +230,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 1000))]);
       await router.close();
       await loop;
+      quiet.stop();
       log("info", "closed", { endpoint });
     },
   };
