@@ -1,7 +1,13 @@
 """Transport benchmark (not a test): heartbeat round-trip latency, and the throughput of
 blocks replies of m x k x k float64 (m=256, k=32: 2 MiB each), over tcp loopback and ipc.
 
-Run: .venv/bin/python benchmarks/bench_transport.py [--heartbeats 2000] [--blocks 40]
+Run: .venv/bin/python benchmarks/bench_transport.py [--heartbeats 2000] [--blocks 40] [--baseline DIR]
+
+``--baseline DIR`` also measures the sidecar of another checkout (DIR, with its own
+``tools/node_modules``, ``node_modules``), interleaved with this one, transport by transport;
+for the ZMTP sidecar this transport replaced (main before issue 11):
+    git archive d35063f | tar -x -C /tmp/edgewise_old
+    ln -s "$PWD/tools/node_modules" /tmp/edgewise_old/tools/; ln -s "$PWD/node_modules" /tmp/edgewise_old/
 
 Each blocks reply is a full protocol step: the client encodes the tensor, sends `result`, the
 sidecar decodes it, checks shape and finiteness, and answers with the next `op`; so
@@ -56,8 +62,18 @@ class BlocksOracle:
         return {"blocks": self.blocks, "basis": self.k, "hvps": M * K}
 
 
-def run(endpoint: str, heartbeats: int, blocks: int) -> dict:
-    proc = SidecarProcess(endpoint, extra_args=["--runner", "stub", "--log-level", "warn"]).start()
+def run(endpoint: str, heartbeats: int, blocks: int, root: str | None = None) -> dict:
+    """One sidecar (this checkout's, or the one under ``root``) measured on ``endpoint``."""
+    saved = os.environ.get("EDGEWISE_ROOT")
+    if root is not None:
+        os.environ["EDGEWISE_ROOT"] = root
+    try:
+        proc = SidecarProcess(endpoint, extra_args=["--runner", "stub", "--log-level", "warn"]).start()
+    finally:
+        if saved is None:
+            os.environ.pop("EDGEWISE_ROOT", None)
+        else:
+            os.environ["EDGEWISE_ROOT"] = saved
     try:
         with SidecarClient(proc.endpoint, timeout=30) as client:
             client.open_session({"id": f"bench-{uuid.uuid4().hex[:6]}", "name": "bench", "params": 10**6, "probe": M,
@@ -73,6 +89,7 @@ def run(endpoint: str, heartbeats: int, blocks: int) -> dict:
             per = oracle.times
             mib = M * K * K * 8 / 2**20
             return {
+                "sidecar": "baseline" if root else "this",
                 "endpoint": endpoint.split("://")[0],
                 "hb_p50_us": statistics.median(lat) * 1e6,
                 "hb_p99_us": float(np.percentile(lat, 99)) * 1e6,
@@ -88,14 +105,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--heartbeats", type=int, default=2000)
     ap.add_argument("--blocks", type=int, default=40)
+    ap.add_argument("--baseline", metavar="DIR", help="also measure the sidecar of the checkout in DIR, interleaved")
     a = ap.parse_args()
     ipc = os.path.join(tempfile.mkdtemp(prefix="edgewise-bench-"), "sidecar.sock")
-    rows = [run(f"tcp://127.0.0.1:{free_port()}", a.heartbeats, a.blocks),
-            run(f"ipc://{ipc}", a.heartbeats, a.blocks)]
+    roots = [a.baseline, None] if a.baseline else [None]
+    rows = [run(ep, a.heartbeats, a.blocks, root)
+            for ep in (f"tcp://127.0.0.1:{free_port()}", f"ipc://{ipc}") for root in roots]
     print(f"heartbeats={a.heartbeats}, blocks replies={a.blocks} of {M}x{K}x{K} f64 ({M * K * K * 8 / 2**20:.1f} MiB)")
-    print(f"{'transport':<10}{'hb p50 µs':>12}{'hb p99 µs':>12}{'blocks ms':>12}{'MiB/s':>10}")
+    print(f"{'sidecar':<10}{'transport':<10}{'hb p50 µs':>12}{'hb p99 µs':>12}{'blocks ms':>12}{'MiB/s':>10}")
     for r in rows:
-        print(f"{r['endpoint']:<10}{r['hb_p50_us']:>12.0f}{r['hb_p99_us']:>12.0f}{r['blk_ms']:>12.2f}{r['blk_mib_s']:>10.0f}")
+        print(f"{r['sidecar']:<10}{r['endpoint']:<10}{r['hb_p50_us']:>12.0f}{r['hb_p99_us']:>12.0f}"
+              f"{r['blk_ms']:>12.2f}{r['blk_mib_s']:>10.0f}")
+    if a.baseline:
+        print("ratios this / baseline (below 1: this is faster):")
+        for old, new in zip(rows[0::2], rows[1::2]):
+            print(f"  {new['endpoint']}: hb p50 {new['hb_p50_us'] / old['hb_p50_us']:.2f}, "
+                  f"hb p99 {new['hb_p99_us'] / old['hb_p99_us']:.2f}, blocks {new['blk_ms'] / old['blk_ms']:.2f}")
 
 
 if __name__ == "__main__":
