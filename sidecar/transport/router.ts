@@ -199,8 +199,7 @@ export class Router implements AsyncIterable<Message> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#socket.close();
-    await this.#zap?.close();
-    await this.#monitor.close();
+    await Promise.all([this.#zap?.close(), this.#monitor.close()]);
     await this.#ctx.term();
     removeStaleSocketFile(this.endpoint);
   }
