@@ -113,7 +113,8 @@ class SidecarClient:
         if self._curve is not None:
             apply_client_curve(sock, *self._curve)
         # handshake failures say why a sidecar never answers (see _refusal)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        self._monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         sock.connect(self.endpoint)
         self._sock = sock
 
@@ -132,8 +133,9 @@ class SidecarClient:
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 why = "; the sidecar refused this client's CURVE key (add its public key to the sidecar's clients/ folder)"
-            elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
-                why = ("; the handshake failed: the sidecar and this client disagree on security "
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL) and not why:
+                # a mechanism mismatch shows as either, depending on which side closes first
+                why = ("; the handshake failed: the sidecar and this client probably disagree on security "
                        "(a sidecar with --curve-keys needs server_key= and client_keys=, and the right server key)")
         return why
 

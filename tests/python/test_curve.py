@@ -12,7 +12,7 @@ from edgewise._client import SidecarClient
 from edgewise._curve import make_keys
 from edgewise.errors import SidecarStartError, SidecarTimeout
 
-REFUSED_TIMEOUT = 1.5
+REFUSED_TIMEOUT = 3.0
 
 
 def round_kwargs(**kw):
@@ -62,7 +62,7 @@ def test_client_without_security_is_refused_and_the_allowed_client_keeps_being_s
             plain.open_session(run_meta())
     oracle = FakeOracle(seed=4)
     assert allowed.run_round(oracle, **round_kwargs())["lambda_max"] == pytest.approx(oracle.expected_lambda())
-    assert '"zmq_handshake_failed_protocol"' in sidecar.log_path.read_text()
+    assert '"zmq_handshake_failed_' in sidecar.log_path.read_text()  # _protocol or _no_detail: who closes first
 
 
 def test_client_keys_without_server_key_is_a_value_error(keys):
