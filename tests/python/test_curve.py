@@ -73,3 +73,36 @@ def test_client_keys_without_server_key_is_a_value_error(keys):
 def test_curve_keys_folder_without_keys_stops_the_sidecar_with_a_clear_error(tmp_path):
     with pytest.raises(SidecarStartError, match="server.key_secret"):
         stub_sidecar("--curve-keys", str(tmp_path))
+
+
+def test_estimate_and_monitor_take_curve_keys(keys, tmp_path):
+    """The public API over CURVE with the real estimator: theory.md §7's worked example."""
+    import torch
+
+    import edgewise
+    from edgewise._sidecar_process import SidecarProcess
+
+    x = torch.tensor([[0, 0.3, -0.27], [-0.89, -0.45, -0.99], [0.06, 1.34, -0.49], [-0.62, 0.49, 0.36],
+                      [0.11, -0.93, -0.03]], dtype=torch.float64)
+    w = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    model = torch.nn.Linear(3, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(w.unsqueeze(0))
+
+    def half_mse(out, target):
+        return 0.5 * ((out.squeeze(-1) - target) ** 2).mean()
+
+    proc = SidecarProcess(extra_args=["--curve-keys", str(keys["dir"]), "--no-dashboard", "--data-dir", str(tmp_path)]).start()
+    curve = {"server_key": keys["server"], "client_keys": keys["trainer"]}
+    try:
+        report = edgewise.estimate(model, half_mse, (x, x @ w), n_train=5, batch_size=2, endpoint=proc.endpoint,
+                                   tol=1e-12, **curve)
+        assert report.lambda_gen == pytest.approx(0.982530638265, rel=1e-9)  # theory.md §7, B = 2
+        monitor = edgewise.Monitor(model, half_mse, probe=(x, x @ w), n_train=5, batch_size=2,
+                                   endpoint=proc.endpoint, console=False, timeout=30, **curve)
+        try:
+            assert monitor.end_epoch(0, lr=0.1).missing is False
+        finally:
+            monitor.close()
+    finally:
+        proc.stop()
