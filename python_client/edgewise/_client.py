@@ -110,6 +110,9 @@ class SidecarClient:
     def _open_socket(self) -> None:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # ZMTP heartbeats (SPEC §7): a dead peer or half-open TCP connection is noticed and redialled
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
         if self._curve is not None:
             apply_client_curve(sock, *self._curve)
         # handshake failures say why a sidecar never answers (see _refusal)
