@@ -36,7 +36,7 @@ export interface Candidate {
  */
 export function libzmqCandidates(options: FindLibzmqOptions = {}): Candidate[] {
   const env = options.env ?? ((k: string) => Deno.env.get(k));
-  const root = options.root ?? new URL("../..", import.meta.url).pathname;
+  const root = options.root ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
   const out: Candidate[] = [];
   const explicit = options.explicit ?? env("EDGEWISE_ZMQ_LIB");
   if (explicit) {
@@ -162,8 +162,9 @@ function npmAddons(nodeModules: string): string[] {
         .map((n) => `${nodeModules}/.deno/${n}/node_modules/zeromq`),
     ]
   ) {
-    walk(`${base}/prebuilds`, 2);
-    walk(`${base}/build`, 2);
+    // e.g. build/linux/x64/node/glibc-127/Release/addon.node (zeromq 6)
+    walk(`${base}/prebuilds`, 6);
+    walk(`${base}/build`, 6);
   }
   return out;
 }

@@ -9,8 +9,9 @@ function fakeRoot(): string {
   Deno.mkdirSync(`${root}/.venv/lib/python3.11/site-packages/pyzmq.libs`, { recursive: true });
   Deno.writeTextFileSync(`${root}/.venv/lib/python3.11/site-packages/pyzmq.libs/libzmq-abc.so.5.2.5`, "not a library");
   Deno.writeTextFileSync(`${root}/.venv/lib/python3.11/site-packages/pyzmq.libs/libsodium-abc.so.26`, "");
-  Deno.mkdirSync(`${root}/node_modules/zeromq/prebuilds/linux-x64`, { recursive: true });
-  Deno.writeTextFileSync(`${root}/node_modules/zeromq/prebuilds/linux-x64/node.napi.glibc.node`, "not an addon");
+  const addon = `${root}/node_modules/zeromq/build/linux/x64/node/glibc-127/Release`;
+  Deno.mkdirSync(addon, { recursive: true });
+  Deno.writeTextFileSync(`${addon}/addon.node`, "not an addon");
   return root;
 }
 
@@ -41,7 +42,7 @@ Deno.test("findLibzmq() skips candidates that do not load and logs each step", (
   })();
   if (err === undefined) return; // a system libzmq is installed: it loaded, which is right too
   assert(err instanceof LibzmqNotFound);
-  for (const what of ["/gone/libzmq.so", "libzmq-abc.so.5.2.5", "node.napi.glibc.node", "system", "tools/bootstrap.sh"]) {
+  for (const what of ["/gone/libzmq.so", "libzmq-abc.so.5.2.5", "glibc-127/Release/addon.node", "system", "tools/bootstrap.sh"]) {
     assert(err.message.includes(what), `${what} missing from: ${err.message}`);
   }
 });
