@@ -12,6 +12,30 @@ for the ZMTP sidecar this transport replaced (main before issue 11):
 Each blocks reply is a full protocol step: the client encodes the tensor, sends `result`, the
 sidecar decodes it, checks shape and finiteness, and answers with the next `op`; so
 "MiB/s" is payload per wall second of that whole step. Needs Deno (spawns a stub sidecar).
+
+Closing note (issue 11, libzmq through Deno FFI replacing the ZMTP sidecar; 2-core CPU machine
+shared with other jobs, load average 8-12 during every run, so single numbers move by 2x):
+the old sidecar alone first, from main's code (d35063f), then two runs of
+``--baseline /tmp/edgewise_old``, old and new interleaved in one run, same client:
+
+    run               sidecar   transport  hb p50 µs  hb p99 µs  blocks ms  MiB/s
+    main alone        ZMTP      tcp              111        398       5.12    391
+    main alone        ZMTP      ipc              112        370       5.73    349
+    side by side #1   ZMTP      tcp              117        574      13.16    152
+                      libzmq    tcp              184       7716      15.12    132
+                      ZMTP      ipc               98       5301      13.98    143
+                      libzmq    ipc              156       2307      29.00     69
+    side by side #2   ZMTP      tcp              119        589      12.06    166
+                      libzmq    tcp              216       7307      12.24    163
+                      ZMTP      ipc              100       4976      19.40    103
+                      libzmq    ipc              163      14882      44.21     45
+
+A small round trip costs about 1.6-1.8x more (~+70 µs): a message now crosses libzmq's I/O
+thread and FFI's worker thread before the main thread sees it. 2 MiB blocks: on par over tcp
+(1.02-1.15x), about 2.1-2.3x slower over ipc in this end-to-end step, although a bare 2 MiB
+echo through the same Router is as fast as pyzmq's own ROUTER on both transports (1.7-12 ms,
+noise-bound); the sidecar's CPU profile of the ipc step is 59 % idle, so the time is spent
+between the processes, not in the new code's JavaScript. Not explained further.
 """
 
 from __future__ import annotations
