@@ -1,9 +1,11 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
- * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
+ * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
+ * [--zmq-lib FILE] [--curve-keys DIR] [--insecure]` (endpoint also from `EDGEWISE_ENDPOINT`, libzmq
+ * also from `EDGEWISE_ZMQ_LIB`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
- * the socket and exit 0.
+ * the socket and exit 0. Exit status 2: bad arguments or keys; 3: the endpoint is in use.
+ * A non-loopback endpoint needs `--curve-keys` (or `--insecure`).
  *
  * @module
  */
@@ -12,6 +14,10 @@ import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { ProtocolError } from "./protocol/errors.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
+import { checkExposure, parseEndpoint } from "./transport/endpoint.ts";
+import { type CurveKeys, loadCurveKeys } from "./transport/curve.ts";
+import { AddressInUse } from "./transport/router.ts";
+import { LibzmqNotFound } from "./transport/zmq_lib.ts";
 import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
 import { estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
@@ -47,6 +53,12 @@ export interface MainArgs {
   runner: "estimate" | "stub";
   /** Soft size limit (SPEC §7); default 64 MiB. */
   maxMessageBytes?: number;
+  /** libzmq file (`--zmq-lib`); default: discovery, see transport/zmq_lib.ts. */
+  zmqLib?: string;
+  /** Folder with `server.key_secret` and `clients/*.key`: serve CURVE. */
+  curveKeys?: string;
+  /** Allow a non-loopback endpoint without CURVE. */
+  insecure?: boolean;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -62,6 +74,9 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
+      "zmq-lib": { type: "string" },
+      "curve-keys": { type: "string" },
+      insecure: { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -77,9 +92,15 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
     throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
   }
+  const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555";
+  parseEndpoint(endpoint);
+  checkExposure(endpoint, { curve: values["curve-keys"] !== undefined, insecure: values.insecure });
   return {
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
-    endpoint: values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555",
+    endpoint,
+    zmqLib: values["zmq-lib"],
+    curveKeys: values["curve-keys"],
+    insecure: values.insecure,
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
@@ -203,7 +224,31 @@ async function main(): Promise<number> {
   const dashboard = store && args.dashboard !== false
     ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log, args.allowHosts)
     : undefined;
-  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });
+  let curve: CurveKeys | undefined;
+  try {
+    curve = args.curveKeys === undefined ? undefined : loadCurveKeys(args.curveKeys);
+  } catch (e) {
+    console.error(`edgewise sidecar: ${(e as Error).message}`);
+    return 2;
+  }
+  if (curve) log("info", "curve", { keys: args.curveKeys, clients: [...curve.clients.values()] });
+  else if (args.insecure) log("warn", "insecure", { endpoint: args.endpoint, why: "--insecure: no authentication, no encryption" });
+  let sidecar;
+  try {
+    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve, ...makeRunner(args, store, dashboard?.url) });
+  } catch (e) {
+    if (e instanceof LibzmqNotFound) {
+      console.error(`edgewise sidecar: ${e.message}`);
+      await dashboard?.close();
+      store?.close();
+      return 1;
+    }
+    if (!(e instanceof AddressInUse)) throw e;
+    console.error(`edgewise sidecar: cannot bind ${args.endpoint}: address already in use; another sidecar (or program) is listening there: stop it, or pass --endpoint with a free port (tcp://127.0.0.1:* picks one)`);
+    await dashboard?.close();
+    store?.close();
+    return 3;
+  }
   console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });

@@ -34,9 +34,31 @@ def sidecar(args: list[str]) -> int:
         return 1
 
 
+def keys(args: list[str]) -> int:
+    """Makes CURVE keys: the sidecar's pair (once) and an allowed client's pair, in ``DIR``."""
+    import argparse
+
+    from ._curve import make_keys
+
+    parser = argparse.ArgumentParser(prog="python -m edgewise keys")
+    parser.add_argument("dir", help="folder for server.key, server.key_secret, clients/NAME.key and NAME.key_secret")
+    parser.add_argument("--client", default="client", help="name of the client key pair (default: client)")
+    opts = parser.parse_args(args)
+    try:
+        server_key, client_secret = make_keys(opts.dir, client=opts.client)
+    except (FileExistsError, OSError) as exc:
+        print(f"edgewise keys: {exc}", file=sys.stderr)
+        return 1
+    print(f"sidecar (on the serving machine): python -m edgewise sidecar --endpoint tcp://0.0.0.0:5555 --curve-keys {opts.dir}")
+    print(f"client (copy {server_key} and {client_secret} to the training machine):")
+    print(f'  edgewise.Monitor(..., endpoint="tcp://HOST:5555", server_key="{server_key}", client_keys="{client_secret}")')
+    return 0
+
+
 #: Subcommand name -> ``(function, one-line help)``.
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "sidecar": (sidecar, "run a standalone sidecar (python -m edgewise sidecar --help)"),
+    "keys": (keys, "make CURVE keys for a sidecar on another machine (python -m edgewise keys DIR)"),
 }
 
 

@@ -19,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import _protocol as proto
 from ._codec import decode, encode
+from ._curve import KeySource, apply_client_curve
 from ._sidecar_process import SidecarProcess
 from .errors import (
     BadState,
@@ -58,9 +60,14 @@ class SidecarClient:
         timeout: seconds to wait for each answer.
         spawn: force spawning (``True``) or not (``False``); default: spawn when no endpoint.
         sidecar_args: extra arguments for a spawned sidecar (e.g. ``["--runner", "stub"]``).
+        server_key: the CURVE public key of a sidecar started with ``--curve-keys`` (Z85 text,
+            or its ``server.key`` file); needs ``client_keys``.
+        client_keys: this client's CURVE key pair: a ``NAME.key_secret`` file from
+            ``python -m edgewise keys``, or a Z85 ``(public, secret)`` pair.
 
     Raises:
         SidecarStartError: a local sidecar could not be started.
+        ValueError: only one of ``server_key`` and ``client_keys``.
     """
 
     def __init__(
@@ -70,9 +77,14 @@ class SidecarClient:
         timeout: float = 30.0,
         spawn: bool | None = None,
         sidecar_args: Sequence[str] = (),
+        server_key: KeySource | None = None,
+        client_keys: KeySource | tuple[KeySource, KeySource] | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"expected timeout > 0, got {timeout}")
+        if (server_key is None) != (client_keys is None):
+            raise ValueError("expected both server_key and client_keys for CURVE, or neither")
+        self._curve = (server_key, client_keys) if server_key is not None else None
         self.timeout = float(timeout)
         self.process: SidecarProcess | None = None
         if spawn if spawn is not None else endpoint is None:
@@ -88,6 +100,7 @@ class SidecarClient:
         self._next_id = 0
         self._ctx = zmq.Context()
         self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
         self._closed = False
         self._last_answer = time.monotonic()
         self._open_socket()
@@ -97,14 +110,41 @@ class SidecarClient:
     def _open_socket(self) -> None:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # ZMTP heartbeats (SPEC §7): a dead peer or half-open TCP connection is noticed and redialled
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
+        if self._curve is not None:
+            apply_client_curve(sock, *self._curve)
+        # handshake failures say why a sidecar never answers (see _refusal)
+        self._monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         sock.connect(self.endpoint)
         self._sock = sock
 
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.disable_monitor()
+            self._sock.close(linger=0)
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+        self._sock = self._monitor = None
+
+    def _refusal(self) -> str:
+        """Why the handshake failed, if the socket monitor saw it; else ''."""
+        why = ""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = "; the sidecar refused this client's CURVE key (add its public key to the sidecar's clients/ folder)"
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL) and not why:
+                # a mechanism mismatch shows as either, depending on which side closes first
+                why = ("; the handshake failed: the sidecar and this client probably disagree on security "
+                       "(a sidecar with --curve-keys needs server_key= and client_keys=, and the right server key)")
+        return why
+
     def _reset_socket(self) -> None:
         """Drops the connection and any answer in flight; the next call says hello again."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-        self._sock = None
+        self._close_socket()
         self.session = None
         if not self._closed:
             self._open_socket()
@@ -145,8 +185,9 @@ class SidecarClient:
             return proto.check_answer(answer)
 
     def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
+        why = self._refusal()
         self._reset_socket()
-        raise SidecarTimeout(f"no answer from the sidecar at {self.endpoint} to {msg['type']} within {timeout:g} s")
+        raise SidecarTimeout(f"no answer from the sidecar at {self.endpoint} to {msg['type']} within {timeout:g} s{why}")
 
     # ---- session -----------------------------------------------------------------------
 
@@ -315,9 +356,7 @@ class SidecarClient:
         except EdgewiseError:
             pass
         self._closed = True
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
+        self._close_socket()
         self._ctx.term()
         if self.process is not None:
             self.process.stop()

@@ -39,6 +39,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def pyzmq_libzmq() -> str | None:
+    """The libzmq file bundled in this environment's pyzmq wheel, or None (pyzmq built
+    against a system libzmq, which the sidecar then finds by itself).
+
+    Wheels keep it in ``pyzmq.libs/`` (Linux, Windows) or ``zmq/.dylibs/`` (macOS).
+    """
+    import zmq
+
+    pkg = Path(zmq.__file__).resolve().parent
+    for folder in (pkg.parent / "pyzmq.libs", pkg / ".dylibs"):
+        if folder.is_dir():
+            for f in sorted(folder.iterdir()):
+                if f.name.startswith("libzmq") and (".so" in f.name or f.suffix in (".dylib", ".dll")):
+                    return str(f)
+    return None
+
+
+def sidecar_env() -> dict[str, str]:
+    """The environment for a spawned sidecar: ours, plus ``EDGEWISE_PYZMQ_LIB`` naming the
+    libzmq this Python already loads (the sidecar's second discovery step, after
+    ``--zmq-lib`` / ``EDGEWISE_ZMQ_LIB``)."""
+    env = dict(os.environ)
+    lib = pyzmq_libzmq()
+    if lib:
+        env["EDGEWISE_PYZMQ_LIB"] = lib
+    return env
+
+
 class SidecarProcess:
     """A sidecar child process bound to ``endpoint``.
 
@@ -92,6 +120,7 @@ class SidecarProcess:
             self._proc = subprocess.Popen(
                 self.command, cwd=self.location.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # Ctrl-C in the training console is for the trainer
+                env=sidecar_env(),
             )
         except OSError as exc:
             raise SidecarStartError(f"cannot run {' '.join(self.command)}: {exc}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -61,6 +62,8 @@ class Monitor:
             ``lambda_gen`` can then spike in directions where ``H`` is nearly flat. The
             Gauss–Newton part is PSD everywhere and equals the Hessian at interpolating minima.
         endpoint: ``tcp://host:port`` of a running sidecar; None spawns a local one.
+        server_key / client_keys: CURVE for a sidecar started with ``--curve-keys`` (see
+            :class:`~edgewise.SidecarClient`; make keys with ``python -m edgewise keys DIR``).
         timeout: seconds to wait for any one sidecar answer.
         every_steps: run a round every N calls of :meth:`step`; None means once per
             :meth:`end_epoch`.
@@ -107,6 +110,8 @@ class Monitor:
         loader: Any = None,
         curvature: str = "ggn",
         endpoint: str | None = None,
+        server_key: Any = None,
+        client_keys: Any = None,
         timeout: float = 30.0,
         every_steps: int | None = None,
         budget_hvps: float | None = None,
@@ -164,7 +169,8 @@ class Monitor:
         self.run_name = run_name or self.run_id
         self.history: list[StabilityReport] = []
         self._listeners: list[Listener] = []
-        self._client_factory = client_factory or _default_client_factory
+        self._client_factory = client_factory or functools.partial(
+            _default_client_factory, server_key=server_key, client_keys=client_keys)
         self._client: Any = None
         self._oracle: Any = None
         self._disabled_reason: str | None = None
@@ -365,7 +371,7 @@ class Monitor:
                             n=self.n_train, batch_size=self.batch_size, curvature=self.curvature)
 
 
-def _default_client_factory(endpoint: str | None, timeout: float) -> Any:
+def _default_client_factory(endpoint: str | None, timeout: float, **curve: Any) -> Any:
     from ._client import SidecarClient
 
-    return SidecarClient(endpoint, timeout=timeout)
+    return SidecarClient(endpoint, timeout=timeout, **curve)

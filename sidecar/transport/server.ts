@@ -1,6 +1,7 @@
 /**
- * The sidecar's ZeroMQ ROUTER (ZMTP 3.0, see zmtp_router.ts): decodes and validates every frame, answers every bad input
- * with an `error` while other sessions keep working, and routes session messages.
+ * The sidecar's server on its libzmq ROUTER (router.ts): decodes and validates every frame, answers every bad input
+ * with an `error` while other sessions keep working, and routes session messages. Sessions see a peer as
+ * the ZeroMQ routing id of its connection (see router.ts) and send frames back to it.
  *
  * @module
  */
@@ -18,7 +19,10 @@ import {
 import { jsonLogger, type Logger } from "./log.ts";
 import { type RoundRunner, Session } from "./session.ts";
 import { realTimers, type Timers } from "./timers.ts";
-import { ZmtpRouter } from "./zmtp_router.ts";
+import type { CurveKeys } from "./curve.ts";
+import { Router, type RouterOptions } from "./router.ts";
+import { findLibzmq } from "./zmq_lib.ts";
+import { collectWhenQuiet } from "./idle_gc.ts";
 
 /** Sidecar name and version sent in `welcome`. */
 export const SIDECAR_NAME = "edgewise-sidecar/0.1.0";
@@ -49,6 +53,12 @@ export interface SidecarOptions {
   log?: Logger;
   /** Clock for op and idle timeouts (tests inject manual timers). */
   timers?: Timers;
+  /** libzmq file to load (`--zmq-lib`); default: discovery (zmq_lib.ts). */
+  zmqLib?: string;
+  /** Serve CURVE with these keys (`--curve-keys`). */
+  curve?: CurveKeys;
+  /** libzmq socket settings (handshake, heartbeats, high-water marks); see router.ts. */
+  transport?: Pick<RouterOptions, "handshakeMs" | "heartbeatMs" | "hwm" | "sendTimeoutMs">;
 }
 
 /** A running sidecar. */
@@ -69,7 +79,7 @@ export interface Sidecar {
  *
  * @param options endpoint, runner, hooks, limits
  * @returns the running sidecar
- * @throws {Error} when the endpoint cannot be bound (e.g. address in use)
+ * @throws {Error} `AddressInUse` (router.ts) when another process holds the endpoint; an `Error` when no libzmq loads
  * @example
  * ```ts ignore
  * import { startSidecar } from "./server.ts";
@@ -82,9 +92,13 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log ?? jsonLogger("info");
   const timers = options.timers ?? realTimers;
-  const router = await ZmtpRouter.bind(options.endpoint ?? "tcp://127.0.0.1:5555", {
+  const lib = findLibzmq({ explicit: options.zmqLib, needCurve: options.curve !== undefined, log });
+  const router = await Router.bind(lib, options.endpoint ?? "tcp://127.0.0.1:5555", {
+    ...options.transport,
+    // the soft limit is answered with `too_large`; twice it, libzmq drops the connection
     maxMessageSize: 2 * limits.max_message_bytes,
-    onPeerError: (message) => log("warn", "peer_dropped", { message }),
+    curve: options.curve,
+    log,
   });
   const endpoint = router.endpoint;
 
@@ -179,9 +193,11 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     if (msg.type === "bye") forget(session);
   }
 
+  const quiet = collectWhenQuiet(2_000);
   const loop = (async () => {
     try {
       for await (const [routing, ...frames] of router) {
+        quiet.touch();
         if (frames.length !== 1) {
           answerError(routing, new ProtocolError("malformed", `Cannot read message: expected 1 frame, got ${frames.length}`), undefined);
           continue;
@@ -212,8 +228,9 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
       sessions.clear();
       byRun.clear();
       await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 1000))]);
-      router.close();
+      await router.close();
       await loop;
+      quiet.stop();
       log("info", "closed", { endpoint });
     },
   };
