@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { ProtocolError } from "./protocol/errors.ts";
+import { describe } from "./protocol/describe.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
 import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
@@ -74,7 +75,7 @@ function optionalNumber(options: Record<string, unknown>, key: string): number |
   const v = options[key];
   if (v === undefined) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${describe(v)}`);
   }
   return v;
 }
@@ -84,7 +85,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
   const v = options.batch_grid;
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 1)) {
-    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${describe(v)}`);
   }
   return v as number[];
 }
@@ -93,7 +94,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
 function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambda_max" | undefined {
   const v = options.target;
   if (v === undefined || v === "lambda_gen" || v === "lambda_max") return v;
-  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${JSON.stringify(v)}`);
+  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${describe(v)}`);
 }
 
 /**
@@ -135,12 +136,16 @@ function makeRunner(
   args: MainArgs,
   store: HistoryStore | undefined,
   dashboard: string | undefined,
-): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "dashboard"> {
+): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
     runRound: estimateRunner(store),
     dashboard,
-    onSessionOpen: store ? async (run) => void await store.openRun({ ...run } as StoredRunMeta) : undefined,
+    // the secret's hash stays with the run, so a restarted sidecar still knows who owns it
+    onSessionOpen: store
+      ? async (run, secretSha256) => void await store.openRun({ ...run, secret_sha256: secretSha256 } as StoredRunMeta)
+      : undefined,
+    runSecret: store ? (runId) => store.run(runId)?.meta.secret_sha256 as string | undefined : undefined,
     // awaited before the report is sent: a report the client sees is already on disk
     onReport: store ? async (runId, report) => void await store.append(runId, report as StoredReport) : undefined,
   };
