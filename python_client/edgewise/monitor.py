@@ -313,9 +313,18 @@ class Monitor:
         return self._record(report)
 
     def _idle_heartbeat(self) -> None:
-        """Between background rounds, keeps the session alive (worker thread only)."""
-        if self._client is not None and hasattr(self._client, "maybe_heartbeat"):
-            self._client.maybe_heartbeat()
+        """Between background rounds (worker thread only): restarts a spawned sidecar that
+        exited, at once rather than at the next round, and keeps the session alive."""
+        client = self._client
+        if client is None:
+            return
+        process = getattr(client, "process", None)
+        if process is not None and not process.alive():
+            if self._revive_sidecar(None):
+                self._skip_rounds = 0
+            return
+        if hasattr(client, "maybe_heartbeat"):
+            client.maybe_heartbeat()
 
     def _serve(self, context: dict[str, Any], ready: Any = None) -> StabilityReport:
         """Runs one round for ``context`` and returns its report (never raises for sidecar
@@ -371,7 +380,7 @@ class Monitor:
             report = StabilityReport.from_dict(report.to_dict() | {"wall_ms": 1e3 * (time.perf_counter() - started)})
         return report
 
-    def _revive_sidecar(self, exc: Exception) -> bool:
+    def _revive_sidecar(self, exc: Exception | None) -> bool:
         """After a failure, restarts a spawned sidecar that died; True when it is back."""
         revive = getattr(self._client, "revive", None)
         if revive is None:
