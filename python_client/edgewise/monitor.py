@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 
 from ._background import RoundWorker, ShadowModel, oracle_stream
+from ._oom import OomRetry
 from ._probe import draw_probe
 from ._report_log import ReportLog
 from ._run_info import round_options, run_metadata
@@ -344,7 +345,8 @@ class Monitor:
             with oracle_stream(self._oracle_model(), ready):
                 oracle.begin_round()
                 live = self.console and self.blocking and sys.stderr.isatty()
-                progress = _ProgressOracle(oracle, self._rounds, live)
+                guard = OomRetry(oracle)
+                progress = _ProgressOracle(guard, self._rounds, live)
                 raw = client.run_round(
                     progress,
                     step=context["step"],
@@ -359,6 +361,9 @@ class Monitor:
                 )
                 progress.done()
             report = StabilityReport.from_dict(raw)
+            if guard.events:  # the chunk size was halved: say so, with the size now in use
+                report = dataclasses.replace(report, warnings=[*report.warnings, *guard.events],
+                                             extra={**report.extra, "chunk_size": oracle.chunk_size})
             self._failures = 0
         except Exception as exc:  # monitoring must never reach the training loop
             self._failures += 1
