@@ -91,3 +91,31 @@ def _stored_rounds(data_dir, run_id):
             report = json.loads(line)
             if report.get("run") == run_id:
                 yield report["round"]
+
+
+def test_an_attached_sidecar_that_stops_answering_is_detected_by_heartbeats_not_the_timeout():
+    from _transport_helpers import FakeOracle, run_meta, stub_sidecar
+
+    from edgewise.errors import SidecarTimeout
+
+    proc = stub_sidecar()
+    stopped = []
+
+    class FreezesSidecar(FakeOracle):
+        def execute(self, op, args):
+            if op == "blocks" and not stopped:
+                os.kill(proc.pid, signal.SIGSTOP)  # alive but silent, as a hung remote host
+                stopped.append(time.monotonic())
+            return super().execute(op, args)
+
+    client = SidecarClient(proc.endpoint, timeout=60.0, liveness=2.0)  # attached: no process to watch
+    try:
+        client.open_session(run_meta())
+        with pytest.raises(SidecarTimeout, match="stopped answering"):
+            client.run_round(FreezesSidecar(), step=1, epoch=0, lr=0.1, batch_size=8, n=100)
+        waited = time.monotonic() - stopped[0]
+        assert waited < 10.0, f"detected after {waited:.1f} s (the timeout is 60 s)"
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        client.close()
+        proc.stop()
