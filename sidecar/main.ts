@@ -1,6 +1,7 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]` (endpoint also from
+ * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
+ * [--workers N]` (rounds run in N Deno Workers, default the CPU count, 0: on the event loop; endpoint also from
  * `EDGEWISE_ENDPOINT`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0.
@@ -13,11 +14,13 @@ import { ProtocolError } from "./protocol/errors.ts";
 import { describe } from "./protocol/describe.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
-import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
+import { type OpChannel, type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
 import { estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
+import { WorkerPool } from "./transport/worker_pool.ts";
+import { ESTIMATE_TASK } from "./estimate_task.ts";
 
 /** Parsed command line. */
 export interface MainArgs {
@@ -30,6 +33,8 @@ export interface MainArgs {
   runner: "estimate" | "stub";
   /** Soft size limit (SPEC §7); default 64 MiB. */
   maxMessageBytes?: number;
+  /** Round workers (default: the CPU count); 0 runs rounds on the event loop. */
+  workers?: number;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -44,6 +49,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
+      workers: { type: "string" },
     },
     strict: true,
   });
@@ -59,7 +65,12 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
     throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
   }
+  const workers = values.workers;
+  if (workers !== undefined && !/^\d+$/.test(workers)) {
+    throw new TypeError(`Invalid --workers: expected a number of round workers (0: none), got ${workers}`);
+  }
   return {
+    workers: workers === undefined ? undefined : Number(workers),
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
     endpoint: values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555",
     logLevel,
@@ -102,8 +113,8 @@ function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambd
  * comes from the history store when there is one, so a run resumed after a sidecar restart
  * keeps counting where its history ends.
  */
-export function estimateRunner(store?: HistoryStore): RoundRunner {
-  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo) => {
+export function estimateRunner(store?: HistoryStore, pool?: WorkerPool): RoundRunner {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel) => {
     const o = round.options;
     const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
     const params: RoundParams = {
@@ -125,7 +136,11 @@ export function estimateRunner(store?: HistoryStore): RoundRunner {
       target: optionalTarget(o),
     };
     const previous = session.state.estimate as RoundState | undefined;
-    const { report, state } = await estimateRound(oracle, params, { state: previous });
+    // in a worker when there is a pool: the event loop keeps answering other sessions
+    const { report, state } = pool && channel
+      ? await pool.run(channel, session.run.probe, round.basis, { module: ESTIMATE_TASK, input: { params, state: previous } }) as
+        { report: unknown; state: RoundState }
+      : await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;
     return report as unknown as Record<string, unknown>;
   };
@@ -136,10 +151,11 @@ function makeRunner(
   args: MainArgs,
   store: HistoryStore | undefined,
   dashboard: string | undefined,
+  pool?: WorkerPool,
 ): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
-    runRound: estimateRunner(store),
+    runRound: estimateRunner(store, pool),
     dashboard,
     // the secret's hash stays with the run, so a restarted sidecar still knows who owns it
     onSessionOpen: store
@@ -175,7 +191,10 @@ async function main(): Promise<number> {
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
-  const limits = args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {};
+  const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
+  const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store
+  // with rounds in workers, heartbeats are answered during rounds: clients may rely on it
+  const limits = { ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}), ...(pool ? { liveness_ms: 5_000 } : {}) };
   const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
   const store = args.runner === "stub" ? undefined : await HistoryStore.open({
     dataDir,
@@ -184,11 +203,13 @@ async function main(): Promise<number> {
   const dashboard = store && args.dashboard !== false
     ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log)
     : undefined;
-  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });
+  await poolReady;
+  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url, pool) });
   console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();
+  pool?.close();
   await dashboard?.close();
   store?.close();
   return 0;

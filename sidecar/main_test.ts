@@ -12,7 +12,9 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
+    workers: undefined,
   });
+  assertEquals(parseMainArgs(["--workers", "0"], noEnv).workers, 0);
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
 });
 

@@ -67,7 +67,9 @@ class SidecarClient:
         sidecar_args: extra arguments for a spawned sidecar (e.g. ``["--runner", "stub"]``).
         liveness: while a round waits for an answer, heartbeats go out every second; a sidecar
             that answers nothing at all for this many seconds is taken as gone
-            (:class:`SidecarTimeout` at once instead of after ``timeout``); None disables it.
+            (:class:`SidecarTimeout` at once instead of after ``timeout``); None disables it;
+            ``"auto"`` (default) uses the sidecar's ``limits.liveness_ms``, which a sidecar
+            announces only when it answers heartbeats during rounds (rounds in workers).
 
     A spawned sidecar that exits is noticed within 0.1 s of any wait (:class:`SidecarDied`),
     reaped, and restarted by :meth:`revive`; the session secret from ``welcome`` then resumes
@@ -84,7 +86,7 @@ class SidecarClient:
         timeout: float = 30.0,
         spawn: bool | None = None,
         sidecar_args: Sequence[str] = (),
-        liveness: float | None = 10.0,
+        liveness: float | str | None = "auto",
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"expected timeout > 0, got {timeout}")
@@ -157,7 +159,8 @@ class SidecarClient:
         if not self._sock.poll(int(timeout * 1000), zmq.POLLOUT):
             self._timed_out(msg, timeout)
         self._sock.send(frame, copy=len(frame) < 65536)
-        probing = self.liveness is not None and self.session is not None and msg["type"] not in ("hello", "bye", "heartbeat")
+        liveness = self._liveness()
+        probing = liveness is not None and self.session is not None and msg["type"] not in ("hello", "bye", "heartbeat")
         heard = time.monotonic()
         next_probe = heard + PROBE_INTERVAL
         while True:
@@ -166,9 +169,9 @@ class SidecarClient:
             if now >= deadline:
                 self._timed_out(msg, timeout)
             if probing:
-                if now - heard > self.liveness:  # type: ignore[operator]
+                if now - heard > liveness:  # type: ignore[operator]
                     self._reset_socket()
-                    raise SidecarTimeout(f"the sidecar at {self.endpoint} stopped answering (no answer and no heartbeat for {self.liveness:g} s) during {msg['type']}")
+                    raise SidecarTimeout(f"the sidecar at {self.endpoint} stopped answering (no answer and no heartbeat for {liveness:g} s) during {msg['type']}")
                 if now >= next_probe:
                     self._probe()
                     next_probe = now + PROBE_INTERVAL
@@ -191,6 +194,13 @@ class SidecarClient:
                 continue  # stale answer to a request we gave up on
             self._last_answer = time.monotonic()
             return proto.check_answer(answer)
+
+    def _liveness(self) -> float | None:
+        """Seconds of silence during a round after which the sidecar is taken as gone."""
+        if self.liveness == "auto":
+            ms = self.limits.get("liveness_ms")
+            return float(ms) / 1000.0 if isinstance(ms, (int, float)) and ms > 0 else None
+        return None if self.liveness is None else float(self.liveness)
 
     def _probe(self) -> None:
         """Sends a heartbeat while waiting: its echo shows the sidecar is alive."""

@@ -68,6 +68,11 @@ export interface Limits {
   heartbeat_ms: number;
   idle_timeout_ms: number;
   op_timeout_ms: number;
+  /**
+   * Present when rounds run off the event loop, so heartbeats are answered during a round: a
+   * client that hears nothing at all for this long during a round may take the sidecar as gone.
+   */
+  liveness_ms?: number;
 }
 
 const TYPES = ["hello", "welcome", "round", "op", "result", "report", "heartbeat", "bye", "error"];

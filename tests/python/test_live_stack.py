@@ -139,7 +139,7 @@ def test_training_loop_finishes_when_the_sidecar_is_killed_and_resumes_after_res
     finally:
         monitor.close()
         proc.stop()
-    assert outcomes[:2] == [False, False]
+    assert outcomes[:2] == [False, False], reasons
     assert all(outcomes[2:5]), outcomes  # dead sidecar: skipped rounds, no exception
     assert outcomes[-1] is False, reasons  # monitoring resumed after the restart (back-off ≤ 3 rounds here)
 
