@@ -114,7 +114,7 @@ function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambd
  * keeps counting where its history ends.
  */
 export function estimateRunner(store?: HistoryStore, pool?: WorkerPool): RoundRunner {
-  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel) => {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel, signal?: AbortSignal) => {
     const o = round.options;
     const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
     const params: RoundParams = {
@@ -138,7 +138,7 @@ export function estimateRunner(store?: HistoryStore, pool?: WorkerPool): RoundRu
     const previous = session.state.estimate as RoundState | undefined;
     // in a worker when there is a pool: the event loop keeps answering other sessions
     const { report, state } = pool && channel
-      ? await pool.run(channel, session.run.probe, round.basis, { module: ESTIMATE_TASK, input: { params, state: previous } }) as
+      ? await pool.run(channel, session.run.probe, round.basis, { module: ESTIMATE_TASK, input: { params, state: previous } }, signal) as
         { report: unknown; state: RoundState }
       : await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;

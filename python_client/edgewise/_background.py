@@ -104,8 +104,9 @@ def _same_layout(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
 def oracle_stream(module: torch.nn.Module, ready: Any = None) -> Iterator[None]:
     """Runs the body on a dedicated CUDA stream when ``module`` lives on CUDA; else does nothing.
 
-    The stream first waits for ``ready`` (the event recorded after the shadow's sync), and the
-    body's results are synchronised before leaving (they are read on the CPU right after).
+    The stream first waits for ``ready`` (the event recorded after the shadow's sync; without
+    one, for everything queued on the current stream), and is synchronised before leaving
+    (the results are read on the CPU right after).
     """
     first = next(iter(module.parameters()), None)
     if first is None or not first.is_cuda:
@@ -113,7 +114,9 @@ def oracle_stream(module: torch.nn.Module, ready: Any = None) -> Iterator[None]:
         return
     stream = torch.cuda.Stream(device=first.device)
     if ready is not None:
-        stream.wait_event(ready)
+        stream.wait_event(ready)  # background: only the shadow's copy must be done
+    else:
+        stream.wait_stream(torch.cuda.current_stream(first.device))  # blocking: all queued work
     with torch.cuda.stream(stream):
         yield
     stream.synchronize()

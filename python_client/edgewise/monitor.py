@@ -506,6 +506,7 @@ class Monitor:
         if not getattr(self, "_opened", False):
             self._client.open_session(self._run_info())
             self._opened = True
+            self.run_id = getattr(self._client, "run_id", None) or self.run_id  # a new id if ours was taken
         return self._client
 
     def _ensure_oracle(self) -> Any:

@@ -39,13 +39,15 @@ export interface SessionInfo {
 
 /**
  * Executes one round against the oracle and returns the report map (SPEC §5). `channel` is
- * the raw op channel under `oracle`, for runners that run the round in a worker (worker_pool.ts).
+ * the raw op channel under `oracle`, for runners that run the round in a worker (worker_pool.ts);
+ * `signal` aborts when the round is abandoned (client gone, timeout, error).
  */
 export type RoundRunner = (
   oracle: CurvatureOracle,
   round: RoundRequest,
   session: SessionInfo,
   channel: OpChannel,
+  signal: AbortSignal,
 ) => Promise<Record<string, unknown>>;
 
 /** Sends one message to the peer with this routing id. */
@@ -86,6 +88,8 @@ class RoundState {
   owed: Owed | null;
   outstanding: Outstanding | null = null;
   opTimer: number | undefined;
+  /** Aborted when the round is abandoned, so a runner can stop work no one waits for. */
+  readonly abort = new AbortController();
   constructor(owed: Owed) {
     this.owed = owed;
   }
@@ -143,6 +147,7 @@ export class Session {
     this.#deps.log("warn", "round_abandoned", { session: this.info.id, run: this.info.run.id, reason });
     r.outstanding?.reject(new ProtocolError("bad_state", `Round abandoned: ${reason}`));
     r.outstanding = null;
+    r.abort.abort();
   }
 
   /**
@@ -234,7 +239,7 @@ export class Session {
     const t0 = performance.now();
     this.#deps.log("debug", "round_start", { session: this.info.id, step: round.step });
     // through a promise chain, so a runner that throws synchronously still lands in .then
-    const runner = Promise.resolve().then(() => this.#deps.runRound(oracle, round, this.info, channel));
+    const runner = Promise.resolve().then(() => this.#deps.runRound(oracle, round, this.info, channel, r.abort.signal));
     runner.then(
       async (report) => {
         if (r.ended) return;

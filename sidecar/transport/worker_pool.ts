@@ -37,6 +37,7 @@ export type FromWorker =
   | { kind: "done"; value?: unknown; error?: { code?: string; message: string } };
 
 interface Job {
+  signal?: AbortSignal;
   task: RoundTask;
   channel: OpChannel;
   probe: number;
@@ -68,15 +69,18 @@ export class WorkerPool {
   #all: Worker[] = [];
   #queue: Job[] = [];
   #closed = false;
+  #preloaded: string[] = [];
 
   /** @param options pool size */
   constructor(options: WorkerPoolOptions = {}) {
     this.size = Math.max(1, Math.floor(options.size ?? navigator.hardwareConcurrency ?? 1));
-    for (let i = 0; i < this.size; i++) {
-      const w = new Worker(new URL("./round_worker.ts", import.meta.url).href, { type: "module" });
-      this.#all.push(w);
-      this.#idle.push(w);
-    }
+    for (let i = 0; i < this.size; i++) this.#idle.push(this.#spawn());
+  }
+
+  #spawn(): Worker {
+    const w = new Worker(new URL("./round_worker.ts", import.meta.url).href, { type: "module" });
+    this.#all.push(w);
+    return w;
   }
 
   /**
@@ -86,7 +90,12 @@ export class WorkerPool {
    * @throws {Error} when a worker cannot import it
    */
   async preload(module: string): Promise<void> {
-    await Promise.all(this.#all.map((w) =>
+    this.#preloaded.push(module);
+    await Promise.all(this.#all.map((w) => this.#load(w, module)));
+  }
+
+  #load(w: Worker, module: string): Promise<void> {
+    return (
       new Promise<void>((resolve, reject) => {
         w.onmessage = (e: MessageEvent<FromWorker>) => {
           if (e.data.kind !== "loaded") return;
@@ -96,7 +105,7 @@ export class WorkerPool {
         };
         post(w, { kind: "load", module });
       })
-    ));
+    );
   }
 
   /** Rounds waiting for a free worker. */
@@ -111,13 +120,17 @@ export class WorkerPool {
    * @param probe probe size `m` of the run
    * @param basis the client's basis size `k` at the round's start
    * @param task module URL and input
+   * @param signal aborts the round: a queued one leaves the queue, a running one's worker is
+   *   terminated and replaced (its synchronous work cannot be interrupted otherwise)
    * @returns what the task's `runRound` returned
-   * @throws {ProtocolError} what the task threw (code kept), or `internal` for other errors
+   * @throws {ProtocolError} what the task threw (code kept), `bad_state` when aborted, or
+   *   `internal` for other errors
    */
-  run(channel: OpChannel, probe: number, basis: number, task: RoundTask): Promise<unknown> {
+  run(channel: OpChannel, probe: number, basis: number, task: RoundTask, signal?: AbortSignal): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ProtocolError("internal", "Cannot run a round: the worker pool is closed"));
+    if (signal?.aborted) return Promise.reject(new ProtocolError("bad_state", "Round abandoned before it started"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ task, channel, probe, basis, resolve, reject });
+      this.#queue.push({ task, channel, probe, basis, resolve, reject, signal });
       this.#next();
     });
   }
@@ -131,10 +144,31 @@ export class WorkerPool {
   }
 
   #next(): void {
-    while (this.#idle.length && this.#queue.length) this.#start(this.#idle.pop()!, this.#queue.shift()!);
+    while (this.#idle.length && this.#queue.length) {
+      const job = this.#queue.shift()!;
+      if (job.signal?.aborted) job.reject(new ProtocolError("bad_state", "Round abandoned while waiting for a worker"));
+      else this.#start(this.#idle.pop()!, job);
+    }
+  }
+
+  /** Ends a running job's worker (abandoned round) and puts a fresh one in its place. */
+  #replace(w: Worker, job: Job): void {
+    w.onmessage = null;
+    w.terminate();
+    this.#all = this.#all.filter((x) => x !== w);
+    job.reject(new ProtocolError("bad_state", "Round abandoned: its worker was stopped"));
+    if (this.#closed) return;
+    const fresh = this.#spawn();
+    Promise.all(this.#preloaded.map((m) => this.#load(fresh, m))).catch(() => {}).finally(() => {
+      if (this.#closed) return;
+      this.#idle.push(fresh);
+      this.#next();
+    });
   }
 
   #start(w: Worker, job: Job): void {
+    const onAbort = () => this.#replace(w, job);
+    job.signal?.addEventListener("abort", onAbort, { once: true });
     w.onmessage = (e: MessageEvent<FromWorker>) => {
       const msg = e.data;
       if (msg.kind === "call") {
@@ -146,6 +180,7 @@ export class WorkerPool {
       }
       if (msg.kind !== "done") return;
       w.onmessage = null;
+      job.signal?.removeEventListener("abort", onAbort);
       if (msg.error) job.reject(fromWire(msg.error));
       else job.resolve(msg.value);
       if (!this.#closed) {

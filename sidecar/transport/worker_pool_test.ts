@@ -107,3 +107,22 @@ Deno.test({
     }
   },
 });
+
+Deno.test("an abandoned round's worker is stopped and replaced, so the next round need not wait for it", async () => {
+  const pool = new WorkerPool({ size: 1 });
+  await pool.preload(BUSY);
+  try {
+    const abort = new AbortController();
+    const t0 = performance.now();
+    const long = pool.run(fakeClient(), 2, 0, { module: BUSY, input: { ms: 60_000, r: 2 } }, abort.signal);
+    const next = pool.run(fakeClient(), 2, 0, { module: BUSY, input: { ms: 1, r: 1 } }); // queued behind it
+    setTimeout(() => abort.abort(), 200);
+    const [a, b] = await Promise.allSettled([long, next]);
+    assert(a.status === "rejected" && (a.reason as ProtocolError).code === "bad_state");
+    assert(b.status === "fulfilled" && (b.value as { k: number }).k === 1);
+    const took = performance.now() - t0;
+    assert(took < 30_000, `the queued round waited ${took.toFixed(0)} ms`); // not the 60 s spin
+  } finally {
+    pool.close();
+  }
+});
