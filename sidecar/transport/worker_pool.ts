@@ -130,7 +130,15 @@ export class WorkerPool {
     if (this.#closed) return Promise.reject(new ProtocolError("internal", "Cannot run a round: the worker pool is closed"));
     if (signal?.aborted) return Promise.reject(new ProtocolError("bad_state", "Round abandoned before it started"));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ task, channel, probe, basis, resolve, reject, signal });
+      const job: Job = { task, channel, probe, basis, resolve, reject, signal };
+      this.#queue.push(job);
+      signal?.addEventListener("abort", () => {
+        const i = this.#queue.indexOf(job); // still waiting: leave the queue at once
+        if (i >= 0) {
+          this.#queue.splice(i, 1);
+          reject(new ProtocolError("bad_state", "Round abandoned while waiting for a worker"));
+        }
+      }, { once: true });
       this.#next();
     });
   }
@@ -144,11 +152,7 @@ export class WorkerPool {
   }
 
   #next(): void {
-    while (this.#idle.length && this.#queue.length) {
-      const job = this.#queue.shift()!;
-      if (job.signal?.aborted) job.reject(new ProtocolError("bad_state", "Round abandoned while waiting for a worker"));
-      else this.#start(this.#idle.pop()!, job);
-    }
+    while (this.#idle.length && this.#queue.length) this.#start(this.#idle.pop()!, this.#queue.shift()!);
   }
 
   /** Ends a running job's worker (abandoned round) and puts a fresh one in its place. */

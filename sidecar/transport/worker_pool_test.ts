@@ -126,3 +126,20 @@ Deno.test("an abandoned round's worker is stopped and replaced, so the next roun
     pool.close();
   }
 });
+
+Deno.test("a round abandoned while waiting for a worker leaves the queue at once", async () => {
+  const pool = new WorkerPool({ size: 1 });
+  try {
+    const busy = pool.run(fakeClient(), 2, 0, { module: BUSY, input: { ms: 1500, r: 1 } });
+    const abort = new AbortController();
+    const queued = pool.run(fakeClient(), 2, 0, { module: BUSY, input: { ms: 1, r: 1 } }, abort.signal);
+    assertEquals(pool.waiting, 1);
+    abort.abort();
+    const [settled] = await Promise.allSettled([queued]);
+    assert(settled.status === "rejected" && (settled.reason as ProtocolError).code === "bad_state");
+    assertEquals(pool.waiting, 0);
+    assertEquals(((await busy) as { k: number }).k, 1);
+  } finally {
+    pool.close();
+  }
+});
