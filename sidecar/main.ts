@@ -1,8 +1,8 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
  * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
- * [--zmq-lib FILE] [--curve-keys DIR] [--insecure]` (endpoint also from `EDGEWISE_ENDPOINT`, libzmq
- * also from `EDGEWISE_ZMQ_LIB`). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
+ * [--zmq-lib FILE] [--curve-keys DIR] [--insecure] [--workers N]` (endpoint also from `EDGEWISE_ENDPOINT`, libzmq
+ * also from `EDGEWISE_ZMQ_LIB`; rounds run in N Deno Workers, default the CPU count, 0: on the event loop). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
  * the socket and exit 0. Exit status 2: bad arguments or keys; 3: the endpoint is in use.
  * A non-loopback endpoint needs `--curve-keys` (or `--insecure`).
@@ -12,17 +12,20 @@
 import { parseArgs } from "node:util";
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { ProtocolError } from "./protocol/errors.ts";
+import { describe } from "./protocol/describe.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
 import { checkExposure, parseEndpoint } from "./transport/endpoint.ts";
 import { type CurveKeys, loadCurveKeys } from "./transport/curve.ts";
 import { AddressInUse } from "./transport/router.ts";
 import { LibzmqNotFound } from "./transport/zmq_lib.ts";
-import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
+import { type OpChannel, type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
 import { estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
+import { WorkerPool } from "./transport/worker_pool.ts";
+import { ESTIMATE_TASK } from "./estimate_task.ts";
 
 /** What `--help` prints. */
 export const USAGE = `usage: edgewise sidecar [options]   (deno run -A sidecar/main.ts [options])
@@ -36,6 +39,11 @@ Serves Edgewise stability reports to training clients over ZeroMQ.
   --no-dashboard          do not serve the dashboard
   --runner R              estimate (default) | stub (protocol tests)
   --max-message-bytes N   soft message size limit (default 64 MiB)
+  --allow-host NAME,...   Host header names the dashboard also answers (default: its bound address)
+  --zmq-lib FILE          libzmq to load (default $EDGEWISE_ZMQ_LIB, else discovery: pyzmq, npm zeromq, system)
+  --curve-keys DIR        serve CURVE: DIR/server.key_secret, allowed clients in DIR/clients/*.key
+  --insecure              allow a non-loopback endpoint without CURVE
+  --workers N             round workers (default: the CPU count; 0: rounds on the event loop)
   -h, --help              this text
 
 Prints {"event":"listening","endpoint":...} on stdout once bound; SIGINT/SIGTERM stop it.`;
@@ -59,6 +67,8 @@ export interface MainArgs {
   curveKeys?: string;
   /** Allow a non-loopback endpoint without CURVE. */
   insecure?: boolean;
+  /** Round workers (default: the CPU count); 0 runs rounds on the event loop. */
+  workers?: number;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -77,6 +87,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "zmq-lib": { type: "string" },
       "curve-keys": { type: "string" },
       insecure: { type: "boolean", default: false },
+      workers: { type: "string" },
     },
     strict: true,
   });
@@ -95,7 +106,12 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555";
   parseEndpoint(endpoint);
   checkExposure(endpoint, { curve: values["curve-keys"] !== undefined, insecure: values.insecure });
+  const workers = values.workers;
+  if (workers !== undefined && !/^\d+$/.test(workers)) {
+    throw new TypeError(`Invalid --workers: expected a number of round workers (0: none), got ${workers}`);
+  }
   return {
+    workers: workers === undefined ? undefined : Number(workers),
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
     endpoint,
     zmqLib: values["zmq-lib"],
@@ -115,7 +131,7 @@ function optionalNumber(options: Record<string, unknown>, key: string): number |
   const v = options[key];
   if (v === undefined) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${describe(v)}`);
   }
   return v;
 }
@@ -125,7 +141,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
   const v = options.batch_grid;
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 1)) {
-    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${describe(v)}`);
   }
   return v as number[];
 }
@@ -134,7 +150,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
 function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambda_max" | undefined {
   const v = options.target;
   if (v === undefined || v === "lambda_gen" || v === "lambda_max") return v;
-  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${JSON.stringify(v)}`);
+  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${describe(v)}`);
 }
 
 /**
@@ -142,8 +158,8 @@ function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambd
  * comes from the history store when there is one, so a run resumed after a sidecar restart
  * keeps counting where its history ends.
  */
-export function estimateRunner(store?: HistoryStore): RoundRunner {
-  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo) => {
+export function estimateRunner(store?: HistoryStore, pool?: WorkerPool): RoundRunner {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel, signal?: AbortSignal) => {
     const o = round.options;
     const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
     const params: RoundParams = {
@@ -165,7 +181,11 @@ export function estimateRunner(store?: HistoryStore): RoundRunner {
       target: optionalTarget(o),
     };
     const previous = session.state.estimate as RoundState | undefined;
-    const { report, state } = await estimateRound(oracle, params, { state: previous });
+    // in a worker when there is a pool: the event loop keeps answering other sessions
+    const { report, state } = pool && channel
+      ? await pool.run(channel, session.run.probe, round.basis, { module: ESTIMATE_TASK, input: { params, state: previous } }, signal) as
+        { report: unknown; state: RoundState }
+      : await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;
     return report as unknown as Record<string, unknown>;
   };
@@ -176,12 +196,17 @@ function makeRunner(
   args: MainArgs,
   store: HistoryStore | undefined,
   dashboard: string | undefined,
-): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "dashboard"> {
+  pool?: WorkerPool,
+): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
-    runRound: estimateRunner(store),
+    runRound: estimateRunner(store, pool),
     dashboard,
-    onSessionOpen: store ? async (run) => void await store.openRun({ ...run } as StoredRunMeta) : undefined,
+    // the secret's hash stays with the run, so a restarted sidecar still knows who owns it
+    onSessionOpen: store
+      ? async (run, secretSha256) => void await store.openRun({ ...run, secret_sha256: secretSha256 } as StoredRunMeta)
+      : undefined,
+    runSecret: store ? (runId) => store.run(runId)?.meta.secret_sha256 as string | undefined : undefined,
     // awaited before the report is sent: a report the client sees is already on disk
     onReport: store ? async (runId, report) => void await store.append(runId, report as StoredReport) : undefined,
   };
@@ -215,7 +240,10 @@ async function main(): Promise<number> {
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
-  const limits = args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {};
+  const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
+  const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store
+  // with rounds in workers, heartbeats are answered during rounds: clients may rely on it
+  const limits = { ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}), ...(pool ? { liveness_ms: 5_000 } : {}) };
   const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
   const store = args.runner === "stub" ? undefined : await HistoryStore.open({
     dataDir,
@@ -233,9 +261,10 @@ async function main(): Promise<number> {
   }
   if (curve) log("info", "curve", { keys: args.curveKeys, clients: [...curve.clients.values()] });
   else if (args.insecure) log("warn", "insecure", { endpoint: args.endpoint, why: "--insecure: no authentication, no encryption" });
+  await poolReady;
   let sidecar;
   try {
-    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve, ...makeRunner(args, store, dashboard?.url) });
+    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve, ...makeRunner(args, store, dashboard?.url, pool) });
   } catch (e) {
     if (e instanceof LibzmqNotFound) {
       console.error(`edgewise sidecar: ${e.message}`);
@@ -253,6 +282,7 @@ async function main(): Promise<number> {
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();
+  pool?.close();
   await dashboard?.close();
   store?.close();
   return 0;

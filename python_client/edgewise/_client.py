@@ -30,6 +30,7 @@ from .errors import (
     EdgewiseError,
     OracleFailed,
     ProtocolError,
+    SidecarDied,
     SidecarTimeout,
     TooLarge,
     UnknownSession,
@@ -40,6 +41,12 @@ CLIENT_NAME = "edgewise-py/0.1.0"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
 #: How long ``close()`` waits for the answer to ``bye``.
 BYE_TIMEOUT = 0.5
+#: While waiting for an answer during a round, a heartbeat goes out this often (seconds).
+PROBE_INTERVAL = 1.0
+#: How often a spawned sidecar's process is checked while waiting (seconds).
+PROCESS_CHECK = 0.1
+#: Longest pause between two restarts of a spawned sidecar that keeps dying (seconds).
+REVIVE_BACKOFF_CAP = 60.0
 
 
 class Oracle(Protocol):
@@ -64,6 +71,15 @@ class SidecarClient:
             or its ``server.key`` file); needs ``client_keys``.
         client_keys: this client's CURVE key pair: a ``NAME.key_secret`` file from
             ``python -m edgewise keys``, or a Z85 ``(public, secret)`` pair.
+        liveness: while a round waits for an answer, heartbeats go out every second; a sidecar
+            that answers nothing at all for this many seconds is taken as gone
+            (:class:`SidecarTimeout` at once instead of after ``timeout``); None disables it;
+            ``"auto"`` (default) uses the sidecar's ``limits.liveness_ms``, which a sidecar
+            announces only when it answers heartbeats during rounds (rounds in workers).
+
+    A spawned sidecar that exits is noticed within 0.1 s of any wait (:class:`SidecarDied`),
+    reaped, and restarted by :meth:`revive`; the session secret from ``welcome`` then resumes
+    the run and its history.
 
     Raises:
         SidecarStartError: a local sidecar could not be started.
@@ -79,6 +95,7 @@ class SidecarClient:
         sidecar_args: Sequence[str] = (),
         server_key: KeySource | None = None,
         client_keys: KeySource | tuple[KeySource, KeySource] | None = None,
+        liveness: float | str | None = "auto",
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"expected timeout > 0, got {timeout}")
@@ -96,6 +113,10 @@ class SidecarClient:
         self.dashboard_url: str | None = None
         self.limits: dict[str, Any] = {}
         self.session: str | None = None
+        self.secret: str | None = None
+        self.liveness = liveness
+        self.revivals = 0
+        self._revive_after = 0.0
         self._run: dict[str, Any] | None = None
         self._next_id = 0
         self._ctx = zmq.Context()
@@ -103,6 +124,7 @@ class SidecarClient:
         self._monitor: zmq.Socket | None = None
         self._closed = False
         self._last_answer = time.monotonic()
+        self._probes: set[int] = set()
         self._open_socket()
 
     # ---- socket ------------------------------------------------------------------------
@@ -142,8 +164,14 @@ class SidecarClient:
                        "(a sidecar with --curve-keys needs server_key= and client_keys=, and the right server key)")
         return why
 
+    @property
+    def run_id(self) -> str | None:
+        """The run id the sidecar records this client's reports under (after ``welcome``)."""
+        return None if self._run is None else self._run["id"]
+
     def _reset_socket(self) -> None:
         """Drops the connection and any answer in flight; the next call says hello again."""
+        self._probes = set()
         self._close_socket()
         self.session = None
         if not self._closed:
@@ -171,18 +199,84 @@ class SidecarClient:
         if not self._sock.poll(int(timeout * 1000), zmq.POLLOUT):
             self._timed_out(msg, timeout)
         self._sock.send(frame, copy=len(frame) < 65536)
+        liveness = self._liveness()
+        probing = liveness is not None and self.session is not None and msg["type"] not in ("hello", "bye", "heartbeat")
+        heard = time.monotonic()
+        next_probe = heard + PROBE_INTERVAL
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
+            now = time.monotonic()
+            self._check_process(msg)
+            if now >= deadline:
                 self._timed_out(msg, timeout)
+            if probing:
+                if now - heard > liveness:  # type: ignore[operator]
+                    self._reset_socket()
+                    raise SidecarTimeout(f"the sidecar at {self.endpoint} stopped answering (no answer and no heartbeat for {liveness:g} s) during {msg['type']}")
+                if now >= next_probe:
+                    self._probe()
+                    next_probe = now + PROBE_INTERVAL
+            wait = deadline - now
+            if probing:
+                wait = min(wait, max(0.0, next_probe - now))
+            if self.process is not None:
+                wait = min(wait, PROCESS_CHECK)
+            if not self._sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
+                continue
             answer = decode(self._sock.recv(copy=True))
+            heard = time.monotonic()
             re = proto.answer_re(answer)
             if re is None and not (isinstance(answer, dict) and answer.get("type") == "error"):
                 continue  # not an answer to anything we can place
             if re is not None and re != msg_id:
+                if re in self._probes:
+                    self._probes.discard(re)
+                    proto.check_answer(answer)  # an error to a heartbeat (e.g. session lost) ends the wait
                 continue  # stale answer to a request we gave up on
             self._last_answer = time.monotonic()
             return proto.check_answer(answer)
+
+    def _liveness(self) -> float | None:
+        """Seconds of silence during a round after which the sidecar is taken as gone."""
+        if self.liveness == "auto":
+            ms = self.limits.get("liveness_ms")
+            return float(ms) / 1000.0 if isinstance(ms, (int, float)) and ms > 0 else None
+        return None if self.liveness is None else float(self.liveness)
+
+    def _probe(self) -> None:
+        """Sends a heartbeat while waiting: its echo shows the sidecar is alive."""
+        self._next_id += 1
+        self._probes.add(self._next_id)
+        assert self._sock is not None and self.session is not None
+        self._sock.send(encode(proto.simple("heartbeat", self._next_id, self.session)))
+
+    def _check_process(self, msg: Mapping[str, Any]) -> None:
+        """Raises :class:`SidecarDied` (after reaping it) when the spawned sidecar exited."""
+        if self.process is None or self.process.alive():
+            return
+        code = self.process.returncode
+        self._reset_socket()
+        raise SidecarDied(f"the sidecar process exited (status {code}) while waiting for the answer to {msg['type']}")
+
+    def revive(self) -> bool:
+        """Restarts a spawned sidecar that exited; True when a new one is listening.
+
+        Restarts back off (1, 2, 4, ... up to 60 s between tries); the next call says
+        ``hello`` with the session secret, so the run and its history continue.
+
+        Raises:
+            SidecarStartError: the new process did not start.
+        """
+        if self.process is None or self._closed or self.process.alive():
+            return False
+        now = time.monotonic()
+        if now < self._revive_after:
+            return False
+        self._revive_after = now + min(2.0**self.revivals, REVIVE_BACKOFF_CAP)
+        self.revivals += 1
+        self.process.restart()
+        self.endpoint = self.process.endpoint
+        self._reset_socket()
+        return True
 
     def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
         why = self._refusal()
@@ -210,9 +304,13 @@ class SidecarClient:
     def _hello(self) -> str:
         if self._run is None:
             raise EdgewiseError("call open_session(run) before talking to the sidecar")
-        ans = self._request(proto.hello(0, CLIENT_NAME, self._run))
+        ans = self._request(proto.hello(0, CLIENT_NAME, self._run, self.secret))
         if ans["type"] != "welcome":
             raise BadState(f"expected welcome in answer to hello, got {ans['type']}")
+        if isinstance(ans.get("secret"), str):
+            self.secret = ans["secret"]
+        if isinstance(ans.get("run"), str) and ans["run"] != self._run["id"]:
+            self._run["id"] = ans["run"]  # the id was taken by another client: ours is a new run
         self.session = ans["session"]
         self.limits = dict(ans["limits"])
         self.dashboard_url = ans.get("dashboard") if isinstance(ans.get("dashboard"), str) else None

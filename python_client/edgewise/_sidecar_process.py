@@ -67,6 +67,17 @@ def sidecar_env() -> dict[str, str]:
     return env
 
 
+def _port_free(host: str, port: str) -> bool:
+    """Whether ``host:port`` can be bound right now."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, int(port)))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 class SidecarProcess:
     """A sidecar child process bound to ``endpoint``.
 
@@ -96,11 +107,31 @@ class SidecarProcess:
         self.log_path = Path(log_path)
         self.start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._last_returncode: int | None = None
 
     @property
     def pid(self) -> int | None:
         """The child's pid while it runs."""
         return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the child exited (negative: killed by that signal)."""
+        return self._proc.returncode if self._proc is not None else self._last_returncode
+
+    def restart(self) -> SidecarProcess:
+        """Reaps an exited child and starts a new one, on the same endpoint when it is free,
+        else on a new free port (``endpoint`` then changes).
+
+        Raises:
+            SidecarStartError: the new child did not start.
+        """
+        self.stop()
+        host_port = self.endpoint.rsplit(":", 1)
+        if self.endpoint.startswith("tcp://") and len(host_port) == 2 and not _port_free(host_port[0][6:], host_port[1]):
+            self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+            self.command[self.command.index("--endpoint") + 1] = self.endpoint
+        return self.start()
 
     def alive(self) -> bool:
         """Whether the child is running."""
@@ -192,6 +223,7 @@ class SidecarProcess:
         atexit.unregister(self.stop)
         if proc is None:
             return
+        self._last_returncode = proc.poll()
         if proc.poll() is None:
             proc.terminate()
             try:

@@ -75,8 +75,8 @@ Deno.test("sidecar over libzmq: a full stub round, and every bad input answered 
     const re = a.nextId();
     m = await a.ask({ type: "result", session: sa, seq: 2, op: "blocks", basis: 2, hvps: 4, wall_ms: 0, blocks });
     assertEquals([m.type, m.re, (m.report as Msg).lambda_max], ["report", re, 4]);
-    // hello again resumes the same session; bye forgets it
-    assertEquals((await a.ask(hello("run-a"))).session, sa);
+    // hello again with the session secret resumes the same session; bye forgets it
+    assertEquals((await a.ask({ ...hello("run-a"), secret: wa.secret })).session, sa);
     assertEquals((await a.ask({ type: "bye", session: sa })).type, "bye");
     assertEquals((await a.ask({ type: "heartbeat", session: sa })).code, "unknown_session");
   } finally {
