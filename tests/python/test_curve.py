@@ -99,7 +99,7 @@ def test_estimate_and_monitor_take_curve_keys(keys, tmp_path):
                                    tol=1e-12, **curve)
         assert report.lambda_gen == pytest.approx(0.982530638265, rel=1e-9)  # theory.md §7, B = 2
         monitor = edgewise.Monitor(model, half_mse, probe=(x, x @ w), n_train=5, batch_size=2,
-                                   endpoint=proc.endpoint, console=False, timeout=30, **curve)
+                                   endpoint=proc.endpoint, console=False, timeout=30, blocking=True, **curve)
         try:
             assert monitor.end_epoch(0, lr=0.1).missing is False
         finally:
