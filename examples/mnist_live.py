@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, optimizer=optimizer, curvature=args.curvature,
         endpoint=args.endpoint, log_dir=args.log_dir, run_name="mnist_live", seed=args.seed,
         max_basis=args.max_basis,
-        console=False,
+        console=False, blocking=True,  # one table row per epoch, with that epoch's report
     )
     stability = edgewise.StabilityLR(optimizer, monitor, safety=0.9) if args.stability_lr else None
 

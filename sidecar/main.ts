@@ -1,25 +1,56 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
- * [--blas-lib PATH]` (endpoint also from `EDGEWISE_ENDPOINT`, the BLAS library from
- * `EDGEWISE_BLAS_LIB`: a CBLAS shared library such as numpy's bundled OpenBLAS; without one the
- * kernels run in TypeScript; either way one `blas` log line says which). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
+ * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
+ * [--zmq-lib FILE] [--curve-keys DIR] [--insecure] [--workers N] [--blas-lib PATH]` (endpoint also from
+ * `EDGEWISE_ENDPOINT`, libzmq also from `EDGEWISE_ZMQ_LIB`, the BLAS library from `EDGEWISE_BLAS_LIB`:
+ * a CBLAS shared library such as numpy's bundled OpenBLAS, else TypeScript kernels, one `blas` log
+ * line says which; rounds run in N Deno Workers, default the CPU count, 0: on the event loop). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
  * once bound (spawners wait for it); logs go to stderr as JSON lines; SIGINT/SIGTERM close
- * the socket and exit 0.
+ * the socket and exit 0. Exit status 2: bad arguments or keys; 3: the endpoint is in use.
+ * A non-loopback endpoint needs `--curve-keys` (or `--insecure`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { ProtocolError } from "./protocol/errors.ts";
+import { describe } from "./protocol/describe.ts";
 import type { RoundRequest } from "./protocol/messages.ts";
 import { isLogLevel, jsonLogger, type Logger } from "./transport/log.ts";
-import { type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
+import { checkExposure, parseEndpoint } from "./transport/endpoint.ts";
+import { type CurveKeys, loadCurveKeys } from "./transport/curve.ts";
+import { AddressInUse } from "./transport/router.ts";
+import { LibzmqNotFound } from "./transport/zmq_lib.ts";
+import { type OpChannel, type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
 import { type BoundName, estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
-import { loadBlas } from "./estimate/_blas.ts";
+import { blasInfo, loadBlas } from "./estimate/_blas.ts";
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
+import { WorkerPool } from "./transport/worker_pool.ts";
+import { ESTIMATE_TASK } from "./estimate_task.ts";
+
+/** What `--help` prints. */
+export const USAGE = `usage: edgewise sidecar [options]   (deno run -A sidecar/main.ts [options])
+
+Serves Edgewise stability reports to training clients over ZeroMQ.
+
+  --endpoint E            where to bind (default $EDGEWISE_ENDPOINT, else tcp://127.0.0.1:5555)
+  --log-level L           debug | info | warn | error (default info); logs are JSON lines on stderr
+  --data-dir D            report history (default $EDGEWISE_DATA_DIR, else ./edgewise-data)
+  --http-port P           dashboard port (default 8765; 0: any free port)
+  --no-dashboard          do not serve the dashboard
+  --runner R              estimate (default) | stub (protocol tests)
+  --max-message-bytes N   soft message size limit (default 64 MiB)
+  --allow-host NAME,...   Host header names the dashboard also answers (default: its bound address)
+  --zmq-lib FILE          libzmq to load (default $EDGEWISE_ZMQ_LIB, else discovery: pyzmq, npm zeromq, system)
+  --curve-keys DIR        serve CURVE: DIR/server.key_secret, allowed clients in DIR/clients/*.key
+  --insecure              allow a non-loopback endpoint without CURVE
+  --workers N             round workers (default: the CPU count; 0: rounds on the event loop)
+  --blas-lib FILE         CBLAS library for the kernels (default $EDGEWISE_BLAS_LIB, else TypeScript)
+  -h, --help              this text
+
+Prints {"event":"listening","endpoint":...} on stdout once bound; SIGINT/SIGTERM stop it.`;
 
 /** Parsed command line. */
 export interface MainArgs {
@@ -27,6 +58,8 @@ export interface MainArgs {
   logLevel: "debug" | "info" | "warn" | "error";
   dataDir?: string;
   httpPort?: number;
+  /** Further `Host` names the dashboard answers to (DNS-rebinding protection). */
+  allowHosts?: string[];
   /** Serve the dashboard (default true; `--no-dashboard` turns it off). */
   dashboard?: boolean;
   runner: "estimate" | "stub";
@@ -34,6 +67,14 @@ export interface MainArgs {
   maxMessageBytes?: number;
   /** CBLAS shared library for the dense kernels (`--blas-lib` or `EDGEWISE_BLAS_LIB`). */
   blasLib?: string;
+  /** libzmq file (`--zmq-lib`); default: discovery, see transport/zmq_lib.ts. */
+  zmqLib?: string;
+  /** Folder with `server.key_secret` and `clients/*.key`: serve CURVE. */
+  curveKeys?: string;
+  /** Allow a non-loopback endpoint without CURVE. */
+  insecure?: boolean;
+  /** Round workers (default: the CPU count); 0 runs rounds on the event loop. */
+  workers?: number;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -45,10 +86,15 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "log-level": { type: "string", default: "info" },
       "data-dir": { type: "string" },
       "http-port": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
       "blas-lib": { type: "string" },
+      "zmq-lib": { type: "string" },
+      "curve-keys": { type: "string" },
+      insecure: { type: "boolean", default: false },
+      workers: { type: "string" },
     },
     strict: true,
   });
@@ -64,12 +110,24 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
     throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
   }
+  const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555";
+  parseEndpoint(endpoint);
+  checkExposure(endpoint, { curve: values["curve-keys"] !== undefined, insecure: values.insecure });
+  const workers = values.workers;
+  if (workers !== undefined && !/^\d+$/.test(workers)) {
+    throw new TypeError(`Invalid --workers: expected a number of round workers (0: none), got ${workers}`);
+  }
   return {
+    workers: workers === undefined ? undefined : Number(workers),
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
-    endpoint: values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555",
+    endpoint,
+    zmqLib: values["zmq-lib"],
+    curveKeys: values["curve-keys"],
+    insecure: values.insecure,
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
+    allowHosts: (values["allow-host"] ?? []).flatMap((h) => h.split(",")).map((h) => h.trim()).filter(Boolean),
     dashboard: !values["no-dashboard"],
     runner,
     blasLib: values["blas-lib"] ?? (env("EDGEWISE_BLAS_LIB") || undefined),
@@ -81,7 +139,7 @@ function optionalNumber(options: Record<string, unknown>, key: string): number |
   const v = options[key];
   if (v === undefined) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${describe(v)}`);
   }
   return v;
 }
@@ -91,7 +149,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
   const v = options.batch_grid;
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 1)) {
-    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${JSON.stringify(v)}`);
+    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${describe(v)}`);
   }
   return v as number[];
 }
@@ -100,7 +158,7 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
 function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambda_max" | undefined {
   const v = options.target;
   if (v === undefined || v === "lambda_gen" || v === "lambda_max") return v;
-  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${JSON.stringify(v)}`);
+  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${describe(v)}`);
 }
 
 /** Reads the optional `bounds` list from `round.options`. */
@@ -126,8 +184,8 @@ function optionalExact(options: Record<string, unknown>): boolean | undefined {
  * comes from the history store when there is one, so a run resumed after a sidecar restart
  * keeps counting where its history ends.
  */
-export function estimateRunner(store?: HistoryStore): RoundRunner {
-  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo) => {
+export function estimateRunner(store?: HistoryStore, pool?: WorkerPool, blasLib?: string): RoundRunner {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel, signal?: AbortSignal) => {
     const o = round.options;
     const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
     const params: RoundParams = {
@@ -151,9 +209,19 @@ export function estimateRunner(store?: HistoryStore): RoundRunner {
       exact: optionalExact(o),
     };
     const previous = session.state.estimate as RoundState | undefined;
-    const { report, state } = await estimateRound(oracle, params, { state: previous });
+    // in a worker when there is a pool: the event loop keeps answering other sessions
+    const { report, state } = pool && channel
+      ? await pool.run(
+        channel,
+        session.run.probe,
+        round.basis,
+        { module: ESTIMATE_TASK, input: { params, state: previous, blasLib } },
+        signal,
+        session.run.outputs,
+      ) as { report: unknown; state: RoundState }
+      : await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;
-    return { ...report, curvature: session.run.curvature } as unknown as Record<string, unknown>;
+    return { ...(report as Record<string, unknown>), curvature: session.run.curvature };
   };
 }
 
@@ -162,34 +230,43 @@ function makeRunner(
   args: MainArgs,
   store: HistoryStore | undefined,
   dashboard: string | undefined,
-): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "dashboard"> {
+  pool?: WorkerPool,
+): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
-    runRound: estimateRunner(store),
+    runRound: estimateRunner(store, pool, blasInfo().dgemm ? blasInfo().lib : undefined),
     dashboard,
-    onSessionOpen: store ? async (run) => void await store.openRun({ ...run } as StoredRunMeta) : undefined,
+    // the secret's hash stays with the run, so a restarted sidecar still knows who owns it
+    onSessionOpen: store
+      ? async (run, secretSha256) => void await store.openRun({ ...run, secret_sha256: secretSha256 } as StoredRunMeta)
+      : undefined,
+    runSecret: store ? (runId) => store.run(runId)?.meta.secret_sha256 as string | undefined : undefined,
     // awaited before the report is sent: a report the client sees is already on disk
     onReport: store ? async (runId, report) => void await store.append(runId, report as StoredReport) : undefined,
   };
 }
 
 /** Starts the dashboard on the asked port; a port in use falls back to a free one. */
-async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger) {
+async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger, allowHosts?: string[]) {
   try {
-    return await startDashboard({ store, port });
+    return await startDashboard({ store, port, allowHosts });
   } catch (e) {
     if (!(e instanceof Deno.errors.AddrInUse) || port === 0) throw e;
     log("warn", "dashboard_port_in_use", { port });
-    return await startDashboard({ store, port: 0 });
+    return await startDashboard({ store, port: 0, allowHosts });
   }
 }
 
 async function main(): Promise<number> {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(USAGE);
+    return 0;
+  }
   let args: MainArgs;
   try {
     args = parseMainArgs(Deno.args, (k) => Deno.env.get(k));
   } catch (e) {
-    console.error(`edgewise sidecar: ${(e as Error).message}`);
+    console.error(`edgewise sidecar: ${(e as Error).message} (--help for usage)`);
     return 2;
   }
   const log = jsonLogger(args.logLevel);
@@ -203,20 +280,49 @@ async function main(): Promise<number> {
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
-  const limits = args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {};
+  const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
+  const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store
+  // with rounds in workers, heartbeats are answered during rounds: clients may rely on it
+  const limits = { ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}), ...(pool ? { liveness_ms: 5_000 } : {}) };
   const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
   const store = args.runner === "stub" ? undefined : await HistoryStore.open({
     dataDir,
     onWarning: (message) => log("warn", "history", { message }),
   });
   const dashboard = store && args.dashboard !== false
-    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log)
+    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log, args.allowHosts)
     : undefined;
-  const sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, ...makeRunner(args, store, dashboard?.url) });
+  let curve: CurveKeys | undefined;
+  try {
+    curve = args.curveKeys === undefined ? undefined : loadCurveKeys(args.curveKeys);
+  } catch (e) {
+    console.error(`edgewise sidecar: ${(e as Error).message}`);
+    return 2;
+  }
+  if (curve) log("info", "curve", { keys: args.curveKeys, clients: [...curve.clients.values()] });
+  else if (args.insecure) log("warn", "insecure", { endpoint: args.endpoint, why: "--insecure: no authentication, no encryption" });
+  await poolReady;
+  let sidecar;
+  try {
+    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve, ...makeRunner(args, store, dashboard?.url, pool) });
+  } catch (e) {
+    if (e instanceof LibzmqNotFound) {
+      console.error(`edgewise sidecar: ${e.message}`);
+      await dashboard?.close();
+      store?.close();
+      return 1;
+    }
+    if (!(e instanceof AddressInUse)) throw e;
+    console.error(`edgewise sidecar: cannot bind ${args.endpoint}: address already in use; another sidecar (or program) is listening there: stop it, or pass --endpoint with a free port (tcp://127.0.0.1:* picks one)`);
+    await dashboard?.close();
+    store?.close();
+    return 3;
+  }
   console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();
+  pool?.close();
   await dashboard?.close();
   store?.close();
   return 0;

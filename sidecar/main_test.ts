@@ -1,4 +1,4 @@
-import { deepStrictEqual as assertEquals, throws } from "node:assert/strict";
+import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { parseMainArgs } from "./main.ts";
 
 const noEnv = () => undefined;
@@ -9,12 +9,23 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     logLevel: "info",
     dataDir: undefined,
     httpPort: undefined,
+    allowHosts: [],
     dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
     blasLib: undefined,
+    zmqLib: undefined,
+    curveKeys: undefined,
+    insecure: false,
+    workers: undefined,
   });
+  assertEquals(parseMainArgs(["--workers", "0"], noEnv).workers, 0);
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
+  assertEquals(parseMainArgs(["--allow-host", "a.example,b.example", "--allow-host", "c"], noEnv).allowHosts, [
+    "a.example",
+    "b.example",
+    "c",
+  ]);
 });
 
 Deno.test("parseMainArgs() takes EDGEWISE_ENDPOINT, and --endpoint over it", () => {
@@ -35,7 +46,38 @@ Deno.test("parseMainArgs() passes --data-dir and --http-port through", () => {
 });
 
 Deno.test("parseMainArgs() refuses bad flags", async (t) => {
-  for (const argv of [["--log-level", "loud"], ["--runner", "x"], ["--http-port", "http"], ["--max-message-bytes", "0"], ["--nope"]]) {
+  for (const argv of [["--log-level", "loud"], ["--runner", "x"], ["--http-port", "http"], ["--max-message-bytes", "0"], ["--nope"], ["--endpoint", "udp://1.2.3.4:5"]]) {
     await t.step(argv.join(" "), () => throws(() => parseMainArgs(argv, noEnv)));
+  }
+});
+
+Deno.test("parseMainArgs() refuses a non-loopback endpoint without --curve-keys or --insecure, saying why", async (t) => {
+  for (const ep of ["tcp://0.0.0.0:5555", "tcp://*:5555", "tcp://192.168.1.10:5555", "tcp://[::]:5555", "tcp://eth0:5555"]) {
+    await t.step(ep, () => {
+      throws(() => parseMainArgs(["--endpoint", ep], noEnv), (e: Error) => e instanceof TypeError && /without authentication.*--curve-keys.*--insecure/s.test(e.message));
+      assertEquals(parseMainArgs(["--endpoint", ep, "--insecure"], noEnv).insecure, true);
+      assertEquals(parseMainArgs(["--endpoint", ep, "--curve-keys", "/k"], noEnv).curveKeys, "/k");
+    });
+  }
+  for (const ep of ["tcp://127.0.0.1:5555", "tcp://127.3.2.1:*", "tcp://localhost:7", "tcp://[::1]:7", "ipc:///tmp/x.sock"]) {
+    await t.step(ep, () => assertEquals(parseMainArgs(["--endpoint", ep], noEnv).endpoint, ep));
+  }
+});
+
+Deno.test("the sidecar says in one line that its endpoint is in use, naming it and what to do (exit 3)", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const endpoint = `tcp://127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "--endpoint", endpoint, "--runner", "stub", "--log-level", "error"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr).trim();
+    assertEquals(out.code, 3, err);
+    assertEquals(err.split("\n").length, 1, err);
+    assert(err.includes(endpoint) && err.includes("address already in use") && err.includes("--endpoint"), err);
+  } finally {
+    taken.close();
   }
 });

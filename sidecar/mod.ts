@@ -1,5 +1,5 @@
 /**
- * Edgewise sidecar: protocol v1 codec and messages, the ZeroMQ (ZMTP) transport and
+ * Edgewise sidecar: protocol v1 codec and messages, the ZeroMQ transport (libzmq via FFI) and
  * sessions. Run it with `deno task sidecar` (see main.ts).
  *
  * @module

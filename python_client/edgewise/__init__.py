@@ -6,6 +6,8 @@ The client is a curvature oracle; a Deno sidecar computes the exact generalized 
 
 __version__ = "0.1.0"
 
+from . import _console  # noqa: F401  (the `edgewise` logger's default stderr handler)
+
 # Attaching to a training run
 from .monitor import EdgewiseWarning, Monitor
 from .stability_lr import LRChange, StabilityLR

@@ -19,15 +19,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import _protocol as proto
 from ._codec import decode, encode
+from ._curve import KeySource, apply_client_curve
 from ._sidecar_process import SidecarProcess
 from .errors import (
     BadState,
     EdgewiseError,
     OracleFailed,
     ProtocolError,
+    SidecarDied,
     SidecarTimeout,
     TooLarge,
     UnknownSession,
@@ -38,6 +41,12 @@ CLIENT_NAME = "edgewise-py/0.1.0"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 2**20
 #: How long ``close()`` waits for the answer to ``bye``.
 BYE_TIMEOUT = 0.5
+#: While waiting for an answer during a round, a heartbeat goes out this often (seconds).
+PROBE_INTERVAL = 1.0
+#: How often a spawned sidecar's process is checked while waiting (seconds).
+PROCESS_CHECK = 0.1
+#: Longest pause between two restarts of a spawned sidecar that keeps dying (seconds).
+REVIVE_BACKOFF_CAP = 60.0
 
 
 class Oracle(Protocol):
@@ -58,9 +67,23 @@ class SidecarClient:
         timeout: seconds to wait for each answer.
         spawn: force spawning (``True``) or not (``False``); default: spawn when no endpoint.
         sidecar_args: extra arguments for a spawned sidecar (e.g. ``["--runner", "stub"]``).
+        server_key: the CURVE public key of a sidecar started with ``--curve-keys`` (Z85 text,
+            or its ``server.key`` file); needs ``client_keys``.
+        client_keys: this client's CURVE key pair: a ``NAME.key_secret`` file from
+            ``python -m edgewise keys``, or a Z85 ``(public, secret)`` pair.
+        liveness: while a round waits for an answer, heartbeats go out every second; a sidecar
+            that answers nothing at all for this many seconds is taken as gone
+            (:class:`SidecarTimeout` at once instead of after ``timeout``); None disables it;
+            ``"auto"`` (default) uses the sidecar's ``limits.liveness_ms``, which a sidecar
+            announces only when it answers heartbeats during rounds (rounds in workers).
+
+    A spawned sidecar that exits is noticed within 0.1 s of any wait (:class:`SidecarDied`),
+    reaped, and restarted by :meth:`revive`; the session secret from ``welcome`` then resumes
+    the run and its history.
 
     Raises:
         SidecarStartError: a local sidecar could not be started.
+        ValueError: only one of ``server_key`` and ``client_keys``.
     """
 
     def __init__(
@@ -70,9 +93,15 @@ class SidecarClient:
         timeout: float = 30.0,
         spawn: bool | None = None,
         sidecar_args: Sequence[str] = (),
+        server_key: KeySource | None = None,
+        client_keys: KeySource | tuple[KeySource, KeySource] | None = None,
+        liveness: float | str | None = "auto",
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"expected timeout > 0, got {timeout}")
+        if (server_key is None) != (client_keys is None):
+            raise ValueError("expected both server_key and client_keys for CURVE, or neither")
+        self._curve = (server_key, client_keys) if server_key is not None else None
         self.timeout = float(timeout)
         self.process: SidecarProcess | None = None
         if spawn if spawn is not None else endpoint is None:
@@ -84,12 +113,18 @@ class SidecarClient:
         self.dashboard_url: str | None = None
         self.limits: dict[str, Any] = {}
         self.session: str | None = None
+        self.secret: str | None = None
+        self.liveness = liveness
+        self.revivals = 0
+        self._revive_after = 0.0
         self._run: dict[str, Any] | None = None
         self._next_id = 0
         self._ctx = zmq.Context()
         self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
         self._closed = False
         self._last_answer = time.monotonic()
+        self._probes: set[int] = set()
         self._open_socket()
 
     # ---- socket ------------------------------------------------------------------------
@@ -97,14 +132,47 @@ class SidecarClient:
     def _open_socket(self) -> None:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        # ZMTP heartbeats (SPEC §7): a dead peer or half-open TCP connection is noticed and redialled
+        sock.setsockopt(zmq.HEARTBEAT_IVL, 5000)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 15000)
+        if self._curve is not None:
+            apply_client_curve(sock, *self._curve)
+        # handshake failures say why a sidecar never answers (see _refusal)
+        self._monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         sock.connect(self.endpoint)
         self._sock = sock
 
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.disable_monitor()
+            self._sock.close(linger=0)
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+        self._sock = self._monitor = None
+
+    def _refusal(self) -> str:
+        """Why the handshake failed, if the socket monitor saw it; else ''."""
+        why = ""
+        while self._monitor is not None and self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = "; the sidecar refused this client's CURVE key (add its public key to the sidecar's clients/ folder)"
+            elif event in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL) and not why:
+                # a mechanism mismatch shows as either, depending on which side closes first
+                why = ("; the handshake failed: the sidecar and this client probably disagree on security "
+                       "(a sidecar with --curve-keys needs server_key= and client_keys=, and the right server key)")
+        return why
+
+    @property
+    def run_id(self) -> str | None:
+        """The run id the sidecar records this client's reports under (after ``welcome``)."""
+        return None if self._run is None else self._run["id"]
+
     def _reset_socket(self) -> None:
         """Drops the connection and any answer in flight; the next call says hello again."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-        self._sock = None
+        self._probes = set()
+        self._close_socket()
         self.session = None
         if not self._closed:
             self._open_socket()
@@ -131,22 +199,89 @@ class SidecarClient:
         if not self._sock.poll(int(timeout * 1000), zmq.POLLOUT):
             self._timed_out(msg, timeout)
         self._sock.send(frame, copy=len(frame) < 65536)
+        liveness = self._liveness()
+        probing = liveness is not None and self.session is not None and msg["type"] not in ("hello", "bye", "heartbeat")
+        heard = time.monotonic()
+        next_probe = heard + PROBE_INTERVAL
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sock.poll(max(1, int(left * 1000)), zmq.POLLIN):
+            now = time.monotonic()
+            self._check_process(msg)
+            if now >= deadline:
                 self._timed_out(msg, timeout)
+            if probing:
+                if now - heard > liveness:  # type: ignore[operator]
+                    self._reset_socket()
+                    raise SidecarTimeout(f"the sidecar at {self.endpoint} stopped answering (no answer and no heartbeat for {liveness:g} s) during {msg['type']}")
+                if now >= next_probe:
+                    self._probe()
+                    next_probe = now + PROBE_INTERVAL
+            wait = deadline - now
+            if probing:
+                wait = min(wait, max(0.0, next_probe - now))
+            if self.process is not None:
+                wait = min(wait, PROCESS_CHECK)
+            if not self._sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
+                continue
             answer = decode(self._sock.recv(copy=True))
+            heard = time.monotonic()
             re = proto.answer_re(answer)
             if re is None and not (isinstance(answer, dict) and answer.get("type") == "error"):
                 continue  # not an answer to anything we can place
             if re is not None and re != msg_id:
+                if re in self._probes:
+                    self._probes.discard(re)
+                    proto.check_answer(answer)  # an error to a heartbeat (e.g. session lost) ends the wait
                 continue  # stale answer to a request we gave up on
             self._last_answer = time.monotonic()
             return proto.check_answer(answer)
 
-    def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
+    def _liveness(self) -> float | None:
+        """Seconds of silence during a round after which the sidecar is taken as gone."""
+        if self.liveness == "auto":
+            ms = self.limits.get("liveness_ms")
+            return float(ms) / 1000.0 if isinstance(ms, (int, float)) and ms > 0 else None
+        return None if self.liveness is None else float(self.liveness)
+
+    def _probe(self) -> None:
+        """Sends a heartbeat while waiting: its echo shows the sidecar is alive."""
+        self._next_id += 1
+        self._probes.add(self._next_id)
+        assert self._sock is not None and self.session is not None
+        self._sock.send(encode(proto.simple("heartbeat", self._next_id, self.session)))
+
+    def _check_process(self, msg: Mapping[str, Any]) -> None:
+        """Raises :class:`SidecarDied` (after reaping it) when the spawned sidecar exited."""
+        if self.process is None or self.process.alive():
+            return
+        code = self.process.returncode
         self._reset_socket()
-        raise SidecarTimeout(f"no answer from the sidecar at {self.endpoint} to {msg['type']} within {timeout:g} s")
+        raise SidecarDied(f"the sidecar process exited (status {code}) while waiting for the answer to {msg['type']}")
+
+    def revive(self) -> bool:
+        """Restarts a spawned sidecar that exited; True when a new one is listening.
+
+        Restarts back off (1, 2, 4, ... up to 60 s between tries); the next call says
+        ``hello`` with the session secret, so the run and its history continue.
+
+        Raises:
+            SidecarStartError: the new process did not start.
+        """
+        if self.process is None or self._closed or self.process.alive():
+            return False
+        now = time.monotonic()
+        if now < self._revive_after:
+            return False
+        self._revive_after = now + min(2.0**self.revivals, REVIVE_BACKOFF_CAP)
+        self.revivals += 1
+        self.process.restart()
+        self.endpoint = self.process.endpoint
+        self._reset_socket()
+        return True
+
+    def _timed_out(self, msg: Mapping[str, Any], timeout: float) -> None:
+        why = self._refusal()
+        self._reset_socket()
+        raise SidecarTimeout(f"no answer from the sidecar at {self.endpoint} to {msg['type']} within {timeout:g} s{why}")
 
     # ---- session -----------------------------------------------------------------------
 
@@ -169,9 +304,13 @@ class SidecarClient:
     def _hello(self) -> str:
         if self._run is None:
             raise EdgewiseError("call open_session(run) before talking to the sidecar")
-        ans = self._request(proto.hello(0, CLIENT_NAME, self._run))
+        ans = self._request(proto.hello(0, CLIENT_NAME, self._run, self.secret))
         if ans["type"] != "welcome":
             raise BadState(f"expected welcome in answer to hello, got {ans['type']}")
+        if isinstance(ans.get("secret"), str):
+            self.secret = ans["secret"]
+        if isinstance(ans.get("run"), str) and ans["run"] != self._run["id"]:
+            self._run["id"] = ans["run"]  # the id was taken by another client: ours is a new run
         self.session = ans["session"]
         self.limits = dict(ans["limits"])
         self.dashboard_url = ans.get("dashboard") if isinstance(ans.get("dashboard"), str) else None
@@ -315,9 +454,7 @@ class SidecarClient:
         except EdgewiseError:
             pass
         self._closed = True
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
+        self._close_socket()
         self._ctx.term()
         if self.process is not None:
             self.process.stop()

@@ -114,8 +114,9 @@ def _plain(value: Any, name: str) -> Any:
 # ---- client messages ----------------------------------------------------------------------
 
 
-def hello(msg_id: int, client: str, run: Mapping[str, Any]) -> dict[str, Any]:
+def hello(msg_id: int, client: str, run: Mapping[str, Any], secret: str | None = None) -> dict[str, Any]:
     """``hello`` (SPEC §3, protocol 2); validates ``run`` so a bad one fails here, not at the sidecar.
+    ``secret`` (from an earlier ``welcome``) resumes the run's session or history.
 
     The factor route (curvature ``ggn``/``ggn_mc``) needs ``run["outputs"]``: the rows ``c``
     (or ``s`` sampled labels) of each per-sample factor.
@@ -136,10 +137,13 @@ def hello(msg_id: int, client: str, run: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"expected run['dtype'] 'f64' or 'f32', got {run['dtype']!r}")
     if run["probe"] < 1:
         raise ValueError(f"expected run['probe'] >= 1, got {run['probe']}")
-    return {
+    msg = {
         "type": "hello", "id": msg_id, "protocol": PROTOCOL_VERSION, "client": client,
         "run": dict(run), "capabilities": list(CAPABILITIES),
     }
+    if secret is not None:
+        msg["secret"] = secret
+    return msg
 
 
 def round_request(

@@ -1,14 +1,14 @@
-"""Where reports go besides the caller: JSONL, CSV, TensorBoard scalars and the console."""
+"""Where reports go besides the caller: JSONL, CSV, TensorBoard scalars and Weights & Biases."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 from typing import IO, Any
 
+from ._console import log
 from .report import StabilityReport
 
 # Columns of the CSV log, in order. Nested fields are flattened (ci_lambda_gen_lo, ...).
@@ -38,23 +38,29 @@ def flatten(report: StabilityReport) -> dict[str, Any]:
 
 
 class ReportLog:
-    """Appends one line per round to JSONL and CSV files, and scalars to TensorBoard.
+    """Appends one line per round to JSONL and CSV files, and scalars to TensorBoard and W&B.
 
     Every write is flushed, so a crashed training run keeps every round it logged. Logging
     failures (a full disk, a missing tensorboard) warn once and never reach the training loop.
 
     Args:
-        directory: folder for ``edgewise.jsonl`` and ``edgewise.csv``; None logs nowhere.
+        directory: folder for ``edgewise.jsonl``, ``edgewise.csv`` and ``tensorboard/``; None
+            writes no files.
         tensorboard: True to write scalars with ``torch.utils.tensorboard`` (needs the
             ``tensorboard`` package), "auto" to do so when it is installed.
+        wandb: a W&B run (``wandb.init(...)``), or True for the active ``wandb.run``: each
+            round logs ``edgewise/<name>`` scalars with ``edgewise/step`` (the training step)
+            as their x-axis (``define_metric``), so they plot against training whatever W&B's
+            own step counter says.
     """
 
-    def __init__(self, directory: str | os.PathLike | None, *, tensorboard: bool | str = "auto"):
+    def __init__(self, directory: str | os.PathLike | None, *, tensorboard: bool | str = "auto", wandb: Any = None):
         self.directory = Path(directory) if directory is not None else None
         self._jsonl: IO[str] | None = None
         self._csv: IO[str] | None = None
         self._csv_writer: csv.DictWriter | None = None
         self._tb = None
+        self._wandb = _wandb_run(wandb)
         self._warned = False
         if self.directory is None:
             return
@@ -92,9 +98,11 @@ class ReportLog:
                     if value is not None:
                         self._tb.add_scalar(f"edgewise/{name}", value, step)
                 self._tb.flush()
+            if self._wandb is not None and not report.missing:
+                self._wandb.log(wandb_row(report))
         except Exception as exc:  # never break training for a log line
             if not self._warned:
-                print(f"edgewise: logging failed ({exc}); further log errors are silent", file=sys.stderr)
+                log.warning("logging failed (%s); further log errors are silent", exc)
                 self._warned = True
 
     def close(self) -> None:
@@ -104,4 +112,26 @@ class ReportLog:
                 handle.close()
         if self._tb is not None:
             self._tb.close()
-        self._jsonl = self._csv = self._csv_writer = self._tb = None
+        self._jsonl = self._csv = self._csv_writer = self._tb = self._wandb = None  # the W&B run is the user's
+
+
+def wandb_row(report: StabilityReport) -> dict[str, float]:
+    """``edgewise/<name>`` scalars of ``report`` and ``edgewise/step``, their x-axis."""
+    step = report.step if report.step is not None else report.round or 0
+    row = {f"edgewise/{name}": float(getattr(report, name)) for name in _SCALARS if getattr(report, name) is not None}
+    return row | {"edgewise/step": step}
+
+
+def _wandb_run(wandb: Any) -> Any:
+    """The run to log to (None: no W&B), with the ``edgewise/*`` metrics defined on it."""
+    if wandb is None or wandb is False:
+        return None
+    if wandb is True:
+        import wandb as wandb_module  # noqa: PLC0415  (optional dependency)
+
+        wandb = wandb_module.run
+        if wandb is None:
+            raise ValueError("expected an active W&B run for wandb=True; call wandb.init() first or pass the run")
+    wandb.define_metric("edgewise/step")
+    wandb.define_metric("edgewise/*", step_metric="edgewise/step")
+    return wandb

@@ -1,13 +1,16 @@
-"""Spawning and stopping a local sidecar process (``tools/deno run -A sidecar/main.ts``).
+"""Spawning and stopping a local sidecar process (``deno run -A sidecar/main.ts``).
+
+Which sidecar and which Deno: :func:`edgewise._sidecar_location.find_sidecar` (an installed
+package's copy, or the repository checkout with ``tools/deno``).
 
 The sidecar's stderr (JSON-lines logs) goes to a log file, never to the training console;
 ``SidecarProcess.log_path`` says where. The process is stopped on :meth:`SidecarProcess.stop`
 and at interpreter exit (SIGTERM, then SIGKILL).
 
 Example:
-    >>> from edgewise._sidecar_process import find_root
-    >>> (find_root() / "deno.json").is_file()
-    True
+    >>> proc = SidecarProcess(extra_args=["--runner", "stub"])  # started by .start() or `with`
+    >>> proc.command[1:3], proc.alive()
+    (['run', '-A'], False)
 """
 
 from __future__ import annotations
@@ -25,28 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._sidecar_location import find_sidecar
 from .errors import SidecarStartError
-
-
-def find_root() -> Path:
-    """The repository root: ``$EDGEWISE_ROOT``, else the nearest ancestor of this file with
-    ``deno.json`` and ``tools/deno``.
-
-    Raises:
-        SidecarStartError: no such directory.
-    """
-    env = os.environ.get("EDGEWISE_ROOT")
-    if env:
-        root = Path(env)
-        if not (root / "tools" / "deno").exists():
-            raise SidecarStartError(f"EDGEWISE_ROOT={env} has no tools/deno")
-        return root
-    for d in Path(__file__).resolve().parents:
-        if (d / "deno.json").is_file() and (d / "tools" / "deno").exists():
-            return d
-    raise SidecarStartError(
-        f"cannot find the Edgewise repository (deno.json and tools/deno) above {__file__}; set EDGEWISE_ROOT"
-    )
 
 
 def numpy_openblas() -> str | None:
@@ -60,26 +43,60 @@ def numpy_openblas() -> str | None:
     return str(found[0]) if found else None
 
 
-def sidecar_env() -> dict[str, str]:
-    """Environment of a spawned sidecar: ours, plus ``OPENBLAS_NUM_THREADS=1`` and
-    ``EDGEWISE_BLAS_LIB`` pointing at numpy's bundled OpenBLAS, unless the user set them (the sidecar's dense kernels then run through BLAS;
-    it logs which library it loaded, and falls back to TypeScript kernels without one)."""
-    env = dict(os.environ)
-    # the sidecar's matrices are small (k ≤ a few hundred): one BLAS thread, which also keeps
-    # a threaded OpenBLAS from spinning against the training process for the same cores
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if not env.get("EDGEWISE_BLAS_LIB"):
-        lib = numpy_openblas()
-        if lib is not None:
-            env["EDGEWISE_BLAS_LIB"] = lib
-    return env
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def pyzmq_libzmq() -> str | None:
+    """The libzmq file bundled in this environment's pyzmq wheel, or None (pyzmq built
+    against a system libzmq, which the sidecar then finds by itself).
+
+    Wheels keep it in ``pyzmq.libs/`` (Linux, Windows) or ``zmq/.dylibs/`` (macOS).
+    """
+    import zmq
+
+    pkg = Path(zmq.__file__).resolve().parent
+    for folder in (pkg.parent / "pyzmq.libs", pkg / ".dylibs"):
+        if folder.is_dir():
+            for f in sorted(folder.iterdir()):
+                if f.name.startswith("libzmq") and (".so" in f.name or f.suffix in (".dylib", ".dll")):
+                    return str(f)
+    return None
+
+
+def sidecar_env() -> dict[str, str]:
+    """The environment for a spawned sidecar: ours, plus ``EDGEWISE_PYZMQ_LIB`` naming the
+    libzmq this Python already loads (the sidecar's second discovery step, after
+    ``--zmq-lib`` / ``EDGEWISE_ZMQ_LIB``), ``OPENBLAS_NUM_THREADS=1`` and ``EDGEWISE_BLAS_LIB``
+    pointing at numpy's bundled OpenBLAS unless the user set them (the sidecar's dense kernels
+    then run through BLAS; it logs which library it loaded, and falls back to TypeScript
+    kernels without one)."""
+    env = dict(os.environ)
+    lib = pyzmq_libzmq()
+    if lib:
+        env["EDGEWISE_PYZMQ_LIB"] = lib
+    # the sidecar's matrices are small (k ≤ a few hundred): one BLAS thread, which also keeps
+    # a threaded OpenBLAS from spinning against the training process for the same cores
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if not env.get("EDGEWISE_BLAS_LIB"):
+        blas = numpy_openblas()
+        if blas is not None:
+            env["EDGEWISE_BLAS_LIB"] = blas
+    return env
+
+
+def _port_free(host: str, port: str) -> bool:
+    """Whether ``host:port`` can be bound right now."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, int(port)))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class SidecarProcess:
@@ -100,9 +117,10 @@ class SidecarProcess:
         start_timeout: float = 60.0,
         log_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.root = find_root()
+        self.location = find_sidecar()
+        self.root = self.location.root
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
-        self.command = [str(self.root / "tools" / "deno"), "run", "-A", "sidecar/main.ts", "--endpoint", self.endpoint, *extra_args]
+        self.command = self.location.command("--endpoint", self.endpoint, *extra_args)
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="edgewise-sidecar-", suffix=".log")
             os.close(fd)
@@ -110,11 +128,31 @@ class SidecarProcess:
         self.log_path = Path(log_path)
         self.start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._last_returncode: int | None = None
 
     @property
     def pid(self) -> int | None:
         """The child's pid while it runs."""
         return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the child exited (negative: killed by that signal)."""
+        return self._proc.returncode if self._proc is not None else self._last_returncode
+
+    def restart(self) -> SidecarProcess:
+        """Reaps an exited child and starts a new one, on the same endpoint when it is free,
+        else on a new free port (``endpoint`` then changes).
+
+        Raises:
+            SidecarStartError: the new child did not start.
+        """
+        self.stop()
+        host_port = self.endpoint.rsplit(":", 1)
+        if self.endpoint.startswith("tcp://") and len(host_port) == 2 and not _port_free(host_port[0][6:], host_port[1]):
+            self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+            self.command[self.command.index("--endpoint") + 1] = self.endpoint
+        return self.start()
 
     def alive(self) -> bool:
         """Whether the child is running."""
@@ -132,7 +170,7 @@ class SidecarProcess:
         log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                self.command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                self.command, cwd=self.location.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # Ctrl-C in the training console is for the trainer
                 env=sidecar_env(),
             )
@@ -206,6 +244,7 @@ class SidecarProcess:
         atexit.unregister(self.stop)
         if proc is None:
             return
+        self._last_returncode = proc.poll()
         if proc.poll() is None:
             proc.terminate()
             try:

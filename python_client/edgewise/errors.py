@@ -78,6 +78,18 @@ class BadState(ProtocolError):
     code = "bad_state"
 
 
+class BadRequest(ProtocolError):
+    """A value out of range or over a documented cap (SPEC §3 "Caps"); the message says which."""
+
+    code = "bad_request"
+
+
+class Overloaded(ProtocolError):
+    """The sidecar holds as many sessions as it allows, or opened too many this minute: retry later."""
+
+    code = "overloaded"
+
+
 class OracleFailed(ProtocolError):
     """The client could not execute an op; the round was abandoned."""
 
@@ -88,6 +100,10 @@ class SidecarTimeout(ProtocolError):
     """The sidecar did not answer in time (dead, restarted, hung, or the connection dropped)."""
 
     code = "timeout"
+
+
+class SidecarDied(SidecarTimeout):
+    """The spawned sidecar process exited (noticed at once, not after a timeout)."""
 
 
 class SidecarInternalError(ProtocolError):
@@ -107,6 +123,8 @@ _BY_CODE: dict[str, type[ProtocolError]] = {
         TooLarge,
         UnknownSession,
         BadState,
+        BadRequest,
+        Overloaded,
         OracleFailed,
         SidecarTimeout,
         SidecarInternalError,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -31,6 +31,8 @@ def estimate(
     budget_seconds: float | None = None,
     max_basis: int | None = None,
     endpoint: str | None = None,
+    server_key: Any = None,
+    client_keys: Any = None,
     timeout: float = 120.0,
     chunk_size: int | None = None,
     memory_budget: int | None = None,
@@ -62,6 +64,7 @@ def estimate(
         budget_hvps / budget_seconds: stop early (the report says so).
         max_basis: basis budget of the subspace iteration.
         endpoint: a running sidecar; None spawns a local one for the call.
+        server_key / client_keys: CURVE for a sidecar started with ``--curve-keys``.
         timeout: seconds to wait for any one sidecar answer.
         chunk_size: samples per vectorised HVP chunk.
         memory_budget: bytes for one chunk of products (see :class:`CurvatureOracle`).
@@ -89,7 +92,7 @@ def estimate(
                             exact=True, bounds=bounds)
     run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=len(x), n=n_train,
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
-    with SidecarClient(endpoint, timeout=timeout) as client:
+    with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys) as client:
         client.open_session(run)
         oracle.begin_round()
         try:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-import sys
 import time
 import uuid
 import warnings
@@ -11,6 +12,9 @@ from typing import Any, Callable
 
 import torch
 
+from ._console import RoundProgress, log
+from ._background import RoundWorker, ShadowModel, oracle_stream
+from ._oom import OomRetry
 from ._probe import draw_probe
 from ._report_log import ReportLog
 from ._run_info import round_options, run_metadata
@@ -35,6 +39,16 @@ class Monitor:
     Hessian-vector products on the probe set, and returns a :class:`StabilityReport` with
     ``lambda_max``, ``lambda_gen``, ``eta_star = 2 / lambda_gen`` for the run's batch size,
     the margin ``lr / eta_star`` and a suggested learning rate.
+
+    Rounds run in the background by default (``blocking=False``): at a cadence point
+    (:meth:`step` every ``every_steps``, or :meth:`end_epoch`) the parameters and buffers are
+    copied into a private copy of the model and a worker thread serves the round while training
+    goes on; the report arrives at a later :meth:`step` / :meth:`end_epoch` (their return
+    value), through the listeners, :attr:`latest`, :attr:`history` and the logs, with the
+    ``step`` it describes. At most one round is in flight: a cadence point reached while one
+    runs is skipped, and the report says how many were (``extra["cadence_skipped"]``).
+    :meth:`round` and :meth:`wait` block. ``blocking=True`` runs every round on the training
+    thread, as scripts and tests want.
 
     Monitoring never breaks training: a dead, slow or restarted sidecar gives an
     :class:`EdgewiseWarning` and a report with ``missing=True``; after repeated failures rounds
@@ -64,6 +78,8 @@ class Monitor:
             ``lambda_gen`` can then spike in directions where ``H`` is nearly flat. The
             Gauss–Newton part is PSD everywhere and equals the Hessian at interpolating minima.
         endpoint: ``tcp://host:port`` of a running sidecar; None spawns a local one.
+        server_key / client_keys: CURVE for a sidecar started with ``--curve-keys`` (see
+            :class:`~edgewise.SidecarClient`; make keys with ``python -m edgewise keys DIR``).
         timeout: seconds to wait for any one sidecar answer.
         every_steps: run a round every N calls of :meth:`step`; None means once per
             :meth:`end_epoch`.
@@ -80,14 +96,21 @@ class Monitor:
         bootstrap: bootstrap resamples for the interval (None: the sidecar's default; 0
             disables).
         log_dir: folder for ``edgewise.jsonl`` / ``edgewise.csv`` (and TensorBoard scalars when
-            ``tensorboard`` is installed); None logs nowhere.
-        console: print a one-line summary per round (and progress on a terminal).
+            ``tensorboard`` is installed); None writes no files.
+        tensorboard: True, False or "auto" (when the package is installed), under ``log_dir``.
+        wandb: a W&B run, or True for the active ``wandb.run``: scalars ``edgewise/*`` against
+            ``edgewise/step`` (the training step).
+        console: log a one-line summary per round on the ``edgewise`` logger (INFO; skipped
+            rounds at WARNING), and show a progress bar during the first round on a terminal.
         run_name: a readable name for the dashboard.
         seed: seed of the probe draw and of the sidecar's random starts.
         chunk_size: samples per vectorised HVP chunk (memory control); None picks one.
         memory_budget: bytes for one chunk of products (default 256 MiB): on the Gauss–Newton
             route, how many Jacobian-product columns run together (raise it on a GPU).
         client_factory: advanced/testing: ``callable(endpoint, timeout) -> client``.
+        blocking: run rounds on the training thread (True) or in the background (False,
+            the default; costs one extra copy of the parameters and buffers).
+        close_timeout: seconds :meth:`close` waits for a round in flight before abandoning it.
 
     Example (``examples/mnist_live.py`` runs a full one)::
 
@@ -113,6 +136,8 @@ class Monitor:
         curvature: str = "ggn",
         mc_samples: int = 1,
         endpoint: str | None = None,
+        server_key: Any = None,
+        client_keys: Any = None,
         timeout: float = 30.0,
         every_steps: int | None = None,
         budget_hvps: float | None = None,
@@ -124,12 +149,15 @@ class Monitor:
         bootstrap: int | None = None,
         log_dir: str | os.PathLike | None = None,
         tensorboard: bool | str = "auto",
+        wandb: Any = None,
         console: bool = True,
         run_name: str | None = None,
         seed: int = 0,
         chunk_size: int | None = None,
         memory_budget: int | None = None,
         client_factory: Callable[[str | None, float], Any] | None = None,
+        blocking: bool = False,
+        close_timeout: float = 5.0,
     ) -> None:
         if curvature not in ("ggn", "ggn_mc", "hessian"):
             raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
@@ -174,22 +202,30 @@ class Monitor:
         self.run_name = run_name or self.run_id
         self.history: list[StabilityReport] = []
         self._listeners: list[Listener] = []
-        self._client_factory = client_factory or _default_client_factory
+        self._client_factory = client_factory or functools.partial(
+            _default_client_factory, server_key=server_key, client_keys=client_keys)
         self._client: Any = None
         self._oracle: Any = None
+        self._oracle_for: torch.nn.Module | None = None
         self._disabled_reason: str | None = None
         self._failures = 0
         self._skip_rounds = 0
         self._steps = 0
         self._rounds = 0
         self._warned_momentum = False
-        self._log = ReportLog(log_dir, tensorboard=tensorboard) if log_dir is not None else None
+        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if log_dir is not None or wandb else None
+        self.blocking = blocking
+        self.close_timeout = close_timeout
+        self._worker: RoundWorker | None = None
+        self._shadow: ShadowModel | None = None
+        self._cadence_skipped = 0
 
     # ----------------------------------------------------------------- public surface
 
     @property
     def latest(self) -> StabilityReport | None:
-        """The most recent report that is not missing, or None."""
+        """The most recent report that is not missing, or None (delivers finished rounds)."""
+        self._collect()
         for report in reversed(self.history):
             if not report.missing:
                 return report
@@ -207,62 +243,164 @@ class Monitor:
     def step(self, *, lr: float | None = None, epoch: int | None = None) -> StabilityReport | None:
         """Counts one optimizer step; runs a round every ``every_steps`` steps.
 
-        Call it right after ``optimizer.step()``. Returns the report when a round ran.
+        Call it right after ``optimizer.step()``. Returns the report that arrived during this
+        call (blocking: the round it ran; background: a round that finished since), or None.
         """
         self._steps += 1
+        arrived = self._collect()
         if self.every_steps is not None and self._steps % self.every_steps == 0:
-            return self.round(lr=lr, step=self._steps, epoch=epoch)
-        return None
+            return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
+        return arrived
 
     def end_epoch(self, epoch: int | None = None, *, lr: float | None = None) -> StabilityReport | None:
-        """Runs a round at the end of an epoch, unless the cadence is ``every_steps``."""
+        """Runs a round at the end of an epoch, unless the cadence is ``every_steps``.
+
+        Returns the report that arrived during this call (see :meth:`step`), or None.
+        """
+        arrived = self._collect()
         if self.every_steps is not None:
-            return None
-        return self.round(lr=lr, step=self._steps, epoch=epoch)
+            return arrived
+        return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
 
     def round(self, lr: float | None = None, step: int | None = None, epoch: int | None = None) -> StabilityReport:
-        """Runs one estimation round at the current parameters and returns its report.
+        """Runs one estimation round at the current parameters, waits for it, returns its report.
 
         Never raises for sidecar trouble: the report is then ``missing`` with a ``reason``.
+        In background mode a round in flight is waited for (and delivered) first.
         """
+        context = self._context(lr, step, epoch)
+        if self.blocking:
+            return self._record(self._serve(context))
+        self.wait()
+        if not self._start_background(context):
+            return self._record(self._serve(context))  # no worker thread: run it here
+        report = self.wait()
+        assert report is not None
+        return report
+
+    def wait(self, timeout: float | None = None) -> StabilityReport | None:
+        """Waits up to ``timeout`` seconds (None: until it ends) for the round in flight and
+        returns its report, or None when none was in flight or it is still running."""
+        if self._worker is None:
+            return None
+        done = self._worker.wait(timeout)
+        return self._deliver(done) if done is not None else None
+
+    def _cadence(self, *, lr: float | None, step: int, epoch: int | None) -> StabilityReport | None:
+        """A cadence point: a blocking round, or a background round started (None)."""
+        context = self._context(lr, step, epoch)
+        if self.blocking:
+            return self._record(self._serve(context))
+        if self._worker is not None and self._worker.busy:
+            self._cadence_skipped += 1
+            return None
+        if not self._start_background(context):
+            return self._record(self._serve(context))
+        return None
+
+    def _context(self, lr: float | None, step: int | None, epoch: int | None) -> dict[str, Any]:
+        """The training state a round describes, read on the training thread."""
         lr = self._current_lr(lr)
-        momentum = self._current_momentum()
         step = self._steps if step is None else step
-        context = dict(step=step, epoch=epoch, lr=lr, batch_size=self.batch_size, n=self.n_train)
+        return dict(step=step, epoch=epoch, lr=lr, momentum=self._current_momentum(), batch_size=self.batch_size,
+                    n=self.n_train)
+
+    def _start_background(self, context: dict[str, Any]) -> bool:
+        """Snapshots the model into the shadow copy and queues the round; False when the model
+        cannot be copied (the monitor then falls back to blocking rounds, with a warning)."""
+        try:
+            if self._shadow is None:
+                self._shadow = ShadowModel(self.model)
+            else:
+                self._shadow.sync(self.model)
+        except TypeError as exc:
+            warnings.warn(f"edgewise: rounds run blocking ({exc})", EdgewiseWarning, stacklevel=3)
+            self.blocking = True
+            return False
+        if self._worker is None:
+            self._worker = RoundWorker(self.run_id, idle=self._idle_heartbeat)
+        ready = self._shadow.ready_event
+        return self._worker.submit(lambda: self._serve(context, ready))
+
+    def _collect(self) -> StabilityReport | None:
+        """Delivers a finished background round (on the calling, training, thread)."""
+        if self._worker is None:
+            return None
+        done = self._worker.take()
+        return self._deliver(done) if done is not None else None
+
+    def _deliver(self, done: tuple[bool, Any]) -> StabilityReport:
+        ok, value = done
+        report = value if ok else StabilityReport.skipped(f"{type(value).__name__}: {value}")
+        if self._cadence_skipped:
+            n, self._cadence_skipped = self._cadence_skipped, 0
+            note = f"{n} cadence point(s) skipped while this round ran"
+            report = dataclasses.replace(report, warnings=[*report.warnings, note],
+                                         extra={**report.extra, "cadence_skipped": n})
+        return self._record(report)
+
+    def _idle_heartbeat(self) -> None:
+        """Between background rounds (worker thread only): restarts a spawned sidecar that
+        exited, at once rather than at the next round, and keeps the session alive."""
+        client = self._client
+        if client is None:
+            return
+        process = getattr(client, "process", None)
+        if process is not None and not process.alive():
+            if self._revive_sidecar(None):
+                self._skip_rounds = 0
+            return
+        if hasattr(client, "maybe_heartbeat"):
+            client.maybe_heartbeat()
+
+    def _serve(self, context: dict[str, Any], ready: Any = None) -> StabilityReport:
+        """Runs one round for ``context`` and returns its report (never raises for sidecar
+        trouble). In background mode this runs on the worker thread, which owns the client."""
+        context = dict(context)
+        momentum = context.pop("momentum")
         if self._disabled_reason is not None:
-            return self._record(StabilityReport.skipped(self._disabled_reason, **context))
+            return StabilityReport.skipped(self._disabled_reason, **context)
         if self._skip_rounds > 0:
             self._skip_rounds -= 1
             reason = f"sidecar unavailable after {self._failures} failed round(s); retrying later"
-            return self._record(StabilityReport.skipped(reason, **context))
+            return StabilityReport.skipped(reason, **context)
         started = time.perf_counter()
+        progress: RoundProgress | None = None
         try:
             oracle = self._ensure_oracle()
-            client = self._ensure_client()
-            oracle.begin_round()
-            progress = _ProgressOracle(oracle, self._rounds, self.console and sys.stderr.isatty())
-            raw = client.run_round(
-                progress,
-                step=step,
-                epoch=epoch if epoch is not None else -1,
-                lr=lr,
-                batch_size=self.batch_size,
-                n=self.n_train,
-                momentum=momentum,
-                budget_hvps=self.budget_hvps,
-                budget_seconds=self.budget_seconds,
-                options=self._round_options(),
-            )
-            progress.done()
+            with oracle_stream(self._oracle_model(), ready):
+                oracle.begin_round()
+                guard = OomRetry(oracle)
+                progress = RoundProgress(guard, self._rounds, self.console and self.blocking)
+                raw = client.run_round(
+                    progress,
+                    step=context["step"],
+                    epoch=context["epoch"] if context["epoch"] is not None else -1,
+                    lr=context["lr"],
+                    batch_size=self.batch_size,
+                    n=self.n_train,
+                    momentum=momentum,
+                    budget_hvps=self.budget_hvps,
+                    budget_seconds=self.budget_seconds,
+                    options=self._round_options(),
+                )
             report = StabilityReport.from_dict(raw)
+            if guard.events:  # the chunk size was halved: say so, with the size now in use
+                report = dataclasses.replace(report, warnings=[*report.warnings, *guard.events],
+                                             extra={**report.extra, "chunk_size": oracle.chunk_size})
             self._failures = 0
         except Exception as exc:  # monitoring must never reach the training loop
             self._failures += 1
             self._skip_rounds = min(2 ** (self._failures - 1) - 1, 8)
             reason = f"{type(exc).__name__}: {exc}"
+            if self._revive_sidecar(exc):
+                self._skip_rounds = 0  # a fresh sidecar: try again at the next cadence point
+                reason += "; the embedded sidecar was restarted"
             warnings.warn(f"edgewise: round skipped ({reason})", EdgewiseWarning, stacklevel=2)
             report = StabilityReport.skipped(reason, **context)
         finally:
+            if progress is not None:
+                progress.done()  # the bar goes away whether the round finished or failed
             if self._oracle is not None and hasattr(self._oracle, "end_round"):
                 try:
                     self._oracle.end_round()
@@ -271,7 +409,19 @@ class Monitor:
         self._rounds += 1
         if not report.missing and report.wall_ms is None:
             report = StabilityReport.from_dict(report.to_dict() | {"wall_ms": 1e3 * (time.perf_counter() - started)})
-        return self._record(report)
+        return report
+
+    def _revive_sidecar(self, exc: Exception | None) -> bool:
+        """After a failure, restarts a spawned sidecar that died; True when it is back."""
+        revive = getattr(self._client, "revive", None)
+        if revive is None:
+            return False
+        try:
+            return bool(revive())
+        except Exception as err:
+            warnings.warn(f"edgewise: could not restart the sidecar ({type(err).__name__}: {err})",
+                          EdgewiseWarning, stacklevel=3)
+            return False
 
     def set_probe(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Replaces the probe set (the next round starts cold)."""
@@ -279,7 +429,24 @@ class Monitor:
         self._oracle = None
 
     def close(self) -> None:
-        """Says goodbye to the sidecar (stopping it if it was spawned) and closes the logs."""
+        """Says goodbye to the sidecar (stopping it if it was spawned) and closes the logs.
+
+        A background round in flight is waited for up to ``close_timeout`` seconds and
+        delivered; one still running then is abandoned (its thread ends by itself and closes
+        the client) and a spawned sidecar is stopped, so closing never hangs.
+        """
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            done = worker.wait(self.close_timeout)
+            if done is not None:
+                self._worker = worker
+                self._deliver(done)
+                self._worker = None
+            if not worker.close(max(0.0, min(1.0, self.close_timeout))):
+                self._abandon_client()
+                if self._log is not None:
+                    self._log.close()
+                return
         if self._client is not None:
             try:
                 self._client.close()
@@ -288,6 +455,17 @@ class Monitor:
             self._client = None
         if self._log is not None:
             self._log.close()
+
+    def _abandon_client(self) -> None:
+        """The worker is stuck in a request: stop a spawned sidecar so the request fails soon;
+        the socket stays with the worker thread (ZeroMQ sockets are not thread-safe)."""
+        process = getattr(self._client, "process", None)
+        if process is not None:
+            try:
+                process.stop(timeout=1.0)
+            except Exception:
+                pass
+        self._client = None
 
     def __enter__(self) -> "Monitor":
         return self
@@ -301,8 +479,10 @@ class Monitor:
         self.history.append(report)
         if self._log is not None:
             self._log.write(report)
-        if self.console:
-            print(report.summary(), file=sys.stderr if report.missing else sys.stdout, flush=True)
+        if self.console and report.missing:
+            log.warning("round skipped (%s)", report.reason)
+        elif self.console:
+            log.info("round %s: %s", report.round if report.round is not None else self._rounds - 1, report.summary())
         for listener in self._listeners:
             try:
                 listener(report)
@@ -350,22 +530,29 @@ class Monitor:
             self._opened = False
             url = getattr(client, "dashboard_url", None)
             if url and self.console:
-                print(f"edgewise: live dashboard at {url}", flush=True)
+                log.info("live dashboard at %s", url)
         if not getattr(self, "_opened", False):
             self._client.open_session(self._run_info())
             self._opened = True
+            self.run_id = getattr(self._client, "run_id", None) or self.run_id  # a new id if ours was taken
         return self._client
 
     def _ensure_oracle(self) -> Any:
-        if self._oracle is None:
+        model = self._oracle_model()
+        if self._oracle is None or self._oracle_for is not model:
             from .oracle import CurvatureOracle
 
             x, y = self.probe
             self._oracle = CurvatureOracle(
-                self.model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
+                model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
                 seed=self.seed, chunk_size=self.chunk_size, memory_budget=self.memory_budget,
             )
+            self._oracle_for = model
         return self._oracle
+
+    def _oracle_model(self) -> torch.nn.Module:
+        """The module rounds evaluate: the private copy in background mode, else the model."""
+        return self._shadow.module if self._shadow is not None and not self.blocking else self.model
 
     def _run_info(self) -> dict[str, Any]:
         outputs = getattr(self._ensure_oracle(), "outputs", 1)
@@ -373,45 +560,7 @@ class Monitor:
                             n=self.n_train, batch_size=self.batch_size, curvature=self.curvature, outputs=outputs)
 
 
-class _ProgressOracle:
-    """Forwards oracle calls and, on a terminal, redraws one progress line per op."""
-
-    def __init__(self, oracle: Any, round_index: int, live: bool) -> None:
-        self._oracle = oracle
-        self._round = round_index
-        self._live = live
-        self._ops = 0
-        self._hvps = 0.0
-        self._start = time.perf_counter()
-
-    @property
-    def basis_size(self) -> int:
-        return self._oracle.basis_size
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._oracle, name)
-
-    def execute(self, op: str, args: dict) -> dict:
-        result = self._oracle.execute(op, args)
-        self._ops += 1
-        m = max(1, int(getattr(self._oracle, "probe_size", 1)))
-        self._hvps += float(result.get("hvps", 0)) / m
-        if self._live:
-            elapsed = time.perf_counter() - self._start
-            sys.stderr.write(
-                f"\r  edgewise round {self._round}: {self._ops} ops, {self._hvps:.0f} HVP-eq, "
-                f"basis {result.get('basis', '?')}, {elapsed:.1f}s "
-            )
-            sys.stderr.flush()
-        return result
-
-    def done(self) -> None:
-        if self._live and self._ops:
-            sys.stderr.write("\r" + " " * 72 + "\r")
-            sys.stderr.flush()
-
-
-def _default_client_factory(endpoint: str | None, timeout: float) -> Any:
+def _default_client_factory(endpoint: str | None, timeout: float, **curve: Any) -> Any:
     from ._client import SidecarClient
 
-    return SidecarClient(endpoint, timeout=timeout)
+    return SidecarClient(endpoint, timeout=timeout, **curve)

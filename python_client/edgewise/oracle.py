@@ -305,9 +305,26 @@ class CurvatureOracle:
 
     def _chunk(self, columns: int) -> int:
         if self._chunk_size is not None:
+            self.last_chunk = self._chunk_size
             return self._chunk_size
         itemsize = torch.empty((), dtype=self._dtype).element_size()
-        return chunk_for_budget(self._budget, self.params, columns, itemsize)
+        self.last_chunk = chunk_for_budget(self._budget, self.params, columns, itemsize)
+        return self.last_chunk
+
+    # chunk size, exposed for the out-of-memory retry (edgewise/_oom.py)
+    last_chunk: int | None = None
+    """Samples per chunk of the latest op (None before the first)."""
+
+    @property
+    def chunk_size(self) -> int | None:
+        """Fixed samples per chunk, or None when the memory budget decides."""
+        return self._chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"expected chunk_size to be a positive int or None, got {value!r}")
+        self._chunk_size = value
 
     def _slices(self, columns: int) -> list[slice]:
         m, c = self.probe_size, self._chunk(columns)

@@ -1,6 +1,6 @@
 /**
  * Live dashboard over the run history: HTML pages, JSON/CSV/JSONL, server-sent events, and
- * the SVG chart code shared with the `plot` export.
+ * the chart specs and SVG renderer shared by the page's export buttons and `deno task plot`.
  *
  * @module
  */
@@ -9,11 +9,14 @@ export {
   type DashboardOptions,
   startDashboard,
 } from "./server.ts";
+export { hostCheck } from "./host_check.ts";
 export {
   downsample,
+  type Note,
   type Series,
   SeriesCache,
   type SeriesPoint,
+  toNote,
   toPoint,
 } from "./series.ts";
 export { csvHeader, csvRow } from "./csv.ts";

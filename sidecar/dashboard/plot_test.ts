@@ -29,19 +29,34 @@ Deno.test("plot CLI writes an SVG of the main chart, and fails clearly on an unk
     assertEquals(ok.code, 0, new TextDecoder().decode(ok.stderr));
     const svg = await Deno.readTextFile(out);
     assert(svg.startsWith("<?xml"));
-    assertEquals(/data-points="(\d+)"/.exec(svg)?.[1], "150"); // 3 lines × 50 rounds
+    // Every round on each of the run's lines: λ_max, λ_gen, its CI ends, 3 bounds, 2/lr.
     for (
       const label of [
-        "Plot me: sharpness vs step",
         "λ_max",
         "λ_gen",
-        "λ_gen CI",
+        "λ_gen CI lo",
+        "λ_gen CI hi",
+        "lower bound: top eigvec",
         "2/lr",
-        "training step",
       ]
     ) {
-      assert(svg.includes(label), label);
+      assertEquals(
+        new RegExp(`data-series="${label}" data-points="(\\d+)"`).exec(svg)?.[1],
+        "50",
+        label,
+      );
     }
+    for (const text of ["Plot me: sharpness (50 rounds)", "training step"]) {
+      assert(svg.includes(text), text);
+    }
+    const margin = join(dataDir, "margin.svg");
+    const okMargin = await run(["p/1", "--data-dir", dataDir, "--out", margin, "--chart", "margin", "--x", "epoch"]);
+    assertEquals(okMargin.code, 0, new TextDecoder().decode(okMargin.stderr));
+    const m = await Deno.readTextFile(margin);
+    assert(m.includes('data-series="edge"') && m.includes(">epoch<"), "margin chart against epochs");
+    const loss = await run(["p/1", "--data-dir", dataDir, "--chart", "loss"]);
+    assertEquals(loss.code, 1);
+    assert(new TextDecoder().decode(loss.stderr).includes("Chart not available for this run: loss"));
     const bad = await run(["nope", "--data-dir", dataDir]);
     assertEquals(bad.code, 1);
     assert(

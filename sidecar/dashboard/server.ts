@@ -3,14 +3,17 @@
  * JSON/CSV/JSONL endpoints and server-sent events for live charts.
  *
  * Why SSE: one-way, text, auto-reconnecting in the browser, and plain HTTP, so nothing
- * beyond `Deno.serve` is needed. Local only by default (`127.0.0.1`).
+ * beyond `Deno.serve` is needed. Local only by default (`127.0.0.1`), and only for requests
+ * whose `Host` names that address (DNS-rebinding protection, `host_check.ts`).
  *
  * @module
  */
 import type { HistoryStore, Report } from "../store/history_store.ts";
 import { csvHeader, csvRow } from "./csv.ts";
-import { runPage, runsPage } from "./page.ts";
-import { downsample, SeriesCache, toPoint } from "./series.ts";
+import { hostCheck } from "./host_check.ts";
+import { comparePage, runPage, runsPage } from "./page.ts";
+import { downsample, SeriesCache, toNote, toPoint } from "./series.ts";
+import { runStatus } from "./static/format.js";
 
 /** Options for {@linkcode startDashboard}. */
 export interface DashboardOptions {
@@ -26,6 +29,8 @@ export interface DashboardOptions {
   maxPoints?: number;
   /** Interval of SSE keep-alive comments in ms. Default 15000. */
   keepAliveMs?: number;
+  /** Further `Host` names to answer to (e.g. a reverse proxy's name); see `host_check.ts`. */
+  allowHosts?: readonly string[];
 }
 
 /** A running dashboard. */
@@ -36,9 +41,24 @@ export interface Dashboard {
   close(): Promise<void>;
 }
 
-const STATIC: Record<string, string> = {
-  "/static/chart.js": "./static/chart.js",
-  "/static/run_page.js": "./static/run_page.js",
+/** Page code, served from this folder. */
+const STATIC = [
+  "format.js",
+  "ticks.js",
+  "chart_specs.js",
+  "svg.js",
+  "uplot_chart.js",
+  "run_page.js",
+  "runs_page.js",
+  "compare_page.js",
+];
+/** uPlot, served from the sidecar's own npm modules (`deno install`), never a CDN. */
+const UPLOT = ["uPlot.iife.min.js", "uPlot.min.css"];
+const UPLOT_DIR = "../../node_modules/uplot/dist/";
+
+const TYPES: Record<string, string> = {
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
 };
 
 const encoder = new TextEncoder();
@@ -72,10 +92,9 @@ export async function startDashboard(
   const cache = new SeriesCache(store);
   const streams = new Set<() => void>();
   const aborter = new AbortController();
-  const statics = new Map<string, Uint8Array>();
-  for (const [path, file] of Object.entries(STATIC)) {
-    statics.set(path, await Deno.readFile(new URL(file, import.meta.url)));
-  }
+  /** Set once the port is known; until then every request is refused. */
+  const guard: { check?: (host: string | null) => string | null } = {};
+  const statics = await loadStatics();
 
   const { promise: listening, resolve: onListen } = Promise.withResolvers<
     Deno.NetAddr
@@ -86,6 +105,10 @@ export async function startDashboard(
     signal: aborter.signal,
     onListen: (addr) => onListen(addr as Deno.NetAddr),
   }, async (req) => {
+    const refused = guard.check?.(req.headers.get("host"));
+    if (refused !== null) {
+      return json({ error: refused ?? "Dashboard is starting" }, 403);
+    }
     try {
       return await route(req);
     } catch (err) {
@@ -108,24 +131,40 @@ export async function startDashboard(
     } catch {
       return json({ error: `Bad URL encoding: ${url.pathname}` }, 400);
     }
-    if (url.pathname === "/") return html(runsPage(store.runs()));
+    const now = Date.now() / 1000;
+    if (url.pathname === "/") {
+      return html(runsPage(store.runs().map((r) => summaryJson(r, now))));
+    }
+    if (url.pathname === "/compare") {
+      const ids = url.searchParams.getAll("run").filter((id) => store.run(id));
+      for (const id of ids) cache.get(id).catch(() => {});
+      return html(comparePage(ids.map((id) => summaryJson(store.run(id)!, now))));
+    }
     const file = statics.get(url.pathname);
     if (file) {
+      if (typeof file === "string") return json({ error: file }, 503);
       return new Response(file.slice(), {
         headers: {
-          "content-type": "text/javascript; charset=utf-8",
+          "content-type": TYPES[url.pathname.split(".").pop()!] ??
+            "application/octet-stream",
           "cache-control": "no-cache",
         },
       });
     }
+    if (url.pathname === "/api/events") return runEvents();
+    if (url.pathname === "/favicon.ico") return new Response(null, { status: 204 });
     if (seg[0] === "runs" && seg.length === 2) {
       const run = store.run(seg[1]);
+      // Start reading the history now: it overlaps the page loading its scripts.
+      if (run) cache.get(seg[1]).catch(() => {});
       return run
-        ? html(runPage(run))
+        ? html(runPage(summaryJson(run, now)))
         : html(`<p>Unknown run: ${seg[1].replace(/[<&]/g, "")}</p>`, 404);
     }
     if (seg[0] === "api" && seg[1] === "runs") {
-      if (seg.length === 2) return json(store.runs().map(summaryJson));
+      if (seg.length === 2) {
+        return json(store.runs().map((r) => summaryJson(r, now)));
+      }
       const id = seg[2];
       const run = store.run(id);
       if (!run) return json({ error: `Unknown run: ${id}` }, 404);
@@ -138,7 +177,7 @@ export async function startDashboard(
       }
       switch (seg.length === 4 ? seg[3] : seg.length === 3 ? "" : "\0") {
         case "":
-          return json(summaryJson(run));
+          return json(summaryJson(run, now));
         case "reports":
           return json(await store.reports(id, { since }));
         case "reports.jsonl":
@@ -167,7 +206,7 @@ export async function startDashboard(
               }`,
             }, 400);
           }
-          return json(downsample(await cache.get(id), max));
+          return json(downsample((await cache.get(id)).series, max));
         }
         case "events":
           return events(id);
@@ -196,7 +235,7 @@ export async function startDashboard(
         const unsubscribe = store.subscribe(({ run, report }) => {
           if (run !== id) return;
           if (!ready) pending.push(report);
-          else send("report", { point: toPoint(report), latest: report });
+          else send("report", reportEvent(report));
         });
         const timer = setInterval(() => {
           try {
@@ -212,33 +251,64 @@ export async function startDashboard(
           } catch { /* already closed */ }
         };
         streams.add(stop);
-        const full = await cache.get(id);
+        const { series: full, notes } = await cache.get(id);
         const lastRound = full.round[full.round.length - 1] ?? -1;
         send("init", {
-          run: summaryJson(store.run(id)!),
+          run: summaryJson(store.run(id)!, Date.now() / 1000),
           series: downsample(full, maxPoints),
+          notes,
           total: full.round.length,
-          latest: store.run(id)!.latest,
+          latest: store.run(id)!.latest ?? null,
         });
         ready = true;
         for (const r of pending) {
-          if (r.round > lastRound) {
-            send("report", { point: toPoint(r), latest: r });
-          }
+          if (r.round > lastRound) send("report", reportEvent(r));
         }
       },
       cancel: () => stop(),
     });
-    return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
+    return eventStream(body);
+  }
+
+  /** All runs' summaries, one `run` event per new report (the runs page's live rows). */
+  function runEvents(): Response {
+    let stop = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const send = (event: string, data: unknown) => {
+          try {
+            controller.enqueue(
+              encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+            );
+          } catch { /* stream already closed */ }
+        };
+        const unsubscribe = store.subscribe(({ run }) => {
+          const r = store.run(run);
+          if (r) send("run", summaryJson(r, Date.now() / 1000));
+        });
+        const timer = setInterval(() => {
+          try {
+            controller.enqueue(encoder.encode(": keep-alive\n\n"));
+          } catch { /* closed */ }
+        }, keepAliveMs);
+        stop = () => {
+          unsubscribe();
+          clearInterval(timer);
+          streams.delete(stop);
+          try {
+            controller.close();
+          } catch { /* already closed */ }
+        };
+        streams.add(stop);
+        send("runs", store.runs().map((r) => summaryJson(r, Date.now() / 1000)));
       },
+      cancel: () => stop(),
     });
+    return eventStream(body);
   }
 
   const addr = await listening;
+  guard.check = hostCheck(addr.hostname, addr.port, options.allowHosts);
   const host = addr.hostname.includes(":")
     ? `[${addr.hostname}]`
     : addr.hostname;
@@ -257,7 +327,44 @@ export async function startDashboard(
   return { url: `http://${host}:${addr.port}/`, close };
 }
 
-function summaryJson(run: NonNullable<ReturnType<HistoryStore["run"]>>) {
+/** Reads the page code and uPlot once; a missing file is served as a 503 saying why. */
+async function loadStatics(): Promise<Map<string, Uint8Array | string>> {
+  const out = new Map<string, Uint8Array | string>();
+  const files = [
+    ...STATIC.map((f) => [f, `./static/${f}`]),
+    ...UPLOT.map((f) => [f, UPLOT_DIR + f]),
+  ];
+  for (const [name, rel] of files) {
+    const url = new URL(rel, import.meta.url);
+    try {
+      out.set(`/static/${name}`, await Deno.readFile(url));
+    } catch (err) {
+      const why = `Dashboard file missing: ${url.pathname} (${
+        (err as Error).name
+      }; run tools/deno install)`;
+      console.error(why);
+      out.set(`/static/${name}`, why);
+    }
+  }
+  return out;
+}
+
+/** What the pages get for a run: its metadata, counts, latest report and live status. */
+export interface RunSummaryJson {
+  id: string;
+  name: string;
+  started: number;
+  meta: Record<string, unknown>;
+  rounds: number;
+  next_round: number;
+  latest: Report | null;
+  status: "live" | "ended";
+}
+
+function summaryJson(
+  run: NonNullable<ReturnType<HistoryStore["run"]>>,
+  now: number,
+): RunSummaryJson {
   const l = run.latest;
   return {
     id: run.meta.id,
@@ -267,7 +374,25 @@ function summaryJson(run: NonNullable<ReturnType<HistoryStore["run"]>>) {
     rounds: run.rounds,
     next_round: run.nextRound,
     latest: l ?? null,
+    status: runStatus(
+      { started: run.meta.started, rounds: run.rounds, latest: l },
+      now,
+    ),
   };
+}
+
+function reportEvent(r: Report) {
+  return { point: toPoint(r), note: toNote(r), latest: r };
+}
+
+function eventStream(body: ReadableStream<Uint8Array>): Response {
+  return new Response(body, {
+    headers: {
+      "content-type": "text/event-stream",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    },
+  });
 }
 
 function json(

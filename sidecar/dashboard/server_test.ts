@@ -45,16 +45,35 @@ Deno.test("dashboard serves pages and JSON endpoints", async (t) => {
     assert(text.includes("ResNet &lt;b&gt;test&lt;/b&gt;"));
     assert(text.includes(`href="/runs/${encodeURIComponent("../odd/id,1")}"`));
   });
-  await t.step("run page and static chart code", async () => {
+  await t.step("run page, compare page, page code and uPlot from node_modules", async () => {
     const page = await f.get(`/runs/${encodeURIComponent("../odd/id,1")}`);
     assertEquals(page.status, 200);
-    assert((await page.text()).includes('content="../odd/id,1"'));
-    const js = await f.get("/static/chart.js");
-    assertEquals(
-      js.headers.get("content-type"),
-      "text/javascript; charset=utf-8",
-    );
-    assert((await js.text()).includes("export function renderChart"));
+    const html = await page.text();
+    assert(html.includes('content="../odd/id,1"'));
+    assert(html.includes('src="/static/uPlot.iife.min.js"'), "uPlot served locally");
+    assert(!/https?:\/\/(?!127)/.test(html.replace(/xmlns="[^"]*"/g, "")), "no CDN");
+    const cmp = await (await f.get("/compare?run=run-1&run=nope&run=..%2Fodd%2Fid%2C1")).text();
+    assert(cmp.includes(`content="${"[&quot;run-1&quot;,&quot;../odd/id,1&quot;]"}"`), cmp);
+    for (const name of ["run_page.js", "chart_specs.js", "svg.js", "uplot_chart.js"]) {
+      const js = await f.get(`/static/${name}`);
+      assertEquals(js.headers.get("content-type"), "text/javascript; charset=utf-8");
+      await js.body?.cancel();
+    }
+    const up = await f.get("/static/uPlot.iife.min.js");
+    assertEquals(up.status, 200);
+    assert((await up.text()).includes("uPlot"));
+    const css = await f.get("/static/uPlot.min.css");
+    assertEquals(css.headers.get("content-type"), "text/css; charset=utf-8");
+    await css.body?.cancel();
+  });
+  await t.step("runs table has the sortable columns and live status", async () => {
+    const text = await (await f.get("/")).text();
+    for (const h of ["name", "started", "status", "model size d", "lr", "B", "last margin lr/η*", "rounds"]) {
+      assert(text.includes(`>${h}</th>`), h);
+    }
+    // Synthetic reports are dated 2026-09: both runs have ended.
+    assert(text.includes(">11,274<") && text.includes('class="ended"'), "params and status");
+    assert(!text.includes("location.reload"), "no reloading");
   });
   await t.step("/api/runs and /api/runs/:id", async () => {
     const runs = await (await f.get("/api/runs")).json();
@@ -181,6 +200,7 @@ Deno.test("dashboard SSE sends a snapshot then delivers newly appended reports l
     latest: { round: number };
   };
   assertEquals([d.total, d.series.round.length, d.latest.round], [12, 10, 11]);
+  assertEquals((init.data as { notes: unknown[] }).notes, []);
   await f.store.append("run-1", syntheticReport("run-1", 12));
   await f.store.append("../odd/id,1", syntheticReport("../odd/id,1", 1)); // other run: not sent
   await f.store.append("run-1", syntheticReport("run-1", 13));
@@ -194,10 +214,83 @@ Deno.test("dashboard SSE sends a snapshot then delivers newly appended reports l
   assertEquals([pa.point.round, pa.latest.run], [12, "run-1"]);
   assertEquals(pa.point.lambda_gen, syntheticReport("run-1", 12).lambda_gen);
   assertEquals((b.data as { point: { round: number } }).point.round, 13);
+  // A round that did not converge arrives with its note (full warning text).
+  const bad = { ...syntheticReport("run-1", 14), converged: false, stopped: "max_basis", warnings: ["w1 full text"] };
+  await f.store.append("run-1", bad);
+  const c = (await it.next()).value!.data as { point: { flags: number }; note: { warnings: string[]; stopped: string } };
+  assertEquals([c.point.flags, c.note.stopped, c.note.warnings], [3, "max_basis", ["w1 full text"]]);
   await it.return(undefined);
   // The series endpoint saw the live appends too.
   const s = await (await f.get("/api/runs/run-1/series?max=100")).json();
-  assertEquals(s.round.at(-1), 13);
+  assertEquals(s.round.at(-1), 14);
+});
+
+Deno.test("dashboard series downsampling keeps every flagged round", async () => {
+  await using f = await fixture(0);
+  for (let i = 0; i < 200; i++) {
+    const r = syntheticReport("run-1", i);
+    if (i === 37 || i === 151) Object.assign(r, { converged: false });
+    await f.store.append("run-1", r);
+  }
+  const s = await (await f.get("/api/runs/run-1/series?max=10")).json();
+  assert(s.round.includes(37) && s.round.includes(151), JSON.stringify(s.round));
+  assertEquals(s.round.length, 12);
+  assertEquals(s.flags[s.round.indexOf(37)], 1);
+});
+
+Deno.test("dashboard /api/events sends every run, then each run as it reports", async () => {
+  await using f = await fixture(3);
+  const res = await f.get("/api/events");
+  const it = sse(res);
+  const first = (await it.next()).value!;
+  assertEquals(first.event, "runs");
+  assertEquals((first.data as { id: string }[]).map((r) => r.id), ["run-1", "../odd/id,1"]);
+  await f.store.append("run-1", { ...syntheticReport("run-1", 3), time: Date.now() / 1000 });
+  const next = (await it.next()).value!;
+  const run = next.data as { id: string; rounds: number; status: string };
+  assertEquals([next.event, run.id, run.rounds, run.status], ["run", "run-1", 4, "live"]);
+  await it.return(undefined);
+});
+
+/** Sends one raw HTTP/1.1 GET with the given Host header; returns the status code. */
+async function rawStatus(url: string, host: string | null): Promise<number> {
+  const u = new URL(url);
+  const conn = await Deno.connect({ hostname: u.hostname, port: Number(u.port) });
+  try {
+    const req = `GET /api/runs HTTP/1.1\r\n${host === null ? "" : `Host: ${host}\r\n`}Connection: close\r\n\r\n`;
+    await conn.write(new TextEncoder().encode(req));
+    const buf = new Uint8Array(256);
+    const n = await conn.read(buf);
+    return Number(/^HTTP\/1\.1 (\d{3})/.exec(new TextDecoder().decode(buf.subarray(0, n ?? 0)))?.[1]);
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("dashboard answers only Host headers naming its address (DNS rebinding)", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "edgewise-dash-" });
+  const store = await HistoryStore.open({ dataDir });
+  const dash = await startDashboard({ store, port: 0, allowHosts: ["dash.example"] });
+  try {
+    const port = new URL(dash.url).port;
+    assertEquals(await rawStatus(dash.url, `127.0.0.1:${port}`), 200);
+    assertEquals(await rawStatus(dash.url, `localhost:${port}`), 200);
+    assertEquals(await rawStatus(dash.url, `dash.example:${port}`), 200);
+    assertEquals(await rawStatus(dash.url, `DASH.example.:${port}`), 200);
+    // A rebinding page's own name, a wrong port, no Host at all: refused.
+    assertEquals(await rawStatus(dash.url, `evil.example:${port}`), 403);
+    assertEquals(await rawStatus(dash.url, "evil.example"), 403);
+    assertEquals(await rawStatus(dash.url, `127.0.0.1:${Number(port) + 1}`), 403);
+    assertEquals(await rawStatus(dash.url, `127.0.0.1.evil.example:${port}`), 403);
+    assertEquals(await rawStatus(dash.url, null), 403);
+    const refused = await fetch(new URL("/api/runs", dash.url), { headers: { host: `evil.example:${port}` } });
+    const body = await refused.text();
+    if (refused.status === 403) assert(body.includes("Host not allowed: evil.example"), body);
+  } finally {
+    await dash.close();
+    store.close();
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });
 
 Deno.test("dashboard close() ends open event streams and frees the port", async () => {

@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   "too_large",
   "unknown_session",
   "bad_state",
+  "bad_request",
+  "overloaded",
   "oracle_failed",
   "timeout",
   "internal",

@@ -6,6 +6,8 @@
  * @module
  */
 import { type ErrorCode, isErrorCode, ProtocolError } from "./errors.ts";
+import { clip, describe, MAX_ERROR_MESSAGE } from "./describe.ts";
+import { CAPS, checkRound, checkRun, refuse } from "./limits.ts";
 
 /** Protocol versions this sidecar speaks. */
 export const SUPPORTED_VERSIONS: readonly number[] = [2];
@@ -47,7 +49,7 @@ interface Base {
 
 /** Every message a client can send, validated. */
 export type ClientMessage =
-  | Base & { type: "hello"; protocol: number; client: string; run: RunMeta; capabilities: string[] }
+  | Base & { type: "hello"; protocol: number; client: string; run: RunMeta; capabilities: string[]; secret?: string }
   | Base & { type: "round"; round: RoundRequest }
   | Base & {
     type: "result";
@@ -69,6 +71,11 @@ export interface Limits {
   heartbeat_ms: number;
   idle_timeout_ms: number;
   op_timeout_ms: number;
+  /**
+   * Present when rounds run off the event loop, so heartbeats are answered during a round: a
+   * client that hears nothing at all for this long during a round may take the sidecar as gone.
+   */
+  liveness_ms?: number;
 }
 
 const TYPES = ["hello", "welcome", "round", "op", "result", "report", "heartbeat", "bye", "error"];
@@ -80,14 +87,15 @@ const isMap = (v: unknown): v is Obj =>
 function field<T>(o: Obj, key: string, what: string, ok: (v: unknown) => boolean, where: string): T {
   const v = o[key];
   if (!ok(v)) {
-    const got = v === undefined ? "missing" : `got ${JSON.stringify(v) ?? typeof v}`;
+    const got = v === undefined ? "missing" : `got ${describe(v)}`;
     throw new ProtocolError("malformed", `Cannot read ${where}.${key}: expected ${what}, ${got}`);
   }
   return v as T;
 }
 const isNum = (v: unknown) => typeof v === "number";
-const isInt = (v: unknown) => Number.isInteger(v);
-const isNat = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+// integers must be exact in a JavaScript number (|n| <= 2^53 - 1): larger ones are refused
+const isInt = (v: unknown) => Number.isSafeInteger(v);
+const isNat = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 const isStr = (v: unknown) => typeof v === "string";
 const num = (o: Obj, k: string, w: string) => field<number>(o, k, "a number", isNum, w);
 const nat = (o: Obj, k: string, w: string) => field<number>(o, k, "a non-negative integer", isNat, w);
@@ -116,7 +124,7 @@ export function peekId(v: unknown): number | undefined {
 export function parseClientMessage(v: unknown): ClientMessage {
   if (!isMap(v)) throw new ProtocolError("malformed", `Cannot read message: expected a map, got ${Array.isArray(v) ? "array" : typeof v}`);
   const type = str(v, "type", "message");
-  if (!TYPES.includes(type)) throw new ProtocolError("unknown_type", `Cannot handle message: unknown type ${JSON.stringify(type)}`);
+  if (!TYPES.includes(type)) throw new ProtocolError("unknown_type", `Cannot handle message: unknown type ${describe(type)}`);
   const id = field<number>(v, "id", "an integer", isInt, type);
   const session = optional(v, "session", () => str(v, "session", type));
   const base = { id, session };
@@ -133,7 +141,7 @@ export function parseClientMessage(v: unknown): ClientMessage {
       const run = field<Obj>(v, "run", "a map", isMap, "hello");
       const w = "hello.run";
       const meta: RunMeta = {
-        id: field<string>(run, "id", "a non-empty string", (x) => isStr(x) && (x as string).length > 0, w),
+        id: str(run, "id", w),
         name: str(run, "name", w),
         params: nat(run, "params", w),
         probe: field<number>(run, "probe", "a positive integer", (x) => isNat(x) && (x as number) > 0, w),
@@ -154,7 +162,15 @@ export function parseClientMessage(v: unknown): ClientMessage {
         (x) => Array.isArray(x) && x.every(isStr),
         "hello",
       );
-      return { ...base, type, protocol, client: str(v, "client", "hello"), run: meta, capabilities };
+      checkRun(meta);
+      if (capabilities.length > CAPS.capabilities || capabilities.some((c) => c.length > 64)) {
+        refuse("hello.capabilities", `at most ${CAPS.capabilities} op names of at most 64 characters`, capabilities);
+      }
+      const client = str(v, "client", "hello");
+      if (client.length > CAPS.text) refuse("hello.client", `at most ${CAPS.text} characters`, client);
+      const secret = optional(v, "secret", () => str(v, "secret", "hello"));
+      if (secret !== undefined && secret.length > CAPS.secret) refuse("hello.secret", `at most ${CAPS.secret} characters`, secret);
+      return { ...base, type, protocol, client, run: meta, capabilities, secret };
     }
     case "round": {
       const budget = optional(v, "budget", () => field<Obj>(v, "budget", "a map", isMap, "round")) ?? {};
@@ -173,6 +189,7 @@ export function parseClientMessage(v: unknown): ClientMessage {
         },
         options,
       };
+      checkRound(round, options);
       return { ...base, type, round };
     }
     case "result":
@@ -194,18 +211,25 @@ export function parseClientMessage(v: unknown): ClientMessage {
         ...base,
         type,
         code: field<ErrorCode>(v, "code", "an error code", isErrorCode, type),
-        message: str(v, "message", type),
+        message: clip(str(v, "message", type), MAX_ERROR_MESSAGE),
         seq: optional(v, "seq", () => nat(v, "seq", type)),
         details: optional(v, "details", () => field<Obj>(v, "details", "a map", isMap, type)),
       };
     default:
-      throw new ProtocolError("unknown_type", `Cannot handle message: type ${JSON.stringify(type)} is sent by the sidecar, not to it`);
+      throw new ProtocolError("unknown_type", `Cannot handle message: type ${describe(type)} is sent by the sidecar, not to it`);
   }
 }
 
 /** `welcome`. */
-export function welcomeMessage(re: number, session: string, limits: Limits, sidecar: string, dashboard?: string) {
-  return { type: "welcome", re, session, protocol: SUPPORTED_VERSIONS.at(-1), sidecar, limits, dashboard };
+export function welcomeMessage(
+  re: number,
+  session: string,
+  limits: Limits,
+  sidecar: string,
+  dashboard?: string,
+  binding?: { run: string; secret: string },
+) {
+  return { type: "welcome", re, session, protocol: SUPPORTED_VERSIONS.at(-1), sidecar, limits, dashboard, ...binding };
 }
 
 /** `op`: an oracle operation, sent as the answer to message `re`. */
@@ -232,5 +256,8 @@ export function errorMessage(
   re: number | undefined,
   session?: string,
 ) {
-  return { type: "error", re, session, code: err.code, message: err.message, details: err.details };
+  // bounded: a message never carries more than MAX_ERROR_MESSAGE characters, and a session id
+  // is echoed only when short (the one the client sent may be anything)
+  const sid = session !== undefined && session.length <= 256 ? session : undefined;
+  return { type: "error", re, session: sid, code: err.code, message: clip(err.message, MAX_ERROR_MESSAGE), details: err.details };
 }

@@ -4,6 +4,8 @@
  * @module
  */
 export * from "./codec.ts";
+export * from "./describe.ts";
 export * from "./errors.ts";
+export * from "./limits.ts";
 export * from "./messages.ts";
 export * from "./tensor.ts";

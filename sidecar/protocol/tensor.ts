@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { describe } from "./describe.ts";
 import { ProtocolError } from "./errors.ts";
 
 /** A tensor as it travels inside a message. */
@@ -80,7 +81,7 @@ export function decodeTensor(value: unknown, name: string, options: DecodeTensor
     throw bad("not a map");
   }
   const { data, dtype, shape } = value as Record<string, unknown>;
-  if (dtype !== "f64" && dtype !== "f32" && dtype !== "i32") throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
+  if (dtype !== "f64" && dtype !== "f32" && dtype !== "i32") throw bad(`unknown dtype ${describe(dtype)}`);
   if (!(data instanceof Uint8Array)) throw bad("data is not a bin");
   if (!Array.isArray(shape) || shape.some((s) => !Number.isInteger(s) || s < 0)) {
     throw bad("shape is not an array of non-negative integers");

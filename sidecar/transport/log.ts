@@ -13,6 +13,24 @@ export type Logger = (level: LogLevel, event: string, fields?: Record<string, un
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+/** Longest log line written, in characters: a client's input never becomes a huge line. */
+export const MAX_LOG_LINE = 4000;
+
+/**
+ * One JSON log line of at most {@linkcode MAX_LOG_LINE} characters: over it, every field is
+ * cut to a short preview (and `truncated: true` is added).
+ */
+export function logLine(level: LogLevel, event: string, fields: Record<string, unknown>): string {
+  const line = JSON.stringify({ time: new Date().toISOString(), level, event, ...fields });
+  if (line.length <= MAX_LOG_LINE) return line;
+  const per = Math.max(32, Math.floor(MAX_LOG_LINE / (2 * (Object.keys(fields).length + 1))));
+  const short = Object.fromEntries(Object.entries(fields).slice(0, 16).map(([k, v]) => {
+    const text = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
+    return [k.slice(0, 64), text.length > per ? `${text.slice(0, per)}… (${text.length} chars)` : v];
+  }));
+  return JSON.stringify({ time: new Date().toISOString(), level, event: event.slice(0, 64), ...short, truncated: true });
+}
+
 /** Whether `s` names a log level. */
 export function isLogLevel(s: unknown): s is LogLevel {
   return typeof s === "string" && s in RANK;
@@ -34,7 +52,7 @@ export function jsonLogger(min: LogLevel = "info"): Logger {
   const enc = new TextEncoder();
   return (level, event, fields = {}) => {
     if (RANK[level] < RANK[min]) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), level, event, ...fields });
+    const line = logLine(level, event, fields);
     Deno.stderr.writeSync(enc.encode(line + "\n"));
   };
 }

@@ -13,6 +13,7 @@ import type {
   GradStats,
   HutchinsonResult,
 } from "../estimate/oracle.ts";
+import { describe } from "../protocol/describe.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { decodeTensor, encodeTensor } from "../protocol/tensor.ts";
 
@@ -108,7 +109,7 @@ export class RemoteOracle implements CurvatureOracle {
   #kept(f: Record<string, unknown>, r: number, op: string): number {
     const kept = f.kept;
     if (!Number.isInteger(kept) || (kept as number) < 0 || (kept as number) > r) {
-      throw new ProtocolError("malformed", `Cannot accept result of ${op}: kept must be an integer in [0, ${r}], got ${JSON.stringify(kept)}`);
+      throw new ProtocolError("malformed", `Cannot accept result of ${op}: kept must be an integer in [0, ${r}], got ${describe(kept)}`);
     }
     return kept as number;
   }

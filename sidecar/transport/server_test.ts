@@ -1,8 +1,9 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { TestDealer } from "./_zmtp_dealer.ts";
+import { TestDealer } from "./_test_dealer.ts";
 import { decode, encode } from "../protocol/codec.ts";
 import { encodeTensor } from "../protocol/tensor.ts";
 import { jsonLogger, silentLogger } from "./log.ts";
+import { AddressInUse } from "./router.ts";
 import { startSidecar } from "./server.ts";
 import { stubRunRound } from "./stub_runner.ts";
 
@@ -28,7 +29,7 @@ const roundMsg = (session: string) => ({
 });
 const blocks = encodeTensor(new Float64Array([2, 1, 1, 2, 4, 1, 1, 4]), [2, 2, 2]);
 
-Deno.test("sidecar over ZeroMQ: a full stub round, and every bad input answered while another session works", async (t) => {
+Deno.test("sidecar over libzmq: a full stub round, and every bad input answered while another session works", async (t) => {
   const sidecar = await startSidecar({
     endpoint: "tcp://127.0.0.1:*",
     runRound: stubRunRound,
@@ -74,13 +75,13 @@ Deno.test("sidecar over ZeroMQ: a full stub round, and every bad input answered 
     const re = a.nextId();
     m = await a.ask({ type: "result", session: sa, seq: 2, op: "blocks", basis: 2, hvps: 4, wall_ms: 0, blocks });
     assertEquals([m.type, m.re, (m.report as Msg).lambda_max], ["report", re, 4]);
-    // hello again resumes the same session; bye forgets it
-    assertEquals((await a.ask(hello("run-a"))).session, sa);
+    // hello again with the session secret resumes the same session; bye forgets it
+    assertEquals((await a.ask({ ...hello("run-a"), secret: wa.secret })).session, sa);
     assertEquals((await a.ask({ type: "bye", session: sa })).type, "bye");
     assertEquals((await a.ask({ type: "heartbeat", session: sa })).code, "unknown_session");
   } finally {
-    a.sock.close();
-    b.sock.close();
+    await a.sock.close();
+    await b.sock.close();
     await sidecar.close();
   }
 });
@@ -95,7 +96,8 @@ Deno.test("startSidecar() fails clearly when the endpoint is taken", async () =>
     } catch (e) {
       err = e;
     }
-    assert(err instanceof Error, "second bind should fail");
+    assert(err instanceof AddressInUse, `second bind should fail with AddressInUse, got ${err}`);
+    assert(err.message.includes(one.endpoint), err.message);
   } finally {
     await one.close();
   }

@@ -37,11 +37,17 @@ export interface SessionInfo {
   state: Record<string, unknown>;
 }
 
-/** Executes one round against the oracle and returns the report map (SPEC §5). */
+/**
+ * Executes one round against the oracle and returns the report map (SPEC §5). `channel` is
+ * the raw op channel under `oracle`, for runners that run the round in a worker (worker_pool.ts);
+ * `signal` aborts when the round is abandoned (client gone, timeout, error).
+ */
 export type RoundRunner = (
   oracle: CurvatureOracle,
   round: RoundRequest,
   session: SessionInfo,
+  channel: OpChannel,
+  signal: AbortSignal,
 ) => Promise<Record<string, unknown>>;
 
 /** Sends one message to the peer with this routing id. */
@@ -82,6 +88,8 @@ class RoundState {
   owed: Owed | null;
   outstanding: Outstanding | null = null;
   opTimer: number | undefined;
+  /** Aborted when the round is abandoned, so a runner can stop work no one waits for. */
+  readonly abort = new AbortController();
   constructor(owed: Owed) {
     this.owed = owed;
   }
@@ -139,6 +147,7 @@ export class Session {
     this.#deps.log("warn", "round_abandoned", { session: this.info.id, run: this.info.run.id, reason });
     r.outstanding?.reject(new ProtocolError("bad_state", `Round abandoned: ${reason}`));
     r.outstanding = null;
+    r.abort.abort();
   }
 
   /**
@@ -225,11 +234,12 @@ export class Session {
   #start(round: RoundRequest, owed: Owed): void {
     const r = new RoundState(owed);
     this.#round = r;
-    const oracle = new RemoteOracle(this.#channel(r), this.info.run.probe, round.basis, this.info.run.outputs);
+    const channel = this.#channel(r);
+    const oracle = new RemoteOracle(channel, this.info.run.probe, round.basis, this.info.run.outputs);
     const t0 = performance.now();
     this.#deps.log("debug", "round_start", { session: this.info.id, step: round.step });
     // through a promise chain, so a runner that throws synchronously still lands in .then
-    const runner = Promise.resolve().then(() => this.#deps.runRound(oracle, round, this.info));
+    const runner = Promise.resolve().then(() => this.#deps.runRound(oracle, round, this.info, channel, r.abort.signal));
     runner.then(
       async (report) => {
         if (r.ended) return;

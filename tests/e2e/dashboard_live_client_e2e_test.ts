@@ -2,21 +2,20 @@
  * The whole stack in a real browser: a real sidecar process (`sidecar/main.ts`), a real
  * Python client process (`_stream_rounds.py`: a tiny torch MLP trained with SGD under
  * `edgewise.Monitor`) streaming rounds over ZeroMQ, and headless Chromium (Debian package
- * `chromium`) on the run page over CDP. Checks the charts gain the client's rounds live
+ * `chromium`, driven by Playwright) on the run page. Checks the charts gain the client's rounds live
  * (server-sent events, no reload) and draw real data, and writes docs/dashboard.png.
  * Skipped, with a message, only if Chromium is missing.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { Buffer } from "node:buffer";
 import {
   type Browser,
-  COUNT_PIXELS,
+  chartInk,
   findChromium,
   launchBrowser,
   pngStats,
   waitFor,
-} from "./cdp.ts";
+} from "./browser.ts";
 
 const chromium = await findChromium();
 if (!chromium) {
@@ -232,16 +231,13 @@ Deno.test({
       assert(listed[0].name === "e2e-live", JSON.stringify(listed[0]));
 
       browser = await launchBrowser(chromium!);
-      await browser.send("Page.enable");
-      await browser.send("Page.navigate", {
-        url: new URL(`/runs/${encodeURIComponent(runId)}`, dash).href,
-      });
-      const b = browser;
-      const points = () =>
-        b.evaluate<number>("Number(document.body?.dataset.points ?? 0)");
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      await page.goto(new URL(`/runs/${encodeURIComponent(runId)}`, dash).href);
+      const points = () => page.evaluate<number>("Number(document.body?.dataset.points ?? 0)");
+      // Points on the sharpness chart (uPlot's x column).
       const drawn = () =>
-        b.evaluate<number>(
-          "Number(document.querySelector('#chart-sharpness svg')?.dataset.points ?? 0)",
+        page.evaluate<number>(
+          'globalThis.edgewise?.panels.get("sharpness")?.points ?? 0',
         );
       const first = await waitFor(
         "first render",
@@ -249,14 +245,13 @@ Deno.test({
         (n) => n >= HOLD_AFTER,
         30_000,
       );
-      const drawn1 = await drawn();
-      assert(drawn1 >= 1, `nothing drawn at first render: ${drawn1}`);
+      const drawn1 = await waitFor("first chart", drawn, (n) => n >= 1);
       assert(
         first < ROUNDS,
         `the client finished before the page opened (${first} rounds)`,
       );
       // A marker that a reload would wipe: the points below must arrive by SSE.
-      await browser.evaluate("window.__edgewiseNoReload = 'same page'");
+      await page.evaluate("globalThis.noReload = 'same page'");
 
       // Release the client: it streams its remaining rounds while the page is open.
       const w = client.child.stdin.getWriter();
@@ -295,31 +290,26 @@ Deno.test({
       );
       assert.equal(run.rounds, ROUNDS);
       await waitFor("final render", points, (n) => n === ROUNDS);
+      await waitFor("final chart", drawn, (n) => n === ROUNDS);
       assert.equal(
-        await browser.evaluate<string>("String(window.__edgewiseNoReload)"),
+        await page.evaluate<string>("String(globalThis.noReload)"),
         "same page",
         "the page was reloaded",
       );
       assert.equal(
-        await browser.evaluate<string>(
-          "document.getElementById('status').textContent",
-        ),
+        await page.evaluate<string>("document.getElementById('status').textContent"),
         "live",
       );
 
       // Real drawing, not a blank chart: the λ_gen and λ_max lines cover many pixels.
-      const px = await browser.evaluate<
-        { gen: number; max: number; ink: number; total: number }
-      >(COUNT_PIXELS);
+      const px = await chartInk(page, "sharpness", { gen: [255, 127, 14], max: [31, 119, 180] });
       assert(
-        px.gen > 300 && px.max > 300 && px.ink > 5000,
+        px.gen > 300 && px.max > 300,
         `too few line pixels: ${JSON.stringify(px)}`,
       );
       // The client's own numbers are on the page: its batch size and lr label the charts,
       // and the latest-report table shows its last round.
-      const labels = await browser.evaluate<string>(
-        "document.querySelector('.grid').textContent",
-      );
+      const labels = await page.evaluate<string>("document.querySelector('main').textContent");
       for (
         const l of [
           "2/lr",
@@ -331,17 +321,14 @@ Deno.test({
         ]
       ) assert(labels.includes(l), `${l} not on the page`);
 
-      const shot = await browser.send("Page.captureScreenshot", {
-        format: "png",
-        captureBeyondViewport: false,
-      });
-      const png = new Uint8Array(Buffer.from(shot.data as string, "base64"));
+      await page.mouse.move(5, 5);
+      const png = new Uint8Array(await page.screenshot({ type: "png" }));
       assert(
         png.length > 20_000,
         `screenshot suspiciously small: ${png.length} bytes`,
       );
       // Non-blank: most of the page differs from its corner colour, in many colours.
-      const stats = await pngStats(browser, png);
+      const stats = await pngStats(page, png);
       assert(
         stats.width >= 1000 &&
           stats.differing > stats.width * stats.height / 10 &&

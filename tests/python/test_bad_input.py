@@ -206,3 +206,24 @@ def test_a_finished_round_after_bad_input(raw, good):
                    "blocks": blocks_tensor(blocks.tobytes())})
     assert ans["type"] == "report" and ans["report"]["lambda_max"] == 4
     still_works(good)
+
+
+def test_message_over_the_hard_limit_drops_that_connection_only(raw, good, sidecar):
+    """Beyond twice the soft limit libzmq (ZMQ_MAXMSGSIZE) drops the connection: no answer;
+    the peer's next connection and every other session are served."""
+    sid = raw.session()
+    raw.sock.send(b"\0" * (2 * SOFT_LIMIT + 1))
+    assert not raw.sock.poll(1500), "an over-the-hard-limit frame was answered"
+    still_works(good)
+    # libzmq redialled: a new connection, which the old session does not belong to (sessions are
+    # bound to the connection that opened them), so it is answered and can say hello again
+    assert_error(raw.ask({"type": "heartbeat", "session": sid}), "unknown_session", raw.next_id)
+    assert raw.session() != sid
+    assert '"zmq_disconnected"' in sidecar.log_path.read_text()
+
+
+def test_multi_frame_message(raw, good):
+    raw.sock.send_multipart([encode({"id": 7, "type": "heartbeat"}), b"extra"])
+    assert raw.sock.poll(5000)
+    assert_error(decode(raw.sock.recv()), "malformed")
+    still_works(good)

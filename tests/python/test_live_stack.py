@@ -117,7 +117,8 @@ def test_training_loop_finishes_when_the_sidecar_is_killed_and_resumes_after_res
     proc = SidecarProcess().start()
     model, x, y = tiny_classifier()
     monitor = edgewise.Monitor(model, torch.nn.functional.mse_loss, train_data=(x, y), probe_size=16,
-                               n_train=64, batch_size=8, endpoint=proc.endpoint, timeout=2.0, console=False)
+                               n_train=64, batch_size=8, endpoint=proc.endpoint, timeout=2.0, console=False,
+                               blocking=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     outcomes, reasons = [], []
     try:
@@ -138,7 +139,7 @@ def test_training_loop_finishes_when_the_sidecar_is_killed_and_resumes_after_res
     finally:
         monitor.close()
         proc.stop()
-    assert outcomes[:2] == [False, False]
+    assert outcomes[:2] == [False, False], reasons
     assert all(outcomes[2:5]), outcomes  # dead sidecar: skipped rounds, no exception
     assert outcomes[-1] is False, reasons  # monitoring resumed after the restart (back-off ≤ 3 rounds here)
 
@@ -147,7 +148,8 @@ def test_a_run_with_no_sidecar_reachable_still_trains():
     model, x, y = tiny_classifier()
     endpoint = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     monitor = edgewise.Monitor(model, torch.nn.functional.mse_loss, train_data=(x, y), probe_size=16,
-                               n_train=64, batch_size=8, endpoint=endpoint, timeout=0.5, console=False)
+                               n_train=64, batch_size=8, endpoint=endpoint, timeout=0.5, console=False,
+                               blocking=True)
     before = float(torch.nn.functional.mse_loss(model(x), y))
     with pytest.warns(EdgewiseWarning):
         loss = train(model, x, y, lr=0.2, steps=200, batch_size=8, monitor=monitor)

@@ -55,6 +55,7 @@ def report(eta_star, **extra):
 def make_monitor(client, **kwargs):
     model, loss_fn, data = tiny_problem()
     kwargs.setdefault("console", False)
+    kwargs.setdefault("blocking", True)  # background rounds: test_background.py
     return edgewise.Monitor(
         model, loss_fn, train_data=data, probe_size=8, n_train=20, batch_size=4,
         client_factory=lambda endpoint, timeout: client, **kwargs,

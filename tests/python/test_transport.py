@@ -145,3 +145,22 @@ def test_unknown_session_error_maps_to_exception_class(client):
     client.open_session(run_meta())
     with pytest.raises(UnknownSession):
         client._request(proto.simple("heartbeat", 0, "nope"))
+
+
+def test_32_concurrent_clients_each_finish_their_rounds(sidecar):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def rounds(k: int) -> list[float]:
+        with SidecarClient(sidecar.endpoint, timeout=30) as c:
+            c.open_session(run_meta(name=f"c{k}"))
+            out = []
+            for r in range(3):
+                oracle = FakeOracle(seed=100 * k + r)
+                got = c.run_round(oracle, **round_kwargs(step=r))
+                assert got["round"] == r
+                out.append(got["lambda_max"] - oracle.expected_lambda())
+            return out
+
+    with ThreadPoolExecutor(32) as pool:
+        errors = [e for errs in pool.map(rounds, range(32)) for e in errs]
+    assert len(errors) == 96 and max(abs(e) for e in errors) < 1e-9

@@ -1,0 +1,34 @@
+"""``python -m edgewise``: dispatch by command name, and the sidecar's --help from the checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from edgewise.__main__ import COMMANDS, main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgewise", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_usage_lists_the_commands_and_unknown_ones_fail():
+    out = run()
+    assert out.returncode == 0 and all(name in out.stdout for name in COMMANDS)
+    bad = run("frobnicate")
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+
+
+def test_sidecar_help_is_the_sidecars_usage_and_bad_options_exit_2():
+    out = run("sidecar", "--help")
+    assert out.returncode == 0 and "--endpoint" in out.stdout and "--runner" in out.stdout
+    bad = run("sidecar", "--no-such-option")
+    assert bad.returncode == 2 and "--help for usage" in bad.stderr
+
+
+def test_a_new_command_is_one_entry():
+    COMMANDS["echo"] = (lambda args: len(args), "test")
+    try:
+        assert main(["echo", "a", "b"]) == 2
+    finally:
+        del COMMANDS["echo"]
