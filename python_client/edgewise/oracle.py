@@ -291,6 +291,9 @@ class CurvatureOracle:
                 mc_rows=mc, generator=gen, memory_budget=self._budget, output_curvature=self._output_curvature,
             )
         self._output_curvature = self._factor.output_curvature
+        if self._column_cap is not None:
+            jac = self._factor.jacobian
+            jac.columns_per_chunk = min(jac.columns_per_chunk, self._column_cap)
 
     def end_round(self) -> None:
         """Release the parameter snapshot (the basis is kept)."""
@@ -322,9 +325,16 @@ class CurvatureOracle:
 
     @chunk_size.setter
     def chunk_size(self, value: int | None) -> None:
+        """Setting it (the out-of-memory retry halves it) also halves, on the factor route, the
+        Jacobian-product columns per chunk, for this round and the later ones."""
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"expected chunk_size to be a positive int or None, got {value!r}")
         self._chunk_size = value
+        if value is not None and self._factor is not None:
+            self._column_cap = max(1, self._factor.jacobian.columns_per_chunk // 2)
+            self._factor.jacobian.columns_per_chunk = self._column_cap
+
+    _column_cap: int | None = None
 
     def _slices(self, columns: int) -> list[slice]:
         m, c = self.probe_size, self._chunk(columns)

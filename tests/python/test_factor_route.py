@@ -200,3 +200,15 @@ def test_ggn_mc_with_s_rows_reports_s_outputs_and_validates():
         oracle.execute("expand", {"coeffs": np.zeros((M, 1, 1)), "basis_coeffs": np.zeros((1, 1))})
     with pytest.raises(ValueError, match=r"expected out_coeffs of shape \(m, s, r\)"):
         oracle.execute("expand", {"out_coeffs": np.zeros((M, 5, 1)), "basis_coeffs": np.zeros((1, 1))})
+
+
+def test_out_of_memory_retry_halves_the_jacobian_columns_per_chunk_too():
+    model, loss, x, y = make_case("mlp_mse")
+    oracle = CurvatureOracle(model, loss, x, y)
+    oracle.begin_round()
+    before = oracle._factor.jacobian.columns_per_chunk
+    assert before > 1
+    oracle.chunk_size = 3  # what edgewise._oom.OomRetry does after an out-of-memory error
+    assert oracle._factor.jacobian.columns_per_chunk == before // 2
+    oracle.begin_round()  # kept for later rounds
+    assert oracle._factor.jacobian.columns_per_chunk == before // 2
