@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", action="store_true", help="ResNet-18 on CIFAR-10-shaped inputs")
     parser.add_argument("--smoke", action="store_true", help="tiny GPU-mode sizes (code-path check)")
     parser.add_argument("--device", default=None, help="GPU mode device (default cuda if available)")
-    parser.add_argument("--memory-budget", type=int, default=4 * 2**30, help="GPU mode: bytes per product chunk")
+    parser.add_argument("--memory-budget", type=int, default=16 * 2**30,
+                        help="GPU mode: bytes per product chunk (Jacobian columns and per-sample gradients batched together)")
     parser.add_argument("--epochs", type=int, default=2, help="CPU mode: epochs before the rounds")
     parser.add_argument("--probe", type=int, default=128)
     parser.add_argument("--no-hessian", action="store_true", help="CPU mode: skip the per-sample Hessian route")
