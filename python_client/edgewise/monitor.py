@@ -367,6 +367,7 @@ class Monitor:
         started = time.perf_counter()
         progress: RoundProgress | None = None
         try:
+            client = self._ensure_client()
             oracle = self._ensure_oracle()
             with oracle_stream(self._oracle_model(), ready):
                 oracle.begin_round()
