@@ -39,8 +39,8 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
 
     Columns are processed in order: first all of ``w`` against ``v`` (CGS twice, as a block),
     then each column against the columns already accepted from ``w`` (CGS twice). A column is
-    dropped when its final norm is below ``drop_tol`` times its original norm (or is zero or
-    not finite). The within-``w`` step runs in panels of 32 columns, projected as a block
+    dropped when its final norm is below ``drop_tol`` (at least 1000 machine epsilons of the
+    dtype, so 1.2e-4 in float32) times its original norm (or is zero or not finite). The within-``w`` step runs in panels of 32 columns, projected as a block
     against the columns accepted before the panel (matrix products into a preallocated
     result), so hundreds of columns (a whole Gauss–Newton span) cost ``O(d r²)`` in BLAS3.
 
@@ -56,6 +56,9 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
     """
     if v.dim() != 2 or w.dim() != 2 or v.shape[0] != w.shape[0]:
         raise ValueError(f"expected v (d, k) and w (d, r) with the same d, got {tuple(v.shape)} and {tuple(w.shape)}")
+    # in float32 what is left of a dependent column after CGS2 is rounding noise of ~1e-7, far
+    # above 1e-10: the threshold is never below 1000 machine epsilons of the compute dtype
+    drop_tol = max(drop_tol, 1e3 * torch.finfo(w.dtype).eps)
     before = torch.linalg.vector_norm(w, dim=0)
     p = _project_out(v, w)
     norms = torch.linalg.vector_norm(p, dim=0)

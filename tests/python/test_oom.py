@@ -1,4 +1,5 @@
-"""Out of memory in an oracle op: the chunk size is halved, the op retried once with the same
+"""Out of memory in an oracle op (per-sample products of the Hessian route; the factor route's
+column chunks: test_factor_route.py): the chunk size is halved, the op retried once with the same
 result as an unconstrained oracle, the smaller size kept for the next round, and the report
 says so."""
 
@@ -37,8 +38,8 @@ def memory_limited(oracle, most):
 
 def test_an_out_of_memory_op_is_retried_once_at_half_the_chunk_with_the_same_result():
     model, loss_fn, x, y = problem()
-    reference = CurvatureOracle(model, loss_fn, x, y, chunk_size=2)
-    oracle = CurvatureOracle(model, loss_fn, x, y, chunk_size=16)
+    reference = CurvatureOracle(model, loss_fn, x, y, curvature="hessian", chunk_size=2)
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature="hessian", chunk_size=16)
     for o in (reference, oracle):
         o.begin_round()
         o.execute("random", {"r": 3, "seed": 1})
@@ -59,7 +60,7 @@ def test_an_out_of_memory_op_is_retried_once_at_half_the_chunk_with_the_same_res
 
 def test_a_second_out_of_memory_is_raised_and_the_size_halved_again_for_the_next_round():
     model, loss_fn, x, y = problem()
-    oracle = CurvatureOracle(model, loss_fn, x, y, chunk_size=16)
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature="hessian", chunk_size=16)
     oracle.begin_round()
     oracle.execute("random", {"r": 2, "seed": 1})
     memory_limited(oracle, most=2)
@@ -72,7 +73,7 @@ def test_other_errors_are_not_retried():
     assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1 TB"))
     assert not is_out_of_memory(ValueError("bad shape"))
     model, loss_fn, x, y = problem()
-    oracle = CurvatureOracle(model, loss_fn, x, y, chunk_size=16)
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature="hessian", chunk_size=16)
     oracle.begin_round()
     with pytest.raises(ValueError):
         OomRetry(oracle).execute("blocks", {"start": 0, "count": 5})
@@ -98,7 +99,7 @@ class BlocksClient:
 
 def test_the_report_says_the_chunk_size_was_halved():
     model, loss_fn, x, y = problem()
-    monitor = edgewise.Monitor(model, loss_fn, probe=(x, y), n_train=16, batch_size=4, console=False,
+    monitor = edgewise.Monitor(model, loss_fn, probe=(x, y), n_train=16, batch_size=4, console=False, curvature="hessian",
                                blocking=True, chunk_size=16, client_factory=lambda e, t: BlocksClient())
     oracle = monitor._ensure_oracle()
     original_begin = oracle.begin_round
