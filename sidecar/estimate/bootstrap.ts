@@ -120,7 +120,8 @@ function accurateSubspace(
   const es = symEig(S, k);
   let rank = 0;
   while (rank < k && Math.abs(es.values[rank]) > 1e-10 * Math.abs(es.values[0])) rank++;
-  for (let dim = Math.min(16, rank); dim < Math.min(rank, k); dim = Math.min(2 * dim, rank)) {
+  // trial subspaces up to 256 directions (each trial is a solve); beyond, the whole basis
+  for (let dim = Math.min(16, rank); dim < Math.min(rank, k, 257); dim = Math.min(2 * dim, rank)) {
     const U = leadingColumns(es.vectors, k, k, dim);
     const sub = curv.rotate(U, dim);
     const start = congruence(S, U, k, dim);
