@@ -58,7 +58,6 @@ class FactorRound:
         else:
             gen = generator if generator is not None else torch.Generator().manual_seed(0)
             self.sqrt_lambda = self.output_curvature.sampled_factors(out, y, mc_rows, gen)
-        self._y = y
 
     @property
     def rows(self) -> int:
@@ -93,6 +92,7 @@ class FactorCache:
         self._have: list[bool] = []
 
     def clear(self) -> None:
+        """Forget every factor (new snapshot, or ``V ← []``)."""
         self._a, self._have = None, []
 
     def resize(self, k: int) -> None:
@@ -100,6 +100,7 @@ class FactorCache:
         self._have = (self._have + [False] * k)[:k]
 
     def missing(self, start: int, count: int) -> list[int]:
+        """Columns in ``start … start+count−1`` without a factor yet."""
         return [j for j in range(start, start + count) if not self._have[j]]
 
     def store(self, columns: list[int], a: Tensor) -> None:
@@ -117,6 +118,7 @@ class FactorCache:
             self._have[j] = True
 
     def get(self, start: int, count: int) -> Tensor:
+        """The factors of columns ``start … start+count−1`` (all must be stored)."""
         assert self._a is not None and all(self._have[start : start + count])
         return self._a[:, :, start : start + count]
 

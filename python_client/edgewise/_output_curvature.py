@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torch.func import grad, hessian, vmap
+from torch.func import hessian, vmap
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -133,8 +133,3 @@ class OutputCurvature:
             return (pi.unsqueeze(1) - onehot) / rows ** 0.5
         z = torch.randn(m, rows, c, generator=generator, dtype=torch.float64).to(device=o.device, dtype=o.dtype)
         return z @ self.factors(out, y) / rows ** 0.5
-
-    def output_grads(self, out: Tensor, y: Tensor) -> Tensor:
-        """``∇_o l_i`` for every sample, ``(m, c)``."""
-        o = out.reshape(out.shape[0], -1).detach()
-        return vmap(grad(self._loss))(o, y)
