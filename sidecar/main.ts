@@ -48,6 +48,7 @@ Serves Edgewise stability reports to training clients over ZeroMQ.
   --insecure              allow a non-loopback endpoint without CURVE
   --workers N             round workers (default: the CPU count; 0: rounds on the event loop)
   --blas-lib FILE         CBLAS library for the kernels (default $EDGEWISE_BLAS_LIB, else TypeScript)
+  --sessions-per-minute N new sessions admitted per minute (default 120; beyond it hello gets overloaded)
   -h, --help              this text
 
 Prints {"event":"listening","endpoint":...} on stdout once bound; SIGINT/SIGTERM stop it.`;
@@ -75,6 +76,8 @@ export interface MainArgs {
   insecure?: boolean;
   /** Round workers (default: the CPU count); 0 runs rounds on the event loop. */
   workers?: number;
+  /** New sessions admitted per minute (default 120 in the server). */
+  sessionsPerMinute?: number;
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
@@ -95,6 +98,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "curve-keys": { type: "string" },
       insecure: { type: "boolean", default: false },
       workers: { type: "string" },
+      "sessions-per-minute": { type: "string" },
     },
     strict: true,
   });
@@ -117,8 +121,13 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (workers !== undefined && !/^\d+$/.test(workers)) {
     throw new TypeError(`Invalid --workers: expected a number of round workers (0: none), got ${workers}`);
   }
+  const perMinute = values["sessions-per-minute"];
+  if (perMinute !== undefined && !/^[1-9]\d*$/.test(perMinute)) {
+    throw new TypeError(`Invalid --sessions-per-minute: expected a positive integer, got ${perMinute}`);
+  }
   return {
     workers: workers === undefined ? undefined : Number(workers),
+    sessionsPerMinute: perMinute === undefined ? undefined : Number(perMinute),
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
     endpoint,
     zmqLib: values["zmq-lib"],
@@ -304,7 +313,8 @@ async function main(): Promise<number> {
   await poolReady;
   let sidecar;
   try {
-    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve, ...makeRunner(args, store, dashboard?.url, pool) });
+    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve,
+      maxNewSessionsPerMinute: args.sessionsPerMinute, ...makeRunner(args, store, dashboard?.url, pool) });
   } catch (e) {
     if (e instanceof LibzmqNotFound) {
       console.error(`edgewise sidecar: ${e.message}`);

@@ -18,8 +18,10 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     curveKeys: undefined,
     insecure: false,
     workers: undefined,
+    sessionsPerMinute: undefined,
   });
   assertEquals(parseMainArgs(["--workers", "0"], noEnv).workers, 0);
+  assertEquals(parseMainArgs(["--sessions-per-minute", "100000"], noEnv).sessionsPerMinute, 100000);
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
   assertEquals(parseMainArgs(["--allow-host", "a.example,b.example", "--allow-host", "c"], noEnv).allowHosts, [
     "a.example",
