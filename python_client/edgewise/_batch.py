@@ -135,3 +135,13 @@ class ModelCall:
 def as_model_call(model: torch.nn.Module | ModelCall) -> ModelCall:
     """``model`` itself if it is a :class:`ModelCall`, else the default call of a module."""
     return model if isinstance(model, ModelCall) else ModelCall(model)
+
+
+def split_probe(probe: Any, loss_on: str) -> tuple[Any, Any]:
+    """``(x, y)`` from a user's ``probe``: the ``(inputs, targets)`` pair, or with
+    ``loss_on="batch"`` the batch itself as the inputs and no targets."""
+    if loss_on == "batch":
+        return probe, None
+    if not isinstance(probe, (tuple, list)) or len(probe) != 2:
+        raise TypeError(f"expected probe=(inputs, targets) (or loss_on='batch' with the batch as the probe), got {type(probe).__name__}")
+    return probe[0], probe[1]
