@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -111,10 +112,13 @@ class ModelCall:
     model: torch.nn.Module
     forward: Forward | None = None
 
+    @cached_property
+    def _holder(self) -> _UserForward:
+        return _UserForward(self.model, self.forward)
+
     def __call__(self, tensors: Mapping[str, Tensor], batch: Any) -> Any:
         if self.forward is not None:
-            holder = _UserForward(self.model, self.forward)
-            return functional_call(holder, {f"model.{k}": v for k, v in tensors.items()}, (batch,))
+            return functional_call(self._holder, {f"model.{k}": v for k, v in tensors.items()}, (batch,))
         if isinstance(batch, Mapping):
             return functional_call(self.model, dict(tensors), (), dict(batch))
         if isinstance(batch, (tuple, list)):

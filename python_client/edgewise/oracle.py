@@ -230,6 +230,12 @@ class CurvatureOracle:
         first = next(p for p in self._model.parameters() if p.requires_grad)
         with eval_mode(self._model), torch.no_grad():
             out = self._call.plain(move(take(self._x_user, slice(0, 1)), first.device, first.dtype))
+        if isinstance(out, Tensor):
+            return int(out[0].numel())
+        if self.factor_route:
+            raise TypeError(
+                f"expected the model to return the logits tensor for curvature={self._curvature!r}, got"
+                f" {type(out).__name__}; pass forward=lambda model, batch: ...logits (or curvature='hessian')")
         # a model returning a structure (its own loss, logits, ...): every per-sample output
         leaves = [t for t in tree_leaves(out) if isinstance(t, Tensor) and t.dim() >= 1]
         return max(1, sum(int(t[0].numel()) for t in leaves))

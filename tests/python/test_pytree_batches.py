@@ -177,3 +177,9 @@ def test_monitor_accepts_a_dict_probe_and_draws_one_from_dict_samples():
         assert oracle.grads()["losses"].shape == (5,)
     finally:
         monitor.close()
+
+
+def test_gauss_newton_on_a_structured_output_asks_for_the_logits():
+    model, a, b, labels = data()
+    with pytest.raises(TypeError, match="logits"):
+        CurvatureOracle(OwnLoss(model), F.cross_entropy, {"a": a, "b": b, "labels": labels}, labels)
