@@ -203,6 +203,7 @@ class CurvatureOracle:
         self._call = ModelCall(model, forward)
         self._loss_fn = loss_fn
         self._x_user, self._y_user = x, y
+        self._m = batch_size(x)
         self._curvature = curvature
         self._mc_samples = mc_samples
         self._seed = int(seed)
@@ -254,7 +255,7 @@ class CurvatureOracle:
     @property
     def probe_size(self) -> int:
         """Number of probe samples ``m``."""
-        return batch_size(self._x_user)
+        return self._m
 
     @property
     def curvature(self) -> str:
