@@ -28,7 +28,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, grad, grad_and_value, jvp, vmap
+from torch.func import grad, grad_and_value, jvp, vmap
+
+from ._batch import ModelCall, as_model_call, batch_size, split_floats, take, unsqueeze
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -111,18 +113,22 @@ def chunk_for_budget(budget_bytes: int, d: int, columns: int, itemsize: int) -> 
     return max(1, budget_bytes // per_sample)
 
 
-def _dict_output(model: torch.nn.Module, buffers: Mapping[str, Tensor]):
-    def output(params: dict[str, Tensor], x: Tensor) -> Tensor:
-        return functional_call(model, {**params, **buffers}, (x.unsqueeze(0),))
+def _dict_output(model: torch.nn.Module | ModelCall, buffers: Mapping[str, Tensor]):
+    call = as_model_call(model)
+
+    def output(params: dict[str, Tensor], x: Any) -> Any:
+        return call({**params, **buffers}, unsqueeze(x))
 
     return output
 
 
-def _dict_loss(model: torch.nn.Module, loss_fn: LossFn, buffers: Mapping[str, Tensor]):
+def _dict_loss(model: torch.nn.Module | ModelCall, loss_fn: LossFn, buffers: Mapping[str, Tensor]):
+    # x and y may be pytrees of one sample each (see edgewise._batch); y is the whole batch
+    # when the loss reads the batch itself (a model that computes its own loss)
     output = _dict_output(model, buffers)
 
-    def loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(output(params, x), y.unsqueeze(0))
+    def loss(params: dict[str, Tensor], x: Any, y: Any) -> Tensor:
+        return loss_fn(output(params, x), unsqueeze(y))
 
     return loss
 
@@ -211,16 +217,21 @@ def mean_hvp(
     return hvp
 
 
-def _jvp_with_target(fn: Callable[[Any, Tensor], Any], primal: Any, tangent: Any, y: Tensor) -> Any:
+def _jvp_with_target(fn: Callable[[Any, Any], Any], primal: Any, tangent: Any, y: Any) -> Any:
     """``jvp`` of ``fn(·, y)`` at ``primal`` along ``tangent``, with ``y`` held fixed.
 
-    A floating target gets an explicit (materialised) zero tangent: with no tangent, torch's
+    Floating target leaves get explicit (materialised) zero tangents: with no tangent, torch's
     forward-AD formula of ``mse_loss_backward`` (reduction "mean") writes in place into an
-    immutable ZeroTensor and fails (pytorch/pytorch#123996, open as of torch 2.13).
+    immutable ZeroTensor and fails (pytorch/pytorch#123996, open as of torch 2.13). Integer
+    leaves (labels, token ids) are closed over.
     """
-    if y.is_floating_point() or y.is_complex():
-        return jvp(fn, (primal, y), (tangent, torch.zeros_like(y)))[1]
-    return jvp(lambda p: fn(p, y), (primal,), (tangent,))[1]
+    floats, rebuild = split_floats(y)
+
+    def of(p: Any, *fl: Tensor) -> Any:
+        return fn(p, rebuild(fl))
+
+    zeros = tuple(torch.zeros_like(t) for t in floats)
+    return jvp(of, (primal, *floats), (tangent, *zeros))[1]
 
 
 def _slices(m: int, chunk: int | None) -> list[slice]:
@@ -261,9 +272,9 @@ def per_sample_hvp(
 
     def apply(theta: Tensor, x: Tensor, y: Tensor, v: Tensor, *, per_sample: bool = False,
               reduce: bool = False) -> Tensor:
-        m = x.shape[0]
-        if y.shape[0] != m:
-            raise ValueError(f"expected y with {m} samples like x, got {y.shape[0]}")
+        m = batch_size(x, "x")
+        if batch_size(y, "y") != m:
+            raise ValueError(f"expected y with {m} samples like x, got {batch_size(y, 'y')}")
         lead = 1 if per_sample else 0
         if per_sample and v.shape[0] != m:
             raise ValueError(f"expected per-sample vectors with {m} rows, got shape {tuple(v.shape)}")
@@ -274,7 +285,7 @@ def per_sample_hvp(
         out: Tensor | None = None
         parts = []
         for sl in _slices(m, chunk_size):
-            hv = fn(theta, x[sl], y[sl], v[sl] if per_sample else v)
+            hv = fn(theta, take(x, sl), take(y, sl), v[sl] if per_sample else v)
             if reduce:
                 out = hv.sum(0) if out is None else out + hv.sum(0)
             else:
@@ -308,12 +319,12 @@ def per_sample_grads(
     fn = vmap(one, in_dims=(None, 0, 0))
 
     def apply(theta: Tensor, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        m = x.shape[0]
-        if y.shape[0] != m:
-            raise ValueError(f"expected y with {m} samples like x, got {y.shape[0]}")
+        m = batch_size(x, "x")
+        if batch_size(y, "y") != m:
+            raise ValueError(f"expected y with {m} samples like x, got {batch_size(y, 'y')}")
         grads, losses = [], []
         for sl in _slices(m, chunk_size):
-            g, l = fn(theta, x[sl], y[sl])
+            g, l = fn(theta, take(x, sl), take(y, sl))
             grads.append(g)
             losses.append(l)
         if not grads:

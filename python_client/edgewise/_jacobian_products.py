@@ -29,11 +29,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.func import functional_call, jvp, vjp, vmap
+from torch.func import jvp, vjp, vmap
 
+from ._batch import ModelCall, as_model_call, batch_size, unsqueeze
 from ._hvp import ParamLayout
 
 
@@ -63,15 +65,16 @@ class ProbeJacobian:
         memory_budget: Bytes for one chunk of columns (``None``: one column per chunk).
     """
 
-    def __init__(self, model: torch.nn.Module, layout: ParamLayout, constants: Mapping[str, Tensor],
-                 theta: Tensor, x: Tensor, memory_budget: int | None = None) -> None:
+    def __init__(self, model: torch.nn.Module | ModelCall, layout: ParamLayout, constants: Mapping[str, Tensor],
+                 theta: Tensor, x: Any, memory_budget: int | None = None) -> None:
         self._layout = layout
         self._params = layout.unflatten(theta)
         consts = dict(constants)
-        m = x.shape[0]
+        m = batch_size(x, "x")
+        model = as_model_call(model)
 
         def forward(params: dict[str, Tensor]) -> Tensor:
-            return functional_call(model, {**params, **consts}, (x,)).reshape(m, -1)
+            return model({**params, **consts}, x).reshape(m, -1)
 
         self._forward = forward
         self.outputs: Tensor = forward(self._params).detach()
@@ -124,8 +127,8 @@ class ProbeJacobian:
         if self._per_sample is None:
             model, consts = self._model, self._consts
 
-            def one(params: dict[str, Tensor], xi: Tensor, ui: Tensor) -> Tensor:
-                _, pull = vjp(lambda p: functional_call(model, {**p, **consts}, (xi.unsqueeze(0),)).reshape(-1), params)
+            def one(params: dict[str, Tensor], xi: Any, ui: Tensor) -> Tensor:
+                _, pull = vjp(lambda p: model({**p, **consts}, unsqueeze(xi)).reshape(-1), params)
                 return self._layout.flatten(pull(ui)[0])
 
             self._per_sample = vmap(one, in_dims=(None, 0, 0))

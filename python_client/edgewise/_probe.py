@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import torch
+from torch.utils._pytree import tree_map
+
+from ._batch import batch_size, take
 
 __all__ = ["draw_probe"]
 
 
-def draw_probe(data: Any, size: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_probe(data: Any, size: int, *, seed: int = 0) -> Any:
     """Draws ``size`` samples without replacement from ``data``, reproducibly.
 
     Args:
-        data: a ``(inputs, targets)`` pair of tensors with samples along dim 0, or a map-style
-            dataset whose items are ``(input, target)`` pairs (e.g. a ``TensorDataset``).
+        data: a ``(inputs, targets)`` pair of tensors with samples along dim 0, a dict of
+            tensors with samples along dim 0 (a whole tokenised dataset), or a map-style dataset
+            whose items are ``(input, target)`` pairs (e.g. a ``TensorDataset``) or dicts of
+            tensors (Hugging Face style); items are stacked leafwise.
         size: number of probe samples ``m``; capped at the data size.
         seed: seed of the draw, so every round of a run probes the same samples.
 
     Returns:
-        ``(x, y)`` stacked tensors of ``min(size, len(data))`` samples.
+        ``(x, y)`` stacked tensors of ``min(size, len(data))`` samples; for dict data or dict
+        items the stacked dict batch (a probe for ``loss_on="batch"``).
 
     Raises:
         ValueError: empty data or a non-positive size.
@@ -40,13 +47,23 @@ def draw_probe(data: Any, size: int, *, seed: int = 0) -> tuple[torch.Tensor, to
         count = len(x)
         pick = _indices(count, size, seed)
         return x[pick], y[pick]
+    if isinstance(data, Mapping):
+        pick = _indices(batch_size(data, "data"), size, seed)
+        return take(data, pick)
     if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         count = len(data)
         pick = _indices(count, size, seed)
         items: Sequence = [data[int(i)] for i in pick]
+        if isinstance(items[0], Mapping):
+            return _stack(items)
         xs, ys = zip(*items)
-        return torch.stack([torch.as_tensor(v) for v in xs]), torch.stack([torch.as_tensor(v) for v in ys])
+        return _stack(xs), _stack(ys)
     raise TypeError(f"expected (inputs, targets) tensors or a dataset, got {type(data).__name__}")
+
+
+def _stack(items: Sequence[Any]) -> Any:
+    """Samples (tensors, numbers, or pytrees of them) stacked leafwise into one batch."""
+    return tree_map(lambda *vs: torch.stack([torch.as_tensor(v) for v in vs]), *items)
 
 
 def _indices(count: int, size: int, seed: int) -> torch.Tensor:

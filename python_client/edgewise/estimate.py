@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import torch
 
+from ._batch import split_probe
 from ._run_info import round_options, run_metadata
 from .report import StabilityReport
 
@@ -16,7 +17,7 @@ __all__ = ["estimate"]
 def estimate(
     model: torch.nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    probe: tuple[torch.Tensor, torch.Tensor],
+    probe: Any,
     *,
     n_train: int,
     batch_size: int,
@@ -38,6 +39,8 @@ def estimate(
     memory_budget: int | None = None,
     seed: int = 0,
     name: str = "estimate",
+    forward: Callable[[torch.nn.Module, Any], Any] | None = None,
+    loss_on: str = "target",
 ) -> StabilityReport:
     """Computes the exact mean-square stability threshold of SGD at the model's parameters.
 
@@ -46,7 +49,9 @@ def estimate(
     Args:
         model: the model; it is not modified (eval mode during the probe, no ``.grad`` writes).
         loss_fn: the ordinary mean-reduced loss ``loss_fn(output, target)``.
-        probe: ``(x, y)`` probe samples (``m`` of them) drawn from the training data.
+        probe: ``(x, y)`` probe samples (``m`` of them) drawn from the training data; ``x``
+            may be a tensor or any pytree of tensors (tuple/list → ``model(*x)``, dict →
+            ``model(**x)``). With ``loss_on="batch"``: the batch itself.
         n_train: training-set size ``n``.
         batch_size: the SGD batch size ``B`` the threshold is for.
         lr: when given, the report includes the margin ``lr / eta_star``.
@@ -70,6 +75,9 @@ def estimate(
         memory_budget: bytes for one chunk of products (see :class:`CurvatureOracle`).
         seed: seed of the sidecar's random starts.
         name: run name shown on the dashboard.
+        forward: ``forward(model, batch) -> output`` instead of the call by the batch's structure.
+        loss_on: ``"batch"`` for ``loss_fn(output, batch)`` (a model computing its own loss;
+            exact Hessian only, ``curvature="hessian"``), see :class:`CurvatureOracle`.
 
     Returns:
         The :class:`StabilityReport` (``lambda_max``, ``lambda_gen``, ``eta_star``, bounds, ...).
@@ -81,16 +89,14 @@ def estimate(
     from ._client import SidecarClient
     from .oracle import CurvatureOracle
 
-    x, y = probe
-    if len(x) != len(y):
-        raise ValueError(f"expected probe inputs and targets of equal length, got {len(x)} and {len(y)}")
+    x, y = split_probe(probe, loss_on)
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
     oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples, seed=seed,
-                             chunk_size=chunk_size, memory_budget=memory_budget)
+                             chunk_size=chunk_size, memory_budget=memory_budget, forward=forward, loss_on=loss_on)
     options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap,
                             exact=True, bounds=bounds)
-    run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=len(x), n=n_train,
+    run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=oracle.probe_size, n=n_train,
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
     with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys) as client:
         client.open_session(run)

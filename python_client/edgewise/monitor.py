@@ -15,6 +15,8 @@ import torch
 from ._console import RoundProgress, log
 from ._background import RoundWorker, ShadowModel, oracle_stream
 from ._oom import OomRetry
+from ._batch import batch_size as batch_size_of
+from ._batch import split_probe
 from ._probe import draw_probe
 from ._report_log import ReportLog
 from ._run_info import round_options, run_metadata
@@ -60,9 +62,12 @@ class Monitor:
         model: the ``torch.nn.Module`` being trained.
         loss_fn: the ordinary mean-reduced loss ``loss_fn(output, target)``; the per-sample loss
             is ``loss_fn`` on a batch of one.
-        probe: ``(x, y)`` probe tensors; or give ``train_data`` and ``probe_size`` to draw a
-            fixed seeded subset.
-        train_data: ``(x, y)`` tensors or a dataset to draw the probe from.
+        probe: ``(x, y)`` probe samples; or give ``train_data`` and ``probe_size`` to draw a
+            fixed seeded subset. ``x`` may be a tensor or any pytree of tensors sharing the
+            leading sample dimension: a tuple/list is passed as ``model(*x)``, a dict as
+            ``model(**x)`` (Hugging Face batches). With ``loss_on="batch"``: the batch itself.
+        train_data: ``(x, y)`` tensors or a dataset to draw the probe from (items ``(x, y)``
+            pairs or, with ``loss_on="batch"``, dict samples).
         probe_size: ``m``, the number of probe samples (default 256).
         n_train: training-set size ``n``; read from ``loader`` when omitted.
         batch_size: SGD batch size ``B``; read from ``loader`` when omitted.
@@ -111,6 +116,12 @@ class Monitor:
         blocking: run rounds on the training thread (True) or in the background (False,
             the default; costs one extra copy of the parameters and buffers).
         close_timeout: seconds :meth:`close` waits for a round in flight before abandoning it.
+        forward: ``forward(model, batch) -> output`` instead of the call by the probe's
+            structure (e.g. ``lambda m, b: m(**b).logits`` to give Gauss–Newton the logits).
+        loss_on: ``"target"`` (``loss_fn(output, y)``) or ``"batch"`` (``loss_fn(output,
+            batch)``, for a model computing its own loss, e.g. ``lambda out, b: out.loss``):
+            then only ``curvature="hessian"`` applies (the exact Hessian; Gauss–Newton needs
+            the logits and a standard loss, through ``forward`` and ``loss_fn(logits, y)``).
 
     Example (``examples/mnist_live.py`` runs a full one)::
 
@@ -125,7 +136,7 @@ class Monitor:
         self,
         model: torch.nn.Module,
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        probe: tuple[torch.Tensor, torch.Tensor] | None = None,
+        probe: Any = None,
         *,
         train_data: Any = None,
         probe_size: int = 256,
@@ -158,6 +169,8 @@ class Monitor:
         client_factory: Callable[[str | None, float], Any] | None = None,
         blocking: bool = False,
         close_timeout: float = 5.0,
+        forward: Callable[[torch.nn.Module, Any], Any] | None = None,
+        loss_on: str = "target",
     ) -> None:
         if curvature not in ("ggn", "ggn_mc", "hessian"):
             raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
@@ -167,6 +180,13 @@ class Monitor:
             if train_data is None:
                 raise ValueError("expected probe=(x, y) or train_data to draw the probe from, got neither")
             probe = draw_probe(train_data, probe_size, seed=seed)
+        if loss_on not in ("target", "batch"):
+            raise ValueError(f"expected loss_on 'target' or 'batch', got {loss_on!r}")
+        if loss_on == "batch" and curvature != "hessian":
+            raise ValueError("expected curvature='hessian' with loss_on='batch' (a loss computed from the batch"
+                             " is opaque to the Gauss-Newton split; see CurvatureOracle)")
+        probe_x, _ = split_probe(probe, loss_on)
+        self._probe_size = batch_size_of(probe_x, "the probe inputs")
         if loader is not None:
             n_train = n_train if n_train is not None else len(loader.dataset)
             batch_size = batch_size if batch_size is not None else loader.batch_size
@@ -179,6 +199,8 @@ class Monitor:
         self.model = model
         self.loss_fn = loss_fn
         self.probe = probe
+        self.forward = forward
+        self.loss_on = loss_on
         self.n_train = int(n_train)
         self.batch_size = int(batch_size)
         self.optimizer = optimizer
@@ -424,9 +446,10 @@ class Monitor:
                           EdgewiseWarning, stacklevel=3)
             return False
 
-    def set_probe(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Replaces the probe set (the next round starts cold)."""
-        self.probe = (x, y)
+    def set_probe(self, x: Any, y: Any = None) -> None:
+        """Replaces the probe set (the next round starts cold); ``x`` alone with ``loss_on="batch"``."""
+        self.probe = x if self.loss_on == "batch" else (x, y)
+        self._probe_size = batch_size_of(x, "the probe inputs")
         self._oracle = None
 
     def close(self) -> None:
@@ -543,10 +566,11 @@ class Monitor:
         if self._oracle is None or self._oracle_for is not model:
             from .oracle import CurvatureOracle
 
-            x, y = self.probe
+            x, y = split_probe(self.probe, self.loss_on)
             self._oracle = CurvatureOracle(
                 model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
                 seed=self.seed, chunk_size=self.chunk_size, memory_budget=self.memory_budget,
+                forward=self.forward, loss_on=self.loss_on,
             )
             self._oracle_for = model
         return self._oracle
@@ -557,7 +581,7 @@ class Monitor:
 
     def _run_info(self) -> dict[str, Any]:
         outputs = getattr(self._ensure_oracle(), "outputs", 1)
-        return run_metadata(self.model, run_id=self.run_id, name=self.run_name, probe_size=len(self.probe[0]),
+        return run_metadata(self.model, run_id=self.run_id, name=self.run_name, probe_size=self._probe_size,
                             n=self.n_train, batch_size=self.batch_size, curvature=self.curvature, outputs=outputs)
 
 

@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._pytree import tree_leaves
 
+from ._batch import Forward, ModelCall, batch_size, move, take
 from ._basis import gaussian, orthonormalize, rademacher
 from ._factor_route import FactorCache, FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
@@ -50,6 +52,7 @@ from ._output_curvature import OutputCurvature
 
 #: Per-sample curvature: Gauss–Newton factors (exact or Monte Carlo) or exact Hessians.
 CURVATURES = ("ggn", "ggn_mc", "hessian")
+LOSS_ON = ("target", "batch")
 
 #: Default memory budget for one vmapped chunk, in bytes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -103,14 +106,43 @@ def _int_arg(args: Mapping[str, Any], name: str, *, minimum: int | None = 0) -> 
     return value
 
 
+def _check_probe(x: Any, y: Any, curvature: str, loss_on: str) -> Any:
+    """Validate the probe's structure; returns ``y`` (``None`` when the loss reads the batch)."""
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"expected loss_on 'target' or 'batch', got {loss_on!r}")
+    m = batch_size(x, "the probe inputs x")
+    if m == 0:
+        raise ValueError("expected a probe with m >= 1 samples, got 0")
+    if loss_on == "batch":
+        if curvature != "hessian":
+            raise ValueError(
+                "expected curvature='hessian' with loss_on='batch': a loss computed from the batch is"
+                " opaque to the Gauss-Newton split; for Gauss-Newton pass forward= returning the logits,"
+                " a standard loss_fn(logits, labels) and the labels as the probe targets")
+        return None
+    if y is None:
+        raise TypeError("expected probe targets y (or loss_on='batch' for a loss that reads the batch), got None")
+    if curvature != "hessian" and not isinstance(y, Tensor):
+        raise TypeError(f"expected the targets y to be a tensor for curvature={curvature!r}, got {type(y).__name__}")
+    if batch_size(y, "the probe targets y") != m:
+        raise ValueError(f"expected x and y with the same number m of samples, got {m} and {batch_size(y)}")
+    return y
+
+
 class CurvatureOracle:
     """Per-sample curvature products on a frozen snapshot of a model, in a kept basis ``V``.
 
     Args:
         model: The user's module (read, never modified).
         loss_fn: Mean-reduced ``loss_fn(output, target)``; applied per sample on a batch of one.
-        x: Probe inputs, ``m`` samples along dim 0.
-        y: Probe targets, ``m`` along dim 0.
+            With ``loss_on="batch"``: ``loss_fn(output, batch)`` for a model that computes its
+            own loss (Hugging Face style: ``lambda out, batch: out.loss``).
+        x: Probe inputs, ``m`` samples along dim 0: a tensor or any pytree of tensors (tuple,
+            list, dict, nested) sharing that leading dimension (see :mod:`edgewise._batch`).
+            The model is called as ``model(x)`` for a tensor, ``model(*x)`` for a tuple/list,
+            ``model(**x)`` for a dict, or ``forward(model, x)``.
+        y: Probe targets, ``m`` along dim 0 (a tensor for the Gauss–Newton routes); ``None``
+            with ``loss_on="batch"``.
         curvature: ``"ggn"`` (Gauss–Newton factors, default), ``"ggn_mc"`` (Monte Carlo
             Gauss–Newton factors with ``mc_samples`` sampled labels per sample, for large
             output counts) or ``"hessian"`` (exact per-sample Hessians, per-sample HVPs).
@@ -121,10 +153,18 @@ class CurvatureOracle:
             of per-sample products (see :func:`edgewise._hvp.chunk_for_budget`), columns per
             chunk of batched Jacobian products.
         dtype: Compute dtype; the model's parameter dtype if ``None``.
+        forward: ``forward(model, batch) -> output`` replacing the call by structure (e.g.
+            ``lambda m, b: m(**b).logits`` to give the Gauss–Newton routes the logits).
+        loss_on: ``"target"`` (default): ``loss_fn(output, y)``. ``"batch"``: ``loss_fn(output,
+            x)``; only the exact Hessian (``curvature="hessian"``) is available then, since the
+            Gauss–Newton split needs to know which output is the logits and which standard loss
+            applies to them: for Gauss–Newton pass ``forward=`` returning the logits, a standard
+            ``loss_fn(logits, labels)`` and the labels as ``y`` instead.
 
     Raises:
-        TypeError: ``model`` is not a module, or ``x``/``y`` are not tensors.
-        ValueError: Bad ``curvature``, sizes, chunk size or budget.
+        TypeError: ``model`` is not a module, or ``x``/``y`` are not (pytrees of) tensors.
+        ValueError: Bad ``curvature``, sizes (leading dimensions that differ), chunk size or
+            budget; ``loss_on="batch"`` with a Gauss–Newton curvature.
     """
 
     def __init__(
@@ -140,15 +180,14 @@ class CurvatureOracle:
         chunk_size: int | None = None,
         memory_budget: int | None = None,
         dtype: torch.dtype | None = None,
+        forward: Forward | None = None,
+        loss_on: str = "target",
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"expected model to be a torch.nn.Module, got {type(model).__name__}")
-        if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-            raise TypeError(f"expected x and y to be tensors, got {type(x).__name__} and {type(y).__name__}")
-        if x.dim() == 0 or y.dim() == 0 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-            raise ValueError(f"expected x and y with the same number m >= 1 of samples, got {tuple(x.shape)} and {tuple(y.shape)}")
         if curvature not in CURVATURES:
             raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
+        y = _check_probe(x, y, curvature, loss_on)
         if isinstance(mc_samples, bool) or not isinstance(mc_samples, int) or mc_samples < 1:
             raise ValueError(f"expected mc_samples to be a positive int, got {mc_samples!r}")
         if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
@@ -161,8 +200,10 @@ class CurvatureOracle:
         if first is None:
             raise ValueError("expected a model with trainable parameters, got none")
         self._model = model
+        self._call = ModelCall(model, forward)
         self._loss_fn = loss_fn
         self._x_user, self._y_user = x, y
+        self._m = batch_size(x)
         self._curvature = curvature
         self._mc_samples = mc_samples
         self._seed = int(seed)
@@ -189,10 +230,16 @@ class CurvatureOracle:
         """``c``: flattened outputs of one sample (one forward of the first probe sample)."""
         first = next(p for p in self._model.parameters() if p.requires_grad)
         with eval_mode(self._model), torch.no_grad():
-            x0 = self._x_user[:1].to(first.device)
-            if x0.is_floating_point():
-                x0 = x0.to(first.dtype)
-            return int(self._model(x0)[0].numel())
+            out = self._call.plain(move(take(self._x_user, slice(0, 1)), first.device, first.dtype))
+        if isinstance(out, Tensor):
+            return int(out[0].numel())
+        if self.factor_route:
+            raise TypeError(
+                f"expected the model to return the logits tensor for curvature={self._curvature!r}, got"
+                f" {type(out).__name__}; pass forward=lambda model, batch: ...logits (or curvature='hessian')")
+        # a model returning a structure (its own loss, logits, ...): every per-sample output
+        leaves = [t for t in tree_leaves(out) if isinstance(t, Tensor) and t.dim() >= 1]
+        return max(1, sum(int(t[0].numel()) for t in leaves))
 
     # ----------------------------------------------------------------- state
     @property
@@ -208,7 +255,7 @@ class CurvatureOracle:
     @property
     def probe_size(self) -> int:
         """Number of probe samples ``m``."""
-        return self._x_user.shape[0]
+        return self._m
 
     @property
     def curvature(self) -> str:
@@ -269,17 +316,17 @@ class CurvatureOracle:
                 n: b.detach().to(device=dev, dtype=dt if b.is_floating_point() else b.dtype).clone()
                 for n, b in [*constants, *self._model.named_buffers()]
             }
-            x, y = self._x_user, self._y_user
-            self._x = x.detach().to(device=dev, dtype=dt if x.is_floating_point() else x.dtype)
-            self._y = y.detach().to(device=dev, dtype=dt if y.is_floating_point() else y.dtype)
-        self._grads = per_sample_grads(self._model, self._loss_fn, layout, buffers)
+            self._x = move(self._x_user, dev, dt)
+            # the loss reads the batch itself (loss_on="batch"): the same tensors as x
+            self._y = self._x if self._y_user is None else move(self._y_user, dev, dt)
+        self._grads = per_sample_grads(self._call, self._loss_fn, layout, buffers)
         self._cache.clear()
         self._cache.resize(self.basis_size)
         if self.factor_route:
             self._begin_factor_round(buffers)
         else:
-            self._hvp = per_sample_hvp(self._model, self._loss_fn, layout, buffers)
-            self._mean_hvp = mean_hvp(self._model, self._loss_fn, layout, buffers)
+            self._hvp = per_sample_hvp(self._call, self._loss_fn, layout, buffers)
+            self._mean_hvp = mean_hvp(self._call, self._loss_fn, layout, buffers)
         self._rounds += 1
 
     def _begin_factor_round(self, constants: Mapping[str, Tensor]) -> None:
@@ -287,7 +334,7 @@ class CurvatureOracle:
         gen = torch.Generator().manual_seed((self._seed * 1_000_003 + self._rounds) % 2**63)
         with eval_mode(self._model), torch.no_grad():
             self._factor = FactorRound(
-                self._model, self._loss_fn, self._layout, constants, self._theta, self._x, self._y,
+                self._call, self._loss_fn, self._layout, constants, self._theta, self._x, self._y,
                 mc_rows=mc, generator=gen, memory_budget=self._budget, output_curvature=self._output_curvature,
             )
         self._output_curvature = self._factor.output_curvature
@@ -345,7 +392,7 @@ class CurvatureOracle:
         theta = self._need_round()
         with eval_mode(self._model), torch.no_grad():
             for sl in self._slices(z.shape[1]):
-                yield sl, self._hvp(theta, self._x[sl], self._y[sl], z)
+                yield sl, self._hvp(theta, take(self._x, sl), take(self._y, sl), z)
 
     def _tensor(self, value: Any, name: str, shape: tuple[int, ...], what: str) -> Tensor:
         arr = _as_array(value, name)
@@ -425,7 +472,7 @@ class CurvatureOracle:
                 w[:, j] += m * self._mean_hvp(theta, self._x, self._y, z[:, j])
         for sl in self._slices(r) if r and not shared else []:
             z = torch.einsum("dk,ikr->idr", v, coeffs[sl])
-            w = w + self._hvp(theta, self._x[sl], self._y[sl], z, per_sample=True, reduce=True)
+            w = w + self._hvp(theta, take(self._x, sl), take(self._y, sl), z, per_sample=True, reduce=True)
         self.hvps += m * r
         return w
 
@@ -493,7 +540,7 @@ class CurvatureOracle:
         with eval_mode(self._model), torch.no_grad():
             fn = self._grads
             for sl in self._slices(1):
-                l, g = fn(theta, self._x[sl], self._y[sl])
+                l, g = fn(theta, take(self._x, sl), take(self._y, sl))
                 losses[sl] = l
                 sq[sl] = (g * g).sum(1)
                 proj[sl] = g @ self._v

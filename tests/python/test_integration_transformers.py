@@ -86,7 +86,7 @@ def test_a_trainer_run_logs_rounds_to_tensorboard_and_log_history(tmp_path):
     assert [r.eta_star for r in history] == [h["edgewise/eta_star"] for h in rounds]
     assert (history[0].batch_size, history[0].n, history[0].m) == (8, 32, 8)
     x, y = callback.monitor.probe  # drawn from the training set and collated by the Trainer's loader
-    probe = {"input_ids": x[:, 0], "attention_mask": x[:, 1], "labels": y}
+    probe = {**x, "labels": y}
     assert all(bool((data.ids == row).all(1).any()) for row in probe["input_ids"])
     assert rounds[-1]["edgewise/lambda_max"] == pytest.approx(dense_ggn_lambda_max(model, probe), rel=1e-6)
 

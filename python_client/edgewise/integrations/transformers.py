@@ -8,11 +8,11 @@ Example::
     EdgewiseCallback().attach(trainer)   # first in line, so W&B/TensorBoard/... get its numbers
     trainer.train()
 
-Dict batches: until the curvature oracle takes any pytree batch, the model is probed through a
-thin adapter (:class:`TokenBatchModel`): the probe's tensors of one shape (``input_ids``,
-``attention_mask``, ``token_type_ids``, ...) are stacked into one integer tensor per sample,
-and unstacked into keyword arguments for the model; ``labels`` are the targets and the loss is
-``loss_fn(logits, labels)`` (cross-entropy by default; give a shifted one for causal LMs).
+Dict batches: the probe is the collated dict batch itself; its tensors other than ``labels``
+(``input_ids``, ``attention_mask``, ``token_type_ids``, ...) are the model's keyword arguments
+(:func:`logits_forward` returns the logits), ``labels`` are the targets and the loss is
+``loss_fn(logits, labels)`` (cross-entropy by default; give a shifted one for causal LMs), so
+the Gauss–Newton routes apply.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..monitor import EdgewiseWarning, Monitor
 from ..stability_lr import StabilityLR
 from ._metrics import report_metrics
 
-__all__ = ["EdgewiseCallback", "TokenBatchModel", "logits_cross_entropy"]
+__all__ = ["EdgewiseCallback", "logits_cross_entropy", "logits_forward"]
 
 
 def logits_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -54,44 +54,28 @@ def _eager_attention(model: torch.nn.Module) -> Iterator[None]:
             config._attn_implementation = saved
 
 
-class TokenBatchModel(torch.nn.Module):
-    """``model(**batch).logits`` for a batch packed by :meth:`pack` (samples, keys, ...).
+def logits_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor], output: str = "logits") -> torch.Tensor:
+    """``model(**batch).logits`` with eager attention (the oracle's ``forward=``).
 
-    The 2-D ``attention_mask`` is handed to the model as the equivalent 4-D additive mask, which
+    A 2-D ``attention_mask`` is handed to the model as the equivalent 4-D additive mask, which
     needs no value-dependent branch under vmap.
     """
+    inputs = dict(batch)
+    mask = inputs.get("attention_mask")
+    if mask is not None and mask.dim() == 2:
+        dtype = next(model.parameters()).dtype
+        inputs["attention_mask"] = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    with _eager_attention(model):
+        out = model(**inputs)
+    return out[output] if isinstance(out, dict) else getattr(out, output)
 
-    def __init__(self, model: torch.nn.Module, keys: list[str], output: str = "logits") -> None:
-        super().__init__()
-        self.model = model
-        self.keys = list(keys)
-        self.output = output
 
-    @staticmethod
-    def pack(batch: dict[str, torch.Tensor], label_key: str = "labels") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        """``(x, y, keys)``: the inputs stacked along dim 1, the labels, the stacked keys' order.
-
-        Raises:
-            ValueError: no labels, or inputs of different shapes or dtypes (a general pytree
-                probe needs the oracle's dict-batch support).
-        """
-        if label_key not in batch:
-            raise ValueError(f"expected the probe batch to have {label_key!r}, got keys {sorted(batch)}")
-        keys = [k for k, v in batch.items() if k != label_key and torch.is_tensor(v)]
-        shapes = {k: (tuple(batch[k].shape), batch[k].dtype) for k in keys}
-        if len(set(shapes.values())) != 1:
-            raise ValueError(f"expected probe inputs of one shape and dtype to stack, got {shapes}")
-        return torch.stack([batch[k] for k in keys], dim=1), batch[label_key], keys
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        inputs = {k: x[:, i] for i, k in enumerate(self.keys)}
-        mask = inputs.get("attention_mask")
-        if mask is not None:
-            dtype = next(self.model.parameters()).dtype
-            inputs["attention_mask"] = (1.0 - mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-        with _eager_attention(self.model):
-            out = self.model(**inputs)
-        return out[self.output] if isinstance(out, dict) else getattr(out, self.output)
+def _split_labels(batch: dict[str, Any], label_key: str = "labels") -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """``(inputs, labels)`` of a dict batch: its tensors other than the labels, and the labels."""
+    if label_key not in batch:
+        raise ValueError(f"expected the probe batch to have {label_key!r}, got keys {sorted(batch)}")
+    inputs = {k: v for k, v in batch.items() if k != label_key and torch.is_tensor(v)}
+    return inputs, batch[label_key]
 
 
 class EdgewiseCallback(TrainerCallback):
@@ -166,12 +150,13 @@ class EdgewiseCallback(TrainerCallback):
                           EdgewiseWarning, stacklevel=2)
         _warn_adaptive(optimizer)
         batch = self.probe if self.probe is not None else self._draw_probe(train_dataloader)
-        x, y, keys = TokenBatchModel.pack(batch)
+        x, y = _split_labels(batch)
         dataset = getattr(train_dataloader, "dataset", None)
-        n_train = len(dataset) if dataset is not None else len(x)
+        n_train = len(dataset) if dataset is not None else len(y)
         batch_size = args.train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
         options = {"console": True} | self.monitor_options
-        self.monitor = Monitor(TokenBatchModel(model, keys), self.loss_fn, (x, y), n_train=n_train,
+        options.setdefault("forward", logits_forward)
+        self.monitor = Monitor(model, self.loss_fn, (x, y), n_train=n_train,
                                batch_size=min(batch_size, n_train), optimizer=optimizer, **options)
         if self.stability_lr_options and optimizer is not None:
             opts = self.stability_lr_options if isinstance(self.stability_lr_options, dict) else {}
