@@ -65,7 +65,12 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
     q = w.new_empty(w.shape)
     n = 0
     kept: list[int] = []
+    # an orthonormal basis of R^d has at most d columns: once V spans everything, what is left
+    # of any candidate is rounding noise (in float32 it can pass the relative drop test)
+    room = v.shape[0] - v.shape[1]
     for start in range(0, w.shape[1], _PANEL):
+        if n >= room:
+            break
         panel = _project_out(q[:, :n], p[:, start : start + _PANEL])
         first = n
         for j in range(panel.shape[1]):
@@ -77,6 +82,8 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
             q[:, n : n + 1] = col / after
             n += 1
             kept.append(start + j)
+            if n >= room:
+                break
     return q[:, :n].clone(), norms, kept
 
 
