@@ -470,8 +470,8 @@ def test_orthonormalize_never_grows_a_basis_beyond_d_in_float32():
     d = 12
     q0, _ = torch.linalg.qr(torch.randn(d, d, dtype=torch.float64))
     v = (q0 + 3e-2 * torch.randn(d, d, dtype=torch.float64)).float()  # spans R^d, only nearly orthonormal
-    _, norms, kept = orthonormalize(v, torch.randn(d, 4))
+    _, norms, kept = orthonormalize(v, torch.randn(d, 4, dtype=torch.float32))
     assert kept == [] and norms.shape == (4,)
     part = v[:, : d - 1]
-    q, _, kept = orthonormalize(part, torch.randn(d, 4))
+    q, _, kept = orthonormalize(part, torch.randn(d, 4, dtype=torch.float32))
     assert len(kept) == 1 and q.shape == (d, 1)
