@@ -89,7 +89,7 @@ export function syntheticReport(
       top_eigvec: lambdaMax * 1.02,
       identity: lambdaGen * 0.93,
       identity_se: 0.4,
-      rank_one: lambdaGen * 1.3,
+      rank_one: lambdaGen * 0.97, // a lower bound: never above λ_gen
     },
     stopped: "converged",
   };
