@@ -215,34 +215,30 @@ export async function startDashboard(
     return json({ error: `Not found: ${url.pathname}` }, 404);
   }
 
-  /** Client disconnects reach us as `cancel` of the body stream. */
-  function events(id: string): Response {
+  /**
+   * An SSE response: `open` gets `send` and returns its unsubscribe function; keep-alives, the
+   * registration for `close()` and the cleanup on disconnect (the body's `cancel`) are shared.
+   */
+  function sseStream(
+    open: (send: (event: string, data: unknown) => void) => Promise<() => void> | (() => void),
+  ): Response {
     let stop = () => {};
     const body = new ReadableStream<Uint8Array>({
       start: async (controller) => {
         const send = (event: string, data: unknown) => {
           try {
-            controller.enqueue(
-              encoder.encode(
-                `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
-              ),
-            );
+            controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
           } catch { /* stream already closed */ }
         };
-        // Subscribe first, buffer, then send the snapshot: no report falls in between.
-        const pending: Report[] = [];
-        let ready = false;
-        const unsubscribe = store.subscribe(({ run, report }) => {
-          if (run !== id) return;
-          if (!ready) pending.push(report);
-          else send("report", reportEvent(report));
-        });
+        let unsubscribe = () => {};
+        let stopped = false;
         const timer = setInterval(() => {
           try {
             controller.enqueue(encoder.encode(": keep-alive\n\n"));
           } catch { /* closed */ }
         }, keepAliveMs);
         stop = () => {
+          stopped = true;
           unsubscribe();
           clearInterval(timer);
           streams.delete(stop);
@@ -251,6 +247,26 @@ export async function startDashboard(
           } catch { /* already closed */ }
         };
         streams.add(stop);
+        unsubscribe = await open(send);
+        if (stopped) unsubscribe(); // the viewer left while the snapshot was being read
+      },
+      cancel: () => stop(),
+    });
+    return eventStream(body);
+  }
+
+  /** One run's snapshot, then each new report of it. */
+  function events(id: string): Response {
+    return sseStream(async (send) => {
+      // Subscribe first, buffer, then send the snapshot: no report falls in between.
+      const pending: Report[] = [];
+      let ready = false;
+      const unsubscribe = store.subscribe(({ run, report }) => {
+        if (run !== id) return;
+        if (!ready) pending.push(report);
+        else send("report", reportEvent(report));
+      });
+      try {
         const { series: full, notes } = await cache.get(id);
         const lastRound = full.round[full.round.length - 1] ?? -1;
         send("init", {
@@ -264,47 +280,24 @@ export async function startDashboard(
         for (const r of pending) {
           if (r.round > lastRound) send("report", reportEvent(r));
         }
-      },
-      cancel: () => stop(),
+      } catch (e) {
+        unsubscribe();
+        throw e;
+      }
+      return unsubscribe;
     });
-    return eventStream(body);
   }
 
   /** All runs' summaries, one `run` event per new report (the runs page's live rows). */
   function runEvents(): Response {
-    let stop = () => {};
-    const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        const send = (event: string, data: unknown) => {
-          try {
-            controller.enqueue(
-              encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
-            );
-          } catch { /* stream already closed */ }
-        };
-        const unsubscribe = store.subscribe(({ run }) => {
-          const r = store.run(run);
-          if (r) send("run", summaryJson(r, Date.now() / 1000));
-        });
-        const timer = setInterval(() => {
-          try {
-            controller.enqueue(encoder.encode(": keep-alive\n\n"));
-          } catch { /* closed */ }
-        }, keepAliveMs);
-        stop = () => {
-          unsubscribe();
-          clearInterval(timer);
-          streams.delete(stop);
-          try {
-            controller.close();
-          } catch { /* already closed */ }
-        };
-        streams.add(stop);
-        send("runs", store.runs().map((r) => summaryJson(r, Date.now() / 1000)));
-      },
-      cancel: () => stop(),
+    return sseStream((send) => {
+      const unsubscribe = store.subscribe(({ run }) => {
+        const r = store.run(run);
+        if (r) send("run", summaryJson(r, Date.now() / 1000));
+      });
+      send("runs", store.runs().map((r) => summaryJson(r, Date.now() / 1000)));
+      return unsubscribe;
     });
-    return eventStream(body);
   }
 
   const addr = await listening;
