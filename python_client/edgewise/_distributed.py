@@ -178,20 +178,23 @@ class RankGroup:
         except Exception as exc:
             self.broken = (f"distributed monitoring stopped on rank {self.rank}: a collective failed"
                            f" ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-            warnings.warn(f"edgewise: {self.broken}", RuntimeWarning, stacklevel=3)
+            from .monitor import EdgewiseWarning  # (monitor imports this module)
+
+            warnings.warn(f"edgewise: {self.broken}", EdgewiseWarning, stacklevel=3)
             raise CollectiveFailed(self.broken) from exc
 
     def any_busy(self, busy: bool) -> bool:
         """Whether a round is still running on any rank (training thread, cadence group).
 
         Every rank asks at the same cadence point, so every rank gets the same answer and
-        either all start a round or all skip it. A broken group answers True (skip).
+        either all start a round (and deliver the last one's report) or all skip it. A broken
+        group answers ``busy`` (this rank's rounds are then missing at once).
         """
         flag = torch.tensor([1 if busy else 0], dtype=torch.int64)
         try:
             self.call(dist.all_reduce, flag, op=dist.ReduceOp.MAX, group=self.cadence)
         except CollectiveFailed:
-            return True
+            return busy
         return bool(flag.item())
 
     def scatter(self, messages: list[Any] | None) -> Any:

@@ -259,7 +259,8 @@ class Monitor:
     @property
     def latest(self) -> StabilityReport | None:
         """The most recent report that is not missing, or None (delivers finished rounds)."""
-        self._collect()
+        if self._dist is None:  # distributed: delivered at cadence points only, on every rank alike
+            self._collect()
         for report in reversed(self.history):
             if not report.missing:
                 return report
@@ -281,7 +282,7 @@ class Monitor:
         call (blocking: the round it ran; background: a round that finished since), or None.
         """
         self._steps += 1
-        arrived = self._collect()
+        arrived = self._collect() if self._dist is None else None
         if self.every_steps is not None and self._steps % self.every_steps == 0:
             return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
         return arrived
@@ -291,7 +292,7 @@ class Monitor:
 
         Returns the report that arrived during this call (see :meth:`step`), or None.
         """
-        arrived = self._collect()
+        arrived = self._collect() if self._dist is None else None
         if self.every_steps is not None:
             return arrived
         return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
@@ -326,14 +327,18 @@ class Monitor:
         if self.blocking:
             return self._record(self._serve(context))
         busy = self._worker is not None and self._worker.busy
+        arrived = None
         if self._dist is not None:
-            busy = self._dist.group.any_busy(busy)  # every rank starts this round, or none does
+            # every rank starts this round, or none does; and every rank delivers the last
+            # round's report now, at the same step, so StabilityLR changes every lr alike
+            busy = self._dist.group.any_busy(busy)
+            arrived = None if busy else self._collect()
         if busy:
             self._cadence_skipped += 1
             return None
         if not self._start_background(context):
             return self._record(self._serve(context))
-        return None
+        return arrived
 
     def _context(self, lr: float | None, step: int | None, epoch: int | None) -> dict[str, Any]:
         """The training state a round describes, read on the training thread."""

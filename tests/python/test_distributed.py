@@ -146,3 +146,127 @@ def test_monitor_rounds_on_shards_equal_one_process_on_the_union(tmp_path, sidec
             assert_same(numbers(got), numbers(want), rtol=1e-6)
         assert_same(numbers(res["dist"][1]), numbers(alone[1]), rtol=1e-9)
         assert res["dist"] == ranks[0]["dist"]  # every rank records the leader's reports
+
+
+# ------------------------------------------------------------------- DDP training with StabilityLR
+
+
+def ddp_rank(rank: int, world: int, out_dir: str, endpoint: str) -> dict:
+    import torch
+    from torch.nn.parallel import DistributedDataParallel
+
+    import edgewise
+
+    model, loss_fn, x, y = problem(64 * world, hidden=8, seed=1)
+    ddp = DistributedDataParallel(model)
+    xs, ys = shard(x, rank, world), shard(y, rank, world)
+    opt = torch.optim.SGD(ddp.parameters(), lr=3.0)  # well above η*: StabilityLR must act
+    mon = edgewise.Monitor(ddp, loss_fn, train_data=(xs, ys), probe_size=16, n_train=len(x), batch_size=8 * world,
+                           optimizer=opt, endpoint=endpoint, every_steps=4, console=False, bootstrap=0)
+    stability = edgewise.StabilityLR(opt, mon, safety=0.9)
+    steps = []
+    for step in range(24):
+        i = torch.arange(8) + (8 * step) % (len(xs) - 8)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(ddp(xs[i]), ys[i]).backward()
+        opt.step()
+        mon.step()
+        steps.append(opt.param_groups[0]["lr"])
+    mon.wait(60)
+    mon.close()
+    return {"lr": opt.param_groups[0]["lr"], "lrs": steps, "limit": stability.limit,
+            "reports": [(r.step, r.missing, r.eta_star, r.reason) for r in mon.history]}
+
+
+def test_ddp_training_with_stability_lr_ends_with_the_same_lr_on_every_rank(tmp_path, sidecar):
+    ranks = run_ranks(2, ddp_rank, tmp_path, sidecar)
+    done = [r for r in ranks[0]["reports"] if not r[1]]
+    assert done, ranks[0]["reports"]
+    assert ranks[0]["reports"] == ranks[1]["reports"]  # the same rounds at the same steps, the same η*
+    assert ranks[0]["lrs"] == ranks[1]["lrs"]  # lr equal on both ranks at every step
+    assert ranks[0]["lr"] == ranks[1]["lr"] < 3.0  # StabilityLR acted, identically
+    assert ranks[0]["lr"] == pytest.approx(0.9 * done[-1][2], rel=1e-12)
+
+
+# ------------------------------------------------------------------- a rank dies mid-round
+
+
+def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: float) -> dict:
+    import os
+
+    import torch
+
+    import edgewise
+    from edgewise.oracle import CurvatureOracle
+
+    if rank == 1:  # dies in the second round, on its second op, as a crash would
+        seen = {"rounds": 0, "ops": 0}
+        begin, execute = CurvatureOracle.begin_round, CurvatureOracle.execute
+
+        def counting_begin(self):
+            seen["rounds"] += 1
+            seen["ops"] = 0
+            return begin(self)
+
+        def dying_execute(self, op, args=None):
+            seen["ops"] += 1
+            if seen["rounds"] == 2 and seen["ops"] == 2:
+                os._exit(17)
+            return execute(self, op, args)
+
+        CurvatureOracle.begin_round, CurvatureOracle.execute = counting_begin, dying_execute
+    model, loss_fn, x, y = problem(48, hidden=8, seed=2)
+    xs, ys = shard(x, rank, world), shard(y, rank, world)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = edgewise.Monitor(model, loss_fn, train_data=(xs, ys), probe_size=12, n_train=len(x), batch_size=8,
+                           optimizer=opt, endpoint=endpoint, every_steps=3, console=False, bootstrap=0,
+                           collective_timeout=timeout, close_timeout=timeout)
+    started, longest = time.monotonic(), 0.0
+    for step in range(30):
+        t0 = time.monotonic()
+        i = torch.arange(4) + (4 * step) % (len(xs) - 4)
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(xs[i]), ys[i]).backward()
+        opt.step()
+        mon.step()
+        time.sleep(0.05)
+        longest = max(longest, time.monotonic() - t0)
+    mon.wait(2 * timeout)
+    mon.close()
+    return {"steps": 30, "longest_step": longest, "wall": time.monotonic() - started,
+            "reports": [(r.step, r.missing, r.reason) for r in mon.history]}
+
+
+def test_a_rank_killed_mid_round_makes_the_round_missing_and_the_others_train_on(tmp_path, sidecar):
+    timeout = 6.0
+    ranks = run_ranks(3, killed_rank, tmp_path, sidecar, timeout)
+    assert ranks[1] is None  # it died without a word
+    for res in (ranks[0], ranks[2]):
+        assert res["steps"] == 30  # the training loop went on
+        assert res["longest_step"] < timeout + 3.0, res  # no step waited on monitoring beyond the timeout
+        first, *later = res["reports"]
+        assert not first[1], first  # the first round was complete on every rank
+        assert later and all(r[1] for r in later), later  # the round rank 1 died in, and after: missing
+        assert any("rank" in (r[2] or "") or "collective" in (r[2] or "") for r in later), later
+
+
+# ------------------------------------------------------------------- the example, under torchrun
+
+
+def test_ddp_live_example_under_torchrun_ends_with_equal_lrs():
+    import ast
+    import subprocess
+
+    from _sidecar import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-port", str(free_port()),
+                           str(root / "examples" / "ddp_live.py"), "--fast"],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "same reports on every rank: True" in out, out
+    lrs = next(line for line in out.splitlines() if line.startswith("lr on every rank:"))
+    values = ast.literal_eval(lrs.split(":", 1)[1].strip())  # two formatted numbers
+    assert len(values) == 2 and values[0] == values[1] and float(values[0]) < 8.0, out  # capped, equally
