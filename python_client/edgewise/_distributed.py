@@ -106,13 +106,16 @@ class RankGroup:
     def __init__(self, ranks: list[int], timeout: float) -> None:
         self.ranks = list(ranks)
         self.world = len(ranks)
+        if dist.get_rank() not in self.ranks:
+            raise ValueError(f"expected this rank ({dist.get_rank()}) to be a member of process_group, got ranks {self.ranks}")
         self.rank = self.ranks.index(dist.get_rank())
         self.timeout = float(timeout)
         delta = datetime.timedelta(seconds=self.timeout)
         # gloo: timeouts raise in the calling thread (an NCCL timeout aborts the process), and
         # CPU tensors suffice for everything but the d-sized sums, which are staged on the host
-        self.ops = dist.new_group(ranks=self.ranks, timeout=delta, backend="gloo")
-        self.cadence = dist.new_group(ranks=self.ranks, timeout=delta, backend="gloo")
+        # (members only: ranks outside a given process_group need not take part)
+        self.ops = dist.new_group(ranks=self.ranks, timeout=delta, backend="gloo", use_local_synchronization=True)
+        self.cadence = dist.new_group(ranks=self.ranks, timeout=delta, backend="gloo", use_local_synchronization=True)
         self.broken: str | None = None
         self.counts: list[int] = []
         self.round_id = 0  # rounds served so far: every message names its round
@@ -152,10 +155,11 @@ class RankGroup:
         return out
 
     def share_counts(self, local_m: int) -> int:
-        """Tells every rank every shard's size (collective); returns the union size ``m``."""
+        """Tells every rank every shard's size (collective, training thread, so on the cadence
+        group: a round may be using the ops group); returns the union size ``m``."""
         sizes = torch.tensor([0] * self.world, dtype=torch.int64)
         sizes[self.rank] = int(local_m)
-        self.call(dist.all_reduce, sizes, group=self.ops)
+        self.call(dist.all_reduce, sizes, group=self.cadence)
         self.counts = [int(s) for s in sizes]
         if min(self.counts) < 1:
             raise ValueError(f"expected at least one probe sample on every rank, got shard sizes {self.counts}")
@@ -164,6 +168,15 @@ class RankGroup:
     def local_probe_size(self, m: int) -> int:
         """This rank's share of a union probe of ``m`` samples."""
         return shard_sizes(m, self.world)[self.rank]
+
+    def close(self) -> None:
+        """Destroys the two monitoring groups (a one-shot ``estimate`` is done with them)."""
+        for group in (self.ops, self.cadence):
+            try:
+                dist.destroy_process_group(group)
+            except Exception:
+                pass
+        self.broken = self.broken or "the monitoring groups were closed"
 
     def call(self, collective: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs one monitoring collective; a failure or timeout marks the group broken.

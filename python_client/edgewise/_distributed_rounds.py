@@ -111,6 +111,7 @@ class DistributedRounds:
                 outcome = ("error", str(exc))
             finally:
                 oracle.end_round()
+        self.group.close()
         if outcome[0] != "ok":
             raise EdgewiseError(f"the distributed round failed: {outcome[1]}")
         return outcome[1]
@@ -119,7 +120,8 @@ class DistributedRounds:
         try:
             oracle = oracle_of()
         except Exception as exc:  # still take part, answering every op with the failure
-            oracle = _Failing(f"{type(exc).__name__}: {exc}")
+            d = sum(p.numel() for p in module.parameters() if p.requires_grad)
+            oracle = _Failing(f"{type(exc).__name__}: {exc}", d)
         sharded = self.wrap(oracle) if not isinstance(oracle, _Failing) else ShardedOracle(oracle, self.group)
         try:
             with oracle_stream(module, ready):
@@ -138,16 +140,15 @@ class DistributedRounds:
 class _Failing:
     """A follower's oracle that could not be built: every op fails, with the reason."""
 
-    params = 0
     basis_size = 0
-    dtype = None
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, params: int) -> None:
         import torch
 
         self.reason = reason
+        self.params = params  # for the all-reduces a failed op still owes
         self.dtype = torch.float64
-        self._v = torch.zeros(0, 0, dtype=torch.float64)
+        self._v = torch.zeros(params, 0, dtype=torch.float64)
 
     def begin_round(self) -> None:
         pass

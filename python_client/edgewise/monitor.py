@@ -124,6 +124,15 @@ class Monitor:
             batch)``, for a model computing its own loss, e.g. ``lambda out, b: out.loss``):
             then only ``curvature="hessian"`` applies (the exact Hessian; Gauss–Newton needs
             the logits and a standard loss, through ``forward`` and ``loss_fn(logits, y)``).
+        process_group: data-parallel runs (docs/distributed.md): None uses the default
+            ``torch.distributed`` group when one is initialised with several ranks, a
+            ``ProcessGroup`` its ranks, False none. Build the monitor on every rank: the probe
+            (``probe=`` or drawn from ``train_data``) is this rank's shard of ``probe_size``,
+            rank 0 alone talks to the sidecar, and every rank gets every report at the same
+            step. A ``DistributedDataParallel`` model is evaluated through ``model.module``.
+        collective_timeout: seconds any one monitoring collective may wait (default
+            ``max(60, 2 * timeout)``); past it, or when a rank dies, rounds are missing on every
+            rank and distributed monitoring stops for the run.
 
     Example (``examples/mnist_live.py`` runs a full one)::
 
@@ -476,6 +485,8 @@ class Monitor:
         """Replaces the probe set (the next round starts cold); ``x`` alone with ``loss_on="batch"``."""
         self.probe = x if self.loss_on == "batch" else (x, y)
         self._probe_size = batch_size_of(x, "the probe inputs")
+        if self._dist is not None:  # x, y: this rank's shard (call it on every rank)
+            self._probe_size = self._dist.group.share_counts(self._probe_size)
         self._oracle = None
 
     def close(self) -> None:

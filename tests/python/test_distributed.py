@@ -191,7 +191,7 @@ def test_ddp_training_with_stability_lr_ends_with_the_same_lr_on_every_rank(tmp_
 # ------------------------------------------------------------------- a rank dies mid-round
 
 
-def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: float) -> dict:
+def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: float, hang: bool = False) -> dict:
     import os
 
     import torch
@@ -199,7 +199,7 @@ def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: flo
     import edgewise
     from edgewise.oracle import CurvatureOracle
 
-    if rank == 1:  # dies in the second round, on its second op, as a crash would
+    if rank == 1:  # dies (or hangs) in the second round, on its second op, as a crash would
         seen = {"rounds": 0, "ops": 0}
         begin, execute = CurvatureOracle.begin_round, CurvatureOracle.execute
 
@@ -211,7 +211,9 @@ def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: flo
         def dying_execute(self, op, args=None):
             seen["ops"] += 1
             if seen["rounds"] == 2 and seen["ops"] == 2:
-                os._exit(17)
+                if not hang:
+                    os._exit(17)
+                time.sleep(3 * timeout)  # a hung rank: its collectives time out everywhere
             return execute(self, op, args)
 
         CurvatureOracle.begin_round, CurvatureOracle.execute = counting_begin, dying_execute
@@ -242,12 +244,25 @@ def test_a_rank_killed_mid_round_makes_the_round_missing_and_the_others_train_on
     ranks = run_ranks(3, killed_rank, tmp_path, sidecar, timeout)
     assert ranks[1] is None  # it died without a word
     for res in (ranks[0], ranks[2]):
-        assert res["steps"] == 30  # the training loop went on
-        assert res["longest_step"] < timeout + 3.0, res  # no step waited on monitoring beyond the timeout
-        first, *later = res["reports"]
-        assert not first[1], first  # the first round was complete on every rank
-        assert later and all(r[1] for r in later), later  # the round rank 1 died in, and after: missing
-        assert any("rank" in (r[2] or "") or "collective" in (r[2] or "") for r in later), later
+        assert_trained_on(res, timeout)
+
+
+def test_a_rank_hung_mid_round_costs_at_most_the_timeout(tmp_path, sidecar):
+    """A hung rank (not dead: its sockets stay open) is noticed by the timeout alone; its own
+    training thread goes on too (it waits at most once, at the next cadence point)."""
+    timeout = 4.0
+    ranks = run_ranks(2, killed_rank, tmp_path, sidecar, timeout, True)
+    for res in ranks:
+        assert_trained_on(res, timeout)
+
+
+def assert_trained_on(res: dict, timeout: float) -> None:
+    assert res["steps"] == 30  # the training loop went on
+    assert res["longest_step"] < timeout + 3.0, res  # no step waited on monitoring beyond the timeout
+    first, *later = res["reports"]
+    assert not first[1], first  # the first round was complete on every rank
+    assert later and all(r[1] for r in later), later  # the round rank 1 failed in, and after: missing
+    assert any("collective" in (r[2] or "") for r in later), later
 
 
 # ------------------------------------------------------------------- the example, under torchrun
@@ -270,3 +285,36 @@ def test_ddp_live_example_under_torchrun_ends_with_equal_lrs():
     lrs = next(line for line in out.splitlines() if line.startswith("lr on every rank:"))
     values = ast.literal_eval(lrs.split(":", 1)[1].strip())  # two formatted numbers
     assert len(values) == 2 and values[0] == values[1] and float(values[0]) < 8.0, out  # capped, equally
+
+
+# ------------------------------------------------------------------- an op fails on one rank
+
+
+def failing_op_rank(rank: int, world: int, out_dir: str, endpoint: str) -> dict:
+    import edgewise
+    from edgewise.oracle import CurvatureOracle
+
+    if rank == 1:  # its first expand of the first round fails (as an out-of-memory error would)
+        seen = {"failed": False}
+        expand = CurvatureOracle.expand
+
+        def failing_expand(self, *args, **kwargs):
+            if not seen["failed"]:
+                seen["failed"] = True
+                raise RuntimeError("simulated failure on rank 1")
+            return expand(self, *args, **kwargs)
+
+        CurvatureOracle.expand = failing_expand
+    model, loss_fn, x, y = problem(8, hidden=8)
+    with edgewise.Monitor(model, loss_fn, (shard(x, rank, world), shard(y, rank, world)), n_train=100, batch_size=4,
+                          endpoint=endpoint, console=False, blocking=True, bootstrap=0) as mon:
+        reports = [mon.round(lr=0.05, step=s) for s in (1, 2)]
+    return {"reports": [(r.missing, r.reason, r.lambda_gen) for r in reports]}
+
+
+def test_an_op_failing_on_one_rank_makes_that_round_missing_everywhere_and_the_next_one_runs(tmp_path, sidecar):
+    ranks = run_ranks(2, failing_op_rank, tmp_path, sidecar)
+    assert ranks[0]["reports"] == ranks[1]["reports"]
+    (missing, reason, _), (later_missing, _, lam) = ranks[0]["reports"]
+    assert missing and "rank 1" in reason and "simulated failure" in reason, reason
+    assert not later_missing and lam > 0  # the collectives stayed aligned: the next round is whole
