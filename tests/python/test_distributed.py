@@ -318,3 +318,26 @@ def test_an_op_failing_on_one_rank_makes_that_round_missing_everywhere_and_the_n
     (missing, reason, _), (later_missing, _, lam) = ranks[0]["reports"]
     assert missing and "rank 1" in reason and "simulated failure" in reason, reason
     assert not later_missing and lam > 0  # the collectives stayed aligned: the next round is whole
+
+
+# ------------------------------------------------------------------- the ranks' bases are compared
+
+
+def diverging_basis_rank(rank: int, world: int, out_dir: str, endpoint: str) -> dict:
+    import edgewise
+    import edgewise.oracle as oracle_module
+
+    if rank == 1:  # draws its random vectors with another seed: its V is not the leader's
+        gaussian = oracle_module.gaussian
+        oracle_module.gaussian = lambda d, r, seed, **kw: gaussian(d, r, seed + 1, **kw)
+    model, loss_fn, x, y = problem(8, hidden=8)
+    with edgewise.Monitor(model, loss_fn, (shard(x, rank, world), shard(y, rank, world)), n_train=100, batch_size=4,
+                          endpoint=endpoint, console=False, blocking=True, bootstrap=0) as mon:
+        r = mon.round(lr=0.05)
+    return {"missing": r.missing, "reason": r.reason}
+
+
+def test_ranks_whose_bases_differ_are_caught_and_the_round_is_missing(tmp_path, sidecar):
+    ranks = run_ranks(2, diverging_basis_rank, tmp_path, sidecar)
+    assert ranks[0] == ranks[1]
+    assert ranks[0]["missing"] and "bases V differ" in ranks[0]["reason"], ranks[0]
