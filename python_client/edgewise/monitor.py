@@ -253,7 +253,8 @@ class Monitor:
         self._steps = 0
         self._rounds = 0
         self._warned_momentum = False
-        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if log_dir is not None or wandb else None
+        logs = (log_dir is not None or wandb) and (dist_rounds is None or dist_rounds.leader)  # rank 0 logs a run
+        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if logs else None
         self.blocking = blocking
         self.close_timeout = close_timeout
         self._worker: RoundWorker | None = None
@@ -261,7 +262,7 @@ class Monitor:
         self._cadence_skipped = 0
         self._dist = dist_rounds
         if dist_rounds is not None and not dist_rounds.leader:
-            self.console, self._log = False, None  # the leader logs the run; every rank gets its reports
+            self.console = False  # the leader prints the run; every rank gets its reports
 
     # ----------------------------------------------------------------- public surface
 

@@ -162,7 +162,8 @@ def ddp_rank(rank: int, world: int, out_dir: str, endpoint: str) -> dict:
     xs, ys = shard(x, rank, world), shard(y, rank, world)
     opt = torch.optim.SGD(ddp.parameters(), lr=3.0)  # well above η*: StabilityLR must act
     mon = edgewise.Monitor(ddp, loss_fn, train_data=(xs, ys), probe_size=16, n_train=len(x), batch_size=8 * world,
-                           optimizer=opt, endpoint=endpoint, every_steps=4, console=False, bootstrap=0)
+                           optimizer=opt, endpoint=endpoint, every_steps=4, console=False, bootstrap=0,
+                           log_dir=Path(out_dir, "logs"), tensorboard=False)  # one folder for all ranks
     stability = edgewise.StabilityLR(opt, mon, safety=0.9)
     steps = []
     for step in range(24):
@@ -186,6 +187,8 @@ def test_ddp_training_with_stability_lr_ends_with_the_same_lr_on_every_rank(tmp_
     assert ranks[0]["lrs"] == ranks[1]["lrs"]  # lr equal on both ranks at every step
     assert ranks[0]["lr"] == ranks[1]["lr"] < 3.0  # StabilityLR acted, identically
     assert ranks[0]["lr"] == pytest.approx(0.9 * done[-1][2], rel=1e-12)
+    logged = (tmp_path / "logs" / "edgewise.jsonl").read_text().splitlines()
+    assert len(logged) == len(ranks[0]["reports"])  # rank 0 alone writes the run's log
 
 
 # ------------------------------------------------------------------- a rank dies mid-round
