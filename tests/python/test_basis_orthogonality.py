@@ -75,3 +75,18 @@ def test_repeated_expansions_up_to_d_give_an_orthonormal_basis_of_r_d() -> None:
         v = torch.cat([v, q], dim=1)
         assert orthogonality(v) < 1e-12, f"lost orthogonality at k = {v.shape[1]}"
     assert v.shape == (d, d)
+
+
+def test_second_pass_drops_a_column_that_was_mostly_rounding() -> None:
+    """A flagged column that lies in ``range(V)`` after all is dropped: the later columns move
+    left over it and ``kept`` loses its index."""
+    from edgewise._basis import _second_pass
+
+    g = torch.Generator().manual_seed(5)
+    full, _ = torch.linalg.qr(torch.randn(20, 6, generator=g, dtype=torch.float64))
+    v = full[:, :3]
+    q = torch.stack([full[:, 3], full[:, 0], full[:, 4], full[:, 5]], dim=1)  # column 1 is v's
+    kept = [0, 2, 5, 6]
+    n = _second_pass(v, q, 0, 4, [1, 2], kept)
+    assert n == 3 and kept == [0, 5, 6]
+    torch.testing.assert_close(q[:, :3].abs(), full[:, 3:].abs(), rtol=0, atol=1e-15)
