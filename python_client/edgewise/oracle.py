@@ -516,7 +516,12 @@ class CurvatureOracle:
         return self._cache.get(start, count).clone()
 
     def rotate(self, u: Tensor) -> None:
-        """``V ← V U`` (``U``: ``k × k'``, orthonormal columns), re-orthonormalised by CGS2."""
+        """``V ← V U`` (``U``: ``k × k'``, orthonormal columns), re-orthonormalised by CGS2.
+
+        The re-orthonormalisation only removes rounding: it never changes ``k'`` (SPEC §4), since
+        the sidecar rotates its own curvature by the same ``U``. ``V U`` losing a column would mean
+        ``V`` itself is not orthonormal; that raises and leaves ``V`` as it was.
+        """
         k = self.basis_size
         if u.dim() != 2 or u.shape[0] != k or u.shape[1] > k:
             raise ValueError(f"expected u of shape (k, k') with k = {k} and k' <= k, got {tuple(u.shape)}")
@@ -525,12 +530,12 @@ class CurvatureOracle:
         if err > 1e-6:
             raise ValueError(f"expected u with orthonormal columns, got max |UᵀU − I| = {float(err):.3g}")
         q, _, kept = orthonormalize(self._v[:, :0], self._v @ u)
+        if len(kept) != u.shape[1]:
+            raise ValueError(
+                f"expected V U to keep its {u.shape[1]} columns, got {len(kept)}: the basis V is not orthonormal"
+            )
         self._v = q
-        if len(kept) == u.shape[1]:
-            self._cache.rotate(u)
-        else:
-            self._cache.clear()
-            self._cache.resize(self.basis_size)
+        self._cache.rotate(u)
 
     def grads(self) -> dict[str, Any]:
         """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``.

@@ -169,6 +169,15 @@ export async function davidson(
     residual = relativeResidual(res.norms, matmul(S, E, k, k, r), k, r) /
       (mu * Math.max(sol.maxCurvature, 1e-300));
     const kept = res.keptIndex.length;
+    if (kept === 0 && residual > tol) {
+      // the client took no column although G V E has a part outside V: it refuses to grow
+      // past d columns, so a V that is not orthonormal (or float32 rounding at k = d) ends
+      // here; that is a basis that cannot grow, not an invariant one, and no claim of exactness
+      history.push(sol.lambdaGen);
+      errorEstimate = residual;
+      stopped = "max_basis";
+      break;
+    }
     if (kept === 0) {
       // G V E has no component outside V: the basis is invariant for S*, the value exact
       history.push(sol.lambdaGen);

@@ -110,3 +110,45 @@ Deno.test("compactBasis() keeps S* and the top of K, without HVPs", async () => 
   }
   assert(err < 1e-10, `block mismatch ${err}`);
 });
+
+/**
+ * A client that stops taking columns at `cap` whatever is left of them, as the Python client
+ * does once its basis has `d` columns: `kept_index` is empty while `norms` are not small.
+ */
+class RefusingOracle extends SyntheticOracle {
+  constructor(hs: Float64Array[], readonly cap: number) {
+    super(hs);
+  }
+  override async expand(coeffs: Float64Array, basisCoeffs: Float64Array, r: number, withBlocks: boolean) {
+    const k = this.basisSize;
+    const res = await super.expand(coeffs, basisCoeffs, r, withBlocks);
+    if (k < this.cap) return res;
+    const keep = new Float64Array(this.basisSize * k);
+    for (let a = 0; a < k; a++) keep[a * k + a] = 1;
+    await this.rotate(keep, k); // take the appended columns back
+    return { proj: res.proj, norms: res.norms, keptIndex: [] };
+  }
+}
+
+Deno.test("davidson() claims no exactness when the client takes no column but the residual is large", async () => {
+  const d = 30, m = 10;
+  const hs = randomPsd(m, d, 2, 9);
+  const ref = reducedSolve(dense(hs, d), 0.5).lambdaGen;
+  const o = new RefusingOracle(hs, 6);
+  await o.random(2, 1);
+  const res = await davidson(o, await fetchCurvature(o, undefined, 0, 2), { p: 0.5, tol: 1e-9, block: 4 });
+  assert(res.k === o.basisSize && res.k <= 10, `k ${res.k}`);
+  assert(rel(res.lambdaGen, ref) > 1e-9, "the refused basis is not the whole space here");
+  assert(!res.converged && res.stopped === "max_basis", `${res.stopped}`);
+  assert(res.errorEstimate > 1e-9, `error estimate ${res.errorEstimate}`);
+});
+
+Deno.test("davidson() still calls a basis exact when nothing is left outside it (k = d)", async () => {
+  const d = 8, m = 6;
+  const hs = randomPsd(m, d, 3, 10);
+  const o = new RefusingOracle(hs, d); // refuses only at k = d, where the residual is rounding
+  await o.random(1, 2);
+  const res = await davidson(o, await fetchCurvature(o, undefined, 0, 1), { p: 0.5, tol: 1e-12, block: 3 });
+  assert(res.converged && res.stopped === "converged", res.stopped);
+  assert(rel(res.lambdaGen, denseLambdaGen(hs, d, 0.5)) < 1e-10, `${res.lambdaGen}`);
+});

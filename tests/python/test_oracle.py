@@ -232,6 +232,19 @@ def test_rotate():
         oracle.execute("rotate", {"u": np.eye(3)})
 
 
+def test_rotate_never_changes_k_prime():
+    """The sidecar rotates its curvature by the same U and expects k' columns back (SPEC §4): a
+    V that is not orthonormal (here two equal columns) is an error, not a smaller basis."""
+    oracle, _ = new_oracle("tanh")
+    oracle.random(3, 0)
+    broken = oracle.basis.clone()
+    broken[:, 2] = broken[:, 1]
+    oracle._v = broken
+    with pytest.raises(ValueError, match="not orthonormal"):
+        oracle.execute("rotate", {"u": np.eye(3)})
+    assert oracle.basis_size == 3 and torch.equal(oracle.basis, broken)
+
+
 def test_user_model_untouched_with_batchnorm_and_dropout():
     model, loss, x, y = make_case("bn")
     model.train()
