@@ -10,7 +10,7 @@ import {
   type CompressedOptions,
   compressedThreshold,
 } from "./compressed_momentum.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 import { symEig } from "./_linalg.ts";
 import {
@@ -64,7 +64,7 @@ export interface MomentumThreshold {
  * @throws {RangeError} on a bad model or `p`
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumThreshold } from "./momentum_threshold.ts";
  * // momentum.md §8, Adam with P = diag(2, 0.5): blocks of P^{-1/2} H_i P^{-1/2}
  * const c = fullCurvature([[1, 0, 0, 0], [0, 0, 0, 2], [0.5, 1, 1, 2]].map((h) => new Float64Array(h)));
