@@ -288,12 +288,18 @@ class CurvatureOracle:
         """A copy of the basis ``V`` (``d × k``, compute dtype, model device)."""
         return self._v.clone()
 
-    def begin_round(self) -> None:
+    def begin_round(self, preconditioner: Tensor | None = None) -> None:
         """Freeze the model's current parameters and buffers for the ops of one round.
 
         Only parameters with ``requires_grad`` are variables (``d`` counts them); frozen
         parameters and buffers are frozen constants. The basis is kept across rounds (moved to
         the model's device/dtype), and reset when ``d`` changed.
+
+        Args:
+            preconditioner: Adam's frozen ``s = P^{-1/2}`` (``d``, see
+                :mod:`edgewise._preconditioner`): every op of the round then answers for
+                ``P^{-1/2} H_i P^{-1/2}`` (gradients ``P^{-1/2} g_i``), the basis living in the
+                coordinates ``φ = P^{1/2} θ``. None: plain parameters.
         """
         first = next((p for p in self._model.parameters() if p.requires_grad), None)
         if first is None:
@@ -301,6 +307,8 @@ class CurvatureOracle:
         self._device = first.device
         self._dtype = self._dtype_arg or first.dtype
         layout = ParamLayout.from_module(self._model)
+        if preconditioner is not None:
+            layout = layout.with_scale(preconditioner.detach().to(device=self._device, dtype=self._dtype))
         if layout.size != self._v.shape[0]:
             self._v = torch.zeros(layout.size, 0, dtype=self._dtype, device=self._device)
         else:
@@ -309,7 +317,7 @@ class CurvatureOracle:
         dt, dev = self._dtype, self._device
         with torch.no_grad():
             params = {n: p.detach().to(device=dev, dtype=dt) for n, p in self._model.named_parameters()}
-            self._theta = layout.flatten(params).clone()
+            self._theta = layout.coordinates(params).clone()
             trainable = set(layout.names)
             constants = [(n, p) for n, p in self._model.named_parameters() if n not in trainable]
             buffers = {
