@@ -15,7 +15,7 @@ Example:
     >>> model = torch.nn.Linear(2, 1)
     >>> opt = torch.optim.Adam(model.parameters(), lr=0.1, eps=0.0)
     >>> model(torch.ones(1, 2)).sum().backward(); opt.step()
-    >>> adam_scale(model, opt, eps=0.0, beta2=0.999, amsgrad=False)   # |g| = 1: v̂ = 1
+    >>> adam_scale(model, opt, eps=0.0, beta2=0.999, amsgrad=False).round(decimals=6)   # |g| = 1: v̂ = 1
     tensor([1., 1., 1.], dtype=torch.float64)
 """
 
