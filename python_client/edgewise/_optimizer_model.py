@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["OptimizerModel", "read_optimizer", "PLAIN_SGD"]
+__all__ = ["OptimizerModel", "OptimizerSnapshot", "read_optimizer", "snapshot", "PLAIN_SGD"]
 
 #: SPEC caps ``options.optimizer.name`` at 64 characters.
 _NAME_CAP = 64
@@ -150,6 +150,17 @@ def _groups_differ(optimizer: torch.optim.Optimizer) -> list[str]:
                    if key in first and group.get(key) != first.get(key)})
 
 
+def unwrap(optimizer: Any) -> Any:
+    """The torch optimizer inside a wrapper (accelerate's ``.optimizer``, Lightning's ``._optimizer``)."""
+    for _ in range(4):
+        inner = next((getattr(optimizer, a) for a in ("optimizer", "_optimizer")
+                      if isinstance(getattr(optimizer, a, None), torch.optim.Optimizer)), None)
+        if inner is None or inner is optimizer:
+            break
+        optimizer = inner
+    return optimizer
+
+
 def read_optimizer(optimizer: torch.optim.Optimizer | None) -> tuple[OptimizerModel, str | None]:
     """The model of ``optimizer`` (from param group 0), and a note when other groups differ.
 
@@ -165,6 +176,7 @@ def read_optimizer(optimizer: torch.optim.Optimizer | None) -> tuple[OptimizerMo
     """
     if optimizer is None:
         return PLAIN_SGD, None
+    optimizer = unwrap(optimizer)
     groups = getattr(optimizer, "param_groups", None)
     if not groups:
         raise TypeError(f"expected a torch optimizer with param_groups, got {type(optimizer).__name__}")
@@ -182,3 +194,35 @@ def read_optimizer(optimizer: torch.optim.Optimizer | None) -> tuple[OptimizerMo
         note = (f"{name} has {len(groups)} param groups differing in {', '.join(differ)}: the threshold"
                 " models param group 0 only")
     return model, note
+
+
+@dataclass(frozen=True)
+class OptimizerSnapshot:
+    """What a round needs from the optimizer, read on the training thread when it is scheduled.
+
+    Attributes:
+        model: The optimizer model (``model.wire()`` is ``options.optimizer``).
+        note: Param groups differ from group 0 (warn once), or None.
+        scale: Adam's frozen ``P^{-1/2}`` (``d``, the oracle's parameter order), or None.
+    """
+
+    model: OptimizerModel
+    note: str | None
+    scale: torch.Tensor | None
+
+
+def snapshot(optimizer: torch.optim.Optimizer, module: torch.nn.Module) -> OptimizerSnapshot:
+    """Reads ``optimizer`` for a round on ``module`` (the user's model, whose parameters key its state).
+
+    Raises:
+        edgewise._preconditioner.NoPreconditioner: Adam has no second-moment state yet.
+        TypeError: not an optimizer.
+    """
+    from ._preconditioner import adam_scale
+
+    optimizer = unwrap(optimizer)
+    model, note = read_optimizer(optimizer)
+    scale = None
+    if model.preconditioned:
+        scale = adam_scale(module, optimizer, eps=model.eps, beta2=model.beta2, amsgrad=model.amsgrad)
+    return OptimizerSnapshot(model, note, scale)

@@ -15,8 +15,8 @@ Example:
     >>> model = torch.nn.Linear(2, 1)
     >>> opt = torch.optim.Adam(model.parameters(), lr=0.1, eps=0.0)
     >>> model(torch.ones(1, 2)).sum().backward(); opt.step()
-    >>> adam_scale(model, opt, eps=0.0, beta2=0.999, amsgrad=False).round(decimals=6)   # |g| = 1: v̂ = 1
-    tensor([1., 1., 1.], dtype=torch.float64)
+    >>> adam_scale(model, opt, eps=0.0, beta2=0.999, amsgrad=False).round(decimals=5)   # |g| = 1: v̂ = 1
+    tensor([1., 1., 1.])
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def _param_scale(name: str, state: dict, *, eps: float, beta2: float, amsgrad: b
     step = float(state["step"])
     if step < 1:
         raise NoPreconditioner(f"Adam's state for parameter {name!r} is at step {step:g}: no preconditioner yet")
-    v_hat = state[key].detach().to(torch.float64).flatten() / (1.0 - beta2 ** step)
+    v = state[key].detach()
+    v_hat = v.to(torch.promote_types(v.dtype, torch.float32)).flatten() / (1.0 - beta2 ** step)
     p = v_hat.sqrt() + eps
     if not bool((p > 0).all() and torch.isfinite(p).all()):
         raise NoPreconditioner(f"Adam's preconditioner sqrt(v̂) + eps of parameter {name!r} has a zero or"
@@ -56,7 +57,8 @@ def adam_scale(module: torch.nn.Module, optimizer: torch.optim.Optimizer, *, eps
         optimizer: Its Adam/AdamW; ``eps``, ``beta2``, ``amsgrad``: group 0's.
 
     Returns:
-        A float64 vector of length ``d`` on the parameters' device (a copy).
+        A vector of length ``d`` on the parameters' device (a copy), in the state's precision
+        (at least float32).
 
     Raises:
         NoPreconditioner: a trainable parameter has no usable Adam state.
