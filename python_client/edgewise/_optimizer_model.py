@@ -22,9 +22,9 @@ Example:
     >>> w = torch.nn.Parameter(torch.zeros(3))
     >>> model, note = read_optimizer(torch.optim.SGD([w], lr=0.1, momentum=0.9))
     >>> model.wire()
-    {'kind': 'heavy_ball', 'momentum': 0.9, 'name': 'SGD'}
+    {'kind': 'heavy_ball', 'momentum': 0.9, 'name': 'SGD', 'assumed': False}
     >>> read_optimizer(torch.optim.AdamW([w], lr=1e-3))[0].wire()
-    {'kind': 'adam', 'beta1': 0.9, 'decoupled_decay': 0.01, 'name': 'AdamW'}
+    {'kind': 'adam', 'beta1': 0.9, 'decoupled_decay': 0.01, 'name': 'AdamW', 'assumed': False}
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class OptimizerModel:
         return self.beta1 if self.kind == "adam" else self.momentum
 
     def wire(self) -> dict[str, Any]:
-        """SPEC ``round.options.optimizer``: only the fields of this kind, zeros left out."""
+        """SPEC ``round.options.optimizer``: only the fields of this kind (zeros left out), plus
+        ``name`` and ``assumed``."""
         out: dict[str, Any] = {"kind": self.kind}
         if self.kind in ("heavy_ball", "nesterov"):
             out["momentum"] = self.momentum
@@ -96,8 +97,7 @@ class OptimizerModel:
         if self.l2:
             out["l2"] = self.l2
         out["name"] = self.name[:_NAME_CAP]
-        if self.assumed:
-            out["assumed"] = True
+        out["assumed"] = self.assumed
         return out
 
     def describe(self) -> str:

@@ -97,7 +97,7 @@ def test_lr_momentum_and_the_optimizer_model_are_read_from_the_optimizer():
         warnings.simplefilter("error")  # momentum is modelled: no "indicative only" warning any more
         monitor.round()
     assert client.rounds[0]["lr"] == 0.05 and client.rounds[0]["momentum"] == 0.9
-    assert client.rounds[0]["options"]["optimizer"] == {"kind": "heavy_ball", "momentum": 0.9, "name": "SGD"}
+    assert client.rounds[0]["options"]["optimizer"] == {"kind": "heavy_ball", "momentum": 0.9, "name": "SGD", "assumed": False}
 
 
 def test_sidecar_failure_gives_a_missing_report_then_backs_off_and_resumes():

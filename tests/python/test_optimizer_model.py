@@ -11,14 +11,14 @@ def _params(n=1):
 
 
 @pytest.mark.parametrize("kwargs,wire", [
-    (dict(lr=0.1), {"kind": "sgd", "name": "SGD"}),
-    (dict(lr=0.1, weight_decay=1e-4), {"kind": "sgd", "l2": 1e-4, "name": "SGD"}),
-    (dict(lr=0.1, momentum=0.9), {"kind": "heavy_ball", "momentum": 0.9, "name": "SGD"}),
-    (dict(lr=0.1, momentum=0.5, dampening=0.5), {"kind": "heavy_ball", "momentum": 0.5, "dampening": 0.5, "name": "SGD"}),
+    (dict(lr=0.1), {"kind": "sgd", "name": "SGD", "assumed": False}),
+    (dict(lr=0.1, weight_decay=1e-4), {"kind": "sgd", "l2": 1e-4, "name": "SGD", "assumed": False}),
+    (dict(lr=0.1, momentum=0.9), {"kind": "heavy_ball", "momentum": 0.9, "name": "SGD", "assumed": False}),
+    (dict(lr=0.1, momentum=0.5, dampening=0.5), {"kind": "heavy_ball", "momentum": 0.5, "dampening": 0.5, "name": "SGD", "assumed": False}),
     (dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4),
-     {"kind": "nesterov", "momentum": 0.9, "l2": 5e-4, "name": "SGD"}),
+     {"kind": "nesterov", "momentum": 0.9, "l2": 5e-4, "name": "SGD", "assumed": False}),
     # dampening without momentum is no momentum at all
-    (dict(lr=0.1, momentum=0.0, dampening=0.3), {"kind": "sgd", "name": "SGD"}),
+    (dict(lr=0.1, momentum=0.0, dampening=0.3), {"kind": "sgd", "name": "SGD", "assumed": False}),
 ])
 def test_sgd_kinds(kwargs, wire):
     model, note = read_optimizer(torch.optim.SGD(_params(), **kwargs))
@@ -28,11 +28,11 @@ def test_sgd_kinds(kwargs, wire):
 def test_adam_and_adamw():
     adam, _ = read_optimizer(torch.optim.Adam(_params(), lr=1e-3, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
                                               amsgrad=True))
-    assert adam.wire() == {"kind": "adam", "beta1": 0.8, "l2": 0.1, "name": "Adam"}
+    assert adam.wire() == {"kind": "adam", "beta1": 0.8, "l2": 0.1, "name": "Adam", "assumed": False}
     assert (adam.beta2, adam.eps, adam.amsgrad, adam.preconditioned) == (0.99, 1e-6, True, True)
     assert adam.round_momentum == 0.8
     adamw, _ = read_optimizer(torch.optim.AdamW(_params(), lr=1e-3, weight_decay=0.05))
-    assert adamw.wire() == {"kind": "adam", "beta1": 0.9, "decoupled_decay": 0.05, "name": "AdamW"}
+    assert adamw.wire() == {"kind": "adam", "beta1": 0.9, "decoupled_decay": 0.05, "name": "AdamW", "assumed": False}
     assert adamw.eps == 1e-8 and adamw.beta2 == 0.999
     # Adam(decoupled_weight_decay=True) is AdamW
     dec, _ = read_optimizer(torch.optim.Adam(_params(), weight_decay=0.05, decoupled_weight_decay=True))
@@ -57,7 +57,7 @@ def test_param_groups_that_differ_use_group_0_with_a_note():
     opt = torch.optim.SGD([{"params": [a]}, {"params": [b], "weight_decay": 0.0, "momentum": 0.5}], lr=0.1,
                           momentum=0.9, weight_decay=1e-4)
     model, note = read_optimizer(opt)
-    assert model.wire() == {"kind": "heavy_ball", "momentum": 0.9, "l2": 1e-4, "name": "SGD"}
+    assert model.wire() == {"kind": "heavy_ball", "momentum": 0.9, "l2": 1e-4, "name": "SGD", "assumed": False}
     assert "group 0" in note and "momentum" in note and "weight_decay" in note
     same = torch.optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1, momentum=0.9)
     assert read_optimizer(same)[1] is None
