@@ -112,3 +112,32 @@ def test_estimate_refuses_adam_without_state():
     with pytest.raises(ValueError, match="no Adam state"):
         edgewise.estimate(model, loss_fn, (x, y), n_train=20, batch_size=4,
                           optimizer=torch.optim.Adam(model.parameters()), endpoint="tcp://127.0.0.1:1")
+
+
+def test_background_rounds_use_the_preconditioner_snapshotted_at_the_cadence_point():
+    """The round runs on the worker while training goes on; its P is the one at scheduling time."""
+    import threading
+
+    gate = threading.Event()
+
+    class SlowClient(ScriptedClient):
+        def run_round(self, oracle, **kwargs):
+            gate.wait(10)  # training takes more steps meanwhile
+            self.scale = oracle._layout.scale.clone()  # forwarded to the CurvatureOracle
+            return super().run_round(oracle, **kwargs)
+
+    client = SlowClient([report(2.0)])
+    model, loss_fn, data = tiny_problem()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    mon = edgewise.Monitor(model, loss_fn, train_data=data, probe_size=8, n_train=20, batch_size=4, optimizer=opt,
+                           console=False, blocking=False, every_steps=1, client_factory=lambda e, t: client)
+    adam_step(model, loss_fn, data, opt)
+    want = adam_scale(model, opt, eps=1e-8, beta2=0.999, amsgrad=False)
+    mon.step()  # schedules the round in the background
+    for _ in range(3):
+        adam_step(model, loss_fn, data, opt)
+    gate.set()
+    r = mon.wait(10)
+    mon.close()
+    assert r is not None and not r.missing and torch.equal(client.scale, want)
+    assert not torch.equal(adam_scale(model, opt, eps=1e-8, beta2=0.999, amsgrad=False), want)
