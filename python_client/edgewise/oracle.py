@@ -13,6 +13,12 @@ Two routes (protocol v2):
 - Exact per-sample Hessians, ``curvature="hessian"``: ``blocks`` answers ``Vᵀ H_i V[:, cols]``
   (``m × k × count``) from per-sample HVPs, ``expand`` takes ``C_i`` (``m × k × r``).
 
+Momentum and Adam (shared/docs/momentum.md): ``hessian_gram`` answers rows of
+``K₂ = Vᵀ H² V`` (``H = mean_i H_i``) from mean-Hessian products of the basis columns, cached
+for the round. With Adam's frozen preconditioner given to :meth:`CurvatureOracle.begin_round`,
+every op answers for ``P^{-1/2} H_i P^{-1/2}`` (gradients ``P^{-1/2} g_i``): the parameter
+layout applies it inside each product (:class:`edgewise._hvp.ParamLayout`).
+
 Non-intrusiveness (what happens to the user's model):
 
 - :meth:`CurvatureOracle.begin_round` copies the parameters and buffers (detached clones in the
