@@ -134,8 +134,8 @@ def explain(r: edgewise.StabilityReport) -> str:
     model = r.optimizer.get("description", r.optimizer.get("name", "the optimizer"))
     lines = [f"\nLast round: threshold of {model} (method {r.method}) at B = {r.batch_size}: η* = {r.eta_star:.4g}."]
     if r.eta_star_full_batch:
-        lines.append(f"The full-batch value 38/λ̃_max-style is {r.eta_star_full_batch:.4g}: batch noise puts the "
-                     f"exact threshold at {100 * r.eta_star / r.eta_star_full_batch:.1f}% of it.")
+        lines.append(f"The full-batch threshold (38/λ̃_max for Adam at β₁ = 0.9) is {r.eta_star_full_batch:.4g}: batch "
+                     f"noise puts the exact one at {100 * r.eta_star / r.eta_star_full_batch:.1f}% of it.")
     if r.margin is not None and r.margin > 1:
         lines.append(f"margin lr/η* = {r.margin:.3f} > 1: with the preconditioner frozen, the second moment of the "
                      "iterates grows here. Adam does not freeze it: growing gradients raise v̂ and shrink the "

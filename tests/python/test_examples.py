@@ -47,4 +47,4 @@ def test_adam_live_prints_adams_exact_threshold_beside_the_full_batch_value():
         lam, eta, full, ratio, lr, margin = (float(v) for v in r[4:10])
         assert lam > 0 and 0 < eta and full > 0 and lr == 0.001
         assert ratio == pytest.approx(eta / full, rel=2e-3) and margin == pytest.approx(lr / eta, rel=2e-3)
-    assert "AdamW" in out and "Last round: threshold of AdamW" in out and "full-batch value" in out
+    assert "AdamW" in out and "Last round: threshold of AdamW" in out and "full-batch threshold" in out
