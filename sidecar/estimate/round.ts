@@ -21,6 +21,7 @@ import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
 import { lanczos, type LanczosResult } from "./lanczos.ts";
 import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { type OptimizerOption, type OptimizerReportFields, optimizerRound } from "./momentum_round.ts";
 
 /** What the client's `round` message (and `hello`) tell the estimators. */
 export interface RoundParams {
@@ -63,6 +64,10 @@ export interface RoundParams {
   grads?: boolean;
   /** `"lambda_max"` computes λ_max alone (Lanczos), for benchmarks; default everything. */
   target?: "lambda_gen" | "lambda_max";
+  /** `round.options.optimizer` (SPEC §3.1); absent: plain SGD. */
+  optimizer?: OptimizerOption;
+  /** The client executes `hessian_gram` (listed in its capabilities). */
+  hessianGram?: boolean;
 }
 
 /** The bounds a round can report (SPEC §5). */
@@ -77,6 +82,8 @@ export interface RoundState {
   basis: number;
   /** Relative bootstrap half-width of `λ_gen` (sets the next automatic tolerance). */
   halfWidth?: number;
+  /** The run was told once that its optimizer is assumed to be plain SGD. */
+  assumedWarned?: boolean;
 }
 
 /** Loosest automatic tolerance. */
@@ -101,7 +108,7 @@ export interface RoundOptions {
 }
 
 /** The report of protocol/SPEC.md §5 (snake_case as on the wire). */
-export interface Report {
+export interface Report extends OptimizerReportFields {
   run: string;
   round: number;
   step: number;
@@ -188,6 +195,10 @@ export async function estimateRound(
   addWarnings(x, sol);
   const pointConverged = await refineCurveStep(x, sol);
   const report = await assembleReport(x, sol, pointConverged);
+  let assumedWarned = options.state?.assumedWarned;
+  if (params.optimizer) {
+    ({ curv: sol.curv, S: sol.S, assumedWarned } = await optimizerRound(optimizerInput(x, sol, assumedWarned), report));
+  }
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
   if (!x.identity && sol.curv.k > 0) {
@@ -205,6 +216,7 @@ export async function estimateRound(
     lambdaGen: sol.lambdaGen,
     basis: basisAfter,
     halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / sol.lambdaGen : options.state?.halfWidth,
+    assumedWarned,
   };
   return { report: dropNonFinite(report), state };
 }
@@ -400,12 +412,24 @@ function addWarnings(x: RoundContext, sol: Solution): void {
   if (!sol.converged) {
     x.warnings.push(`lambda_gen not converged: ${sol.stopped}, residual ${sol.residual.toExponential(2)}`);
   }
-  if ((x.params.momentum ?? 0) > 0) {
+  if ((x.params.momentum ?? 0) > 0 && !x.params.optimizer) {
     x.warnings.push(`momentum ${x.params.momentum} ignored: the threshold is that of plain SGD (theory §1)`);
   }
   if (sol.minCurvature < 0) {
     x.warnings.push(`negative curvature in the subspace: ${sol.minCurvature.toExponential(3)}, not at a minimum`);
   }
+}
+
+/** What the optimizer step (momentum_round.ts) needs from the round. */
+function optimizerInput(x: RoundContext, sol: Solution, assumedWarned?: boolean): Parameters<typeof optimizerRound>[0] {
+  const { params } = x;
+  return {
+    oracle: x.oracle, option: params.optimizer!, curv: sol.curv, S: sol.S, whole: x.whole,
+    hessianGram: params.hessianGram ?? false, p: x.p, n: params.n, batchSize: params.batch_size,
+    grid: params.batch_grid ?? defaultGrid(params.n, params.batch_size), tol: x.tol, maxBasis: x.maxBasis,
+    maxHvps: Math.max(0, x.budgetHvps - x.spent()), deadline: x.deadline, seed: x.seed, bootstrap: x.nb,
+    bounds: params.bounds ?? ["top_eigvec"], safety: params.safety ?? 0.9, assumedWarned: assumedWarned ?? false,
+  };
 }
 
 /**
