@@ -44,7 +44,7 @@ def test_adam_rounds_wait_for_a_preconditioner_then_send_the_model_and_apply_it(
     sent = client.rounds[0]
     assert sent["options"]["optimizer"] == {"kind": "adam", "beta1": 0.85, "decoupled_decay": 0.1, "name": "AdamW", "assumed": False}
     assert sent["momentum"] == 0.85
-    want = adam_scale(model, opt, eps=1e-8, beta2=0.99, amsgrad=False).to(torch.float32)
+    want = adam_scale(model, opt, eps=1e-8, beta2=0.99, amsgrad=False).to(mon._oracle.dtype)
     assert torch.equal(mon._oracle._layout.scale, want)
     # the snapshot is a copy: the optimizer's later steps do not reach a scheduled round's P
     adam_step(model, loss_fn, data, opt)
