@@ -7,8 +7,8 @@ A linear model ``f_θ(a_i) = a_iᵀθ`` with loss ``½(f − y)²`` has per-samp
 of each kind goes to ``edgewise.estimate(optimizer=...)`` / ``Monitor(optimizer=...)``, which
 read it, send ``options.optimizer``, apply Adam's frozen ``P`` in the products, and the sidecar
 solves. Reference values are §8's 12-digit table (pencil and dense spectral radius agree
-there), not this code's. One physical check goes through the stack too: real
-``SGD(momentum=0.9)`` runs started on the slowest mode shrink at 0.97 η* and grow at 1.03 η*
+there), not this code's. Physical checks go through the stack too: real ``SGD(momentum=0.9)``
+and ``Adam`` (P frozen) runs started on the slowest mode shrink at 0.97 η* and grow at 1.03 η*
 where η* is the stack's.
 """
 
@@ -130,9 +130,16 @@ def test_adam_amsgrad_reads_max_exp_avg_sq_and_a_monitor_round_agrees(sidecar):
     assert "full batch" in report.summary()
 
 
-def test_real_heavy_ball_shrinks_below_and_grows_above_the_stacks_eta_star(sidecar):
-    case = mc.Case("SGD(momentum=0.9)", mc.Optimizer("sgd", 0.9), 2, 60)
-    es = estimate(sidecar, lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), 2).eta_star
+@pytest.mark.parametrize("kind", ["heavy_ball", "adam"])
+def test_real_optimizers_shrink_below_and_grow_above_the_stacks_eta_star(sidecar, kind):
+    """Real torch.optim runs (Adam with P held frozen by momentum_checks' step hook), started on the
+    slowest mode, at 0.97 and 1.03 times the η* that edgewise.estimate returned."""
+    if kind == "heavy_ball":
+        case = mc.Case("SGD(momentum=0.9)", mc.Optimizer("sgd", 0.9), 2, 60)
+        es = estimate(sidecar, lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9), 2).eta_star
+    else:
+        case = mc.Case("Adam(betas=(0.9, 0.999)), frozen P", mc.Optimizer("adam", 0.9, tuple(mc.ADAM_P)), 2, 60)
+        es = estimate(sidecar, adam_with_p, 2).eta_star
     hs = np.einsum("na,nb->nab", mc.WORKED_ROWS, mc.WORKED_ROWS)
     _, Z, W = mc.perron(hs, 2, case.opt, es)
     w, U = np.linalg.eigh(Z)
