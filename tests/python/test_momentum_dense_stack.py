@@ -101,3 +101,26 @@ def test_sgd_coupled_weight_decay_is_a_shift_of_the_curvature(sidecar):
     if any("l2" in w or "weight decay" in w for w in r.warnings):
         pytest.skip(f"the sidecar says coupled decay is not modelled: {r.warnings}")
     assert r.eta_star == pytest.approx(ref, rel=1e-8)
+
+
+@pytest.mark.parametrize("opt_name", ["heavy_ball", "adam"])
+def test_live_monitor_rounds_use_hessian_gram_and_match_the_dense_map(sidecar, opt_name):
+    """A live round grows its basis (no whole-span shortcut), so K₂ comes from hessian_gram."""
+    a, hs = problem(11)
+    p = np.exp(np.random.default_rng(3).uniform(-1.0, 1.0, D))
+    model = MatrixModel()
+    if opt_name == "heavy_ball":
+        opt, ref = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), mc.Optimizer("sgd", 0.9)
+    else:
+        opt = adam_state(model, torch.optim.Adam(model.parameters(), lr=0.01, eps=0.0), p)
+        ref = mc.Optimizer("adam", 0.9, tuple(p))
+    monitor = edgewise.Monitor(model, half_sq, (a, torch.zeros(N, C, dtype=F64)), n_train=N, batch_size=2,
+                               optimizer=opt, endpoint=sidecar, console=False, blocking=True, tol=1e-10, bootstrap=0)
+    oracle = monitor._ensure_oracle()
+    ops, execute = [], oracle.execute
+    oracle.execute = lambda op, args=None: ops.append(op) or execute(op, args)
+    with monitor:
+        r = monitor.round()
+    assert not r.missing, r.reason
+    assert "hessian_gram" in ops, ops
+    assert r.eta_star == pytest.approx(mc.eta_star(hs, 2, ref), rel=1e-8)
