@@ -391,7 +391,7 @@ class Monitor:
         opt = context.pop("optimizer")
         if self._disabled_reason is not None:
             return StabilityReport.skipped(self._disabled_reason, **context)
-        if isinstance(opt, str):  # no Adam preconditioner yet: nothing to model, not a failure
+        if isinstance(opt, str):  # e.g. no Adam preconditioner yet: nothing to model, not a sidecar failure
             warnings.warn(f"edgewise: round skipped ({opt})", EdgewiseWarning, stacklevel=2)
             return StabilityReport.skipped(opt, **context)
         if self._skip_rounds > 0:
@@ -545,6 +545,8 @@ class Monitor:
             snap = snapshot(self.optimizer, self.model)
         except NoPreconditioner as exc:
             return f"no Adam preconditioner yet: {exc}"
+        except Exception as exc:  # this runs on the training thread: never raise into it
+            return f"could not read the optimizer ({type(exc).__name__}: {exc})"
         notes = [snap.note] if snap.note else []
         if snap.model.assumed:
             notes.append(f"{snap.model.name} is not modelled: eta* is that of plain SGD")

@@ -141,3 +141,19 @@ def test_background_rounds_use_the_preconditioner_snapshotted_at_the_cadence_poi
     mon.close()
     assert r is not None and not r.missing and torch.equal(client.scale, want)
     assert not torch.equal(adam_scale(model, opt, eps=1e-8, beta2=0.999, amsgrad=False), want)
+
+
+def test_an_optimizer_that_cannot_be_read_skips_the_round_and_never_raises():
+    class BrokenState(dict):
+        def get(self, *args):
+            raise RuntimeError("boom")
+
+    client = ScriptedClient([report(1.0)])
+    model, loss_fn, data = tiny_problem()
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    opt.state = BrokenState()
+    mon = edgewise.Monitor(model, loss_fn, train_data=data, probe_size=8, n_train=20, batch_size=4, optimizer=opt,
+                           console=False, blocking=True, client_factory=lambda e, t: client)
+    with pytest.warns(EdgewiseWarning, match="could not read the optimizer"):
+        r = mon.round(lr=0.1)
+    assert r.missing and "boom" in r.reason and client.rounds == []
