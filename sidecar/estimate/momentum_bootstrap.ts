@@ -28,6 +28,9 @@ export interface MomentumBootstrapOptions {
   start?: Float64Array;
   /** Stop resampling at this `performance.now()` time (ms). */
   deadline?: number;
+  /** Solver tolerances of each resample (pencil `tol`, Brent `xtol`; default: tight). */
+  tol?: number;
+  xtol?: number;
 }
 
 /** The interval, in the report's units (`lambda_gen = 2/eta_star`). */
@@ -78,7 +81,7 @@ export function momentumBootstrap(
     const Ks = curv.mean(w);
     const KK = matmul(Ks, Ks, k, k, k);
     const mc = curv.withK2(KK.map((x, t) => x + outside[t]), w);
-    const s = momentumThreshold(mc, model, p, { start: o.start }).sharpness;
+    const s = momentumThreshold(mc, model, p, { start: o.start, tol: o.tol, xtol: o.xtol }).sharpness;
     if (s > 0 && Number.isFinite(s)) values.push(s);
   }
   if (values.length < 2) return undefined;

@@ -3,10 +3,10 @@
  * driven through the oracle. Each iteration sends at most two `expand` ops:
  *
  * 1. (`β > 0` only) the extra mean-Hessian product: `x = HV C_H` (per-sample coefficients
- *    `C_H / m`), appended with its curvature; in the enlarged basis `V' = [V Z]`, `x = V' a` with
+ *    `C_H / m`), appended, its curvature fetched by `blocks`; in the enlarged basis `V' = [V Z]`, `x = V' a` with
  *    `a = K'[:, 0:k] C_H` (`Vᵀx = K C_H`, `Zᵀx = (VᵀHZ)ᵀC_H`, both blocks of the new mean `K'`);
  * 2. the full-space residual `R = Σ_i H_i V' ([C_i; 0] + a/m) + V' [C_V; 0]` of
- *    `momentum_expansion.ts`, whose part orthogonal to `V'` is appended with its curvature.
+ *    `momentum_expansion.ts`, whose part orthogonal to `V'` is appended (curvature by `blocks`).
  *
  * Then the new rows of `K₂` are fetched (`hessian_gram`) and the pencil re-solved, warm-started.
  * At the basis budget the basis is restarted on the leading eigenvectors of `S*` and the top of
@@ -86,7 +86,8 @@ export async function growMomentumBasis(
     throw new RangeError(`Expected curvature and K2 of the client's ${oracle.basisSize} columns, got ${k} and ${K2.length} entries`);
   }
   const hvp0 = oracle.hvps;
-  const inner = { tol: Math.min(1e-8, o.tol / 100) };
+  // inner solves two orders below the outer tolerance (as davidson.ts)
+  const inner = { tol: Math.min(1e-6, o.tol / 100) };
   const solve = (c: MomentumCurvature, start?: Float64Array) => momentumPencilSolve(c, o.beta, o.p, { ...inner, start });
   let sol = solve(curv.withK2(K2), o.start);
   const history = [sol.lambdaGen], gains: number[] = [];
@@ -197,8 +198,8 @@ async function expandOnce(
   if (e.second.some((x) => x !== 0)) {
     const per = new Float64Array(m * k * q);
     for (let i = 0; i < m; i++) per.set(e.second.map((x) => x / m), i * k * q);
-    const r1 = await oracle.expand(outCoeffs(curv, per, q), new Float64Array(k * q), q, true);
-    curv = curv.extend(r1.blocks ?? new Float64Array(0), r1.keptIndex.length);
+    const r1 = await oracle.expand(outCoeffs(curv, per, q), new Float64Array(k * q), q, false);
+    curv = await appended(oracle, curv, r1.keptIndex.length);
     kk = curv.k;
     // x = HV C_H in V' = [V Z]: a = K'[:, 0:k] C_H
     const Kn = curv.mean();
@@ -220,8 +221,13 @@ async function expandOnce(
     }
   }
   basis.set(e.basis); // rows 0..k of C_V; the appended rows are 0
-  const r2 = await oracle.expand(outCoeffs(curv, per, q), basis, q, true);
-  return { curv: curv.extend(r2.blocks ?? new Float64Array(0), r2.keptIndex.length) };
+  const r2 = await oracle.expand(outCoeffs(curv, per, q), basis, q, false);
+  return { curv: await appended(oracle, curv, r2.keptIndex.length) };
+}
+
+/** The curvature with the `kept` columns the client just appended, by `blocks` (as davidson.ts). */
+async function appended(oracle: CurvatureOracle, curv: Curvature, kept: number): Promise<Curvature> {
+  return kept > 0 ? curv.extend(await oracle.blocks(curv.k, kept), kept) : curv;
 }
 
 /**

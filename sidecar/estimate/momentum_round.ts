@@ -14,14 +14,14 @@
  * @module
  */
 import type { BatchPoint } from "./batch_curve.ts";
-import type { Curvature } from "./curvature.ts";
-import { matmul } from "./_linalg.ts";
+import type { Curvature, MomentumCurvature } from "./curvature.ts";
+import { congruence, matmul, symEig } from "./_linalg.ts";
 import { momentumBootstrap } from "./momentum_bootstrap.ts";
 import { momentumBounds, naiveThresholds } from "./momentum_bounds.ts";
-import { momentumBatchCurve, momentumBetaCurve } from "./momentum_curves.ts";
+import { DEFAULT_BETAS, momentumBatchCurve } from "./momentum_curves.ts";
 import { growMomentumBasis } from "./momentum_davidson.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
-import { momentumThreshold } from "./momentum_threshold.ts";
+import { momentumThreshold, type MomentumThresholdOptions } from "./momentum_threshold.ts";
 import { type CurvatureOracle, fetchCurvature, fetchK2 } from "./oracle.ts";
 import {
   describeOptimizer,
@@ -29,6 +29,7 @@ import {
   lrScale,
   momentumOf,
   type OptimizerModel,
+  withMomentum,
 } from "./optimizer_model.ts";
 
 /** `round.options.optimizer` as sent (SPEC §3.1; validated by protocol/limits.ts). */
@@ -176,6 +177,7 @@ export async function optimizerRound(
     return sgdOnly();
   }
   const { oracle, p } = x;
+  const t0 = performance.now();
   if (oracle.basisSize > curv.k) curv = await fetchCurvature(oracle, curv, curv.k, oracle.basisSize - curv.k);
   const k = curv.k;
   let K2: Float64Array;
@@ -199,9 +201,18 @@ export async function optimizerRound(
     }
   }
   const mc = curv.withK2(K2);
-  const thr = momentumThreshold(mc, model, p, { start: S });
+  // a whole span is exact: solved to machine accuracy; a live basis two orders below tol (the
+  // curves and resamples one order), as the plain-SGD estimators do
+  const tight = x.whole ? {} : { tol: x.tol / 100, xtol: x.tol / 100 };
+  const loose = x.whole ? {} : { tol: x.tol / 10, xtol: x.tol / 10 };
+  const thr = momentumThreshold(mc, model, p, { ...tight, start: S });
   if (thr.S) S = thr.S;
-  const sgd0 = momentumPencilSolve(mc, 0, p).lambdaGen;
+  const sgd0 = momentumPencilSolve(mc, 0, p, tight).lambdaGen;
+  const kmax = k > 0 ? symEig(mc.K, curv.k).values[0] : 0;
+  if (kmax > 1.01 * report.lambda_max) {
+    // a Rayleigh quotient above λ_max: λ_max was not converged, or the basis is not orthonormal
+    warnings.push(`curvature ${kmax.toPrecision(6)} in the ${describeOptimizer(model)} basis exceeds lambda_max ${report.lambda_max.toPrecision(6)}: lambda_max not converged or the client's basis not orthonormal`);
+  }
   const etaStar = thr.etaStar > 0 ? thr.etaStar : Infinity;
   report.method = thr.method === "pencil" ? "pencil" : "brent";
   report.eta_star = etaStar;
@@ -221,7 +232,17 @@ export async function optimizerRound(
   delete report.loss_floor;
   delete report.loss_floor_leading;
   delete report.grad_norm_floor;
-  curves(x, report, mc, model, converged);
+  // the curves and the resamples are solved in the leading directions of S* that reproduce the
+  // point value (bootstrap.ts does the same for plain SGD); a whole span keeps everything. They
+  // take at most as long again as this step so far (at least 1 s), within the round's budget.
+  const red = x.whole ? { mc, start: S } : accurateSubspace(mc, model, p, S, thr.sharpness, x.tol);
+  const extras = Math.min(x.deadline ?? Infinity, performance.now() + Math.max(1000, performance.now() - t0));
+  const deadline = x.whole ? x.deadline : extras;
+  const batchCurve = momentumBatchCurve(red.mc, model, x.n, x.grid, report.lr, { ...loose, start: red.start });
+  report.eta_star_by_batch = batchCurve.points.map((pt) => ({
+    B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
+  }));
+  report.min_stable_batch = batchCurve.minStableBatch;
   if (hasLinearPencil(model) && thr.lambdaGen !== undefined && thr.lambdaGen > 0) {
     const b = momentumBounds(mc, beta, p, { extra: [], starts: 3, maxIter: 60 });
     const bounds: OptimizerReport["bounds"] = {};
@@ -232,32 +253,66 @@ export async function optimizerRound(
   } else delete report.bounds;
   delete report.ci;
   if (x.bootstrap > 0 && Number.isFinite(etaStar)) {
-    const ci = momentumBootstrap(curv, K2, model, p, { count: x.bootstrap, seed: x.seed + 104729, start: S, deadline: x.deadline });
+    const ci = momentumBootstrap(red.mc.curvature, red.mc.K2, model, p, {
+      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline,
+    });
     if (ci) {
       report.ci = { lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi, eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level };
       if (ci.count < x.bootstrap) warnings.push(`bootstrap cut by the time budget: ${ci.count} of ${x.bootstrap} resamples`);
     }
   }
+  {
+    const pts = momentumCurve(red.mc, model, p, { ...loose, start: red.start }, deadline);
+    report.eta_star_by_momentum = pts.map((pt) => ({
+      momentum: pt.beta, eta_star: pt.eta_star, converged: x.whole || (pt.beta === beta && converged),
+    }));
+    if (pts.length < DEFAULT_BETAS.length) warnings.push(`eta_star_by_momentum cut by the time budget: ${pts.length} of ${DEFAULT_BETAS.length} values`);
+  }
   return { curv, S, assumedWarned };
 }
 
-/** `η*(B)` and `η*(β)` of the optimizer in the round's basis; converged where it was grown for. */
-function curves(
-  x: OptimizerRoundInput,
-  report: OptimizerReport,
-  mc: ReturnType<Curvature["withK2"]>,
+/**
+ * The smallest basis of leading eigenvectors of `S*` (by `|eigenvalue|`; 8, 16, 32, … of them)
+ * in which the threshold is within `tol/2` of the point value `sharpness`; the whole basis when
+ * none smaller is.
+ */
+function accurateSubspace(
+  mc: MomentumCurvature,
   model: OptimizerModel,
-  converged: boolean,
-): void {
-  const beta = momentumOf(model);
-  const bc = momentumBatchCurve(mc, model, x.n, x.grid, report.lr);
-  report.eta_star_by_batch = bc.points.map((pt) => ({
-    B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
-  }));
-  report.min_stable_batch = bc.minStableBatch;
-  if (x.deadline !== undefined && performance.now() >= x.deadline) return;
-  const bcurve = momentumBetaCurve(mc, model, x.p);
-  report.eta_star_by_momentum = bcurve.points.map((pt) => ({
-    momentum: pt.beta, eta_star: pt.eta_star, converged: x.whole || (pt.beta === beta && converged),
-  }));
+  p: number,
+  S: Float64Array,
+  sharpness: number,
+  tol: number,
+): { mc: MomentumCurvature; start: Float64Array } {
+  const k = mc.k;
+  if (!(sharpness > 0) || !Number.isFinite(sharpness)) return { mc, start: S };
+  const es = symEig(S, k);
+  const order = [...es.values.keys()].sort((a, b) => Math.abs(es.values[b]) - Math.abs(es.values[a]));
+  for (let r = 8; r < k; r *= 2) {
+    const U = new Float64Array(k * r);
+    for (let a = 0; a < k; a++) {
+      for (let j = 0; j < r; j++) U[a * r + j] = es.vectors[a * k + order[j]];
+    }
+    const sub = mc.curvature.rotate(U, r).withK2(congruence(mc.K2, U, k, r));
+    const start = congruence(S, U, k, r);
+    const v = momentumThreshold(sub, model, p, { tol: tol / 10, xtol: tol / 10, start }).sharpness;
+    if (Math.abs(v - sharpness) <= (tol / 2) * sharpness) return { mc: sub, start };
+  }
+  return { mc, start: S };
+}
+
+/** `η*(β)` over {@linkcode DEFAULT_BETAS} (the run's optimizer with its momentum replaced), until `deadline`. */
+function momentumCurve(
+  mc: MomentumCurvature,
+  model: OptimizerModel,
+  p: number,
+  solve: MomentumThresholdOptions,
+  deadline?: number,
+): { beta: number; eta_star: number }[] {
+  const out: { beta: number; eta_star: number }[] = [];
+  for (const beta of DEFAULT_BETAS) {
+    if (deadline !== undefined && performance.now() >= deadline) break;
+    out.push({ beta, eta_star: momentumThreshold(mc, withMomentum(model, beta), p, solve).etaStar });
+  }
+  return out;
 }
