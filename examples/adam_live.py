@@ -1,6 +1,6 @@
 """Train with AdamW on real MNIST digits, Edgewise attached, printing Adam's exact threshold live.
 
-Run:   .venv/bin/python examples/adam_live.py                 (a few minutes on 2 CPU cores)
+Run:   .venv/bin/python examples/adam_live.py                 (about 20 s on 2 CPU cores)
        .venv/bin/python examples/adam_live.py --bootstrap 0   (faster rounds, no interval)
        .venv/bin/python examples/adam_live.py --fast          (the test suite's mode, seconds)
 
