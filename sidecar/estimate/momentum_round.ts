@@ -141,6 +141,21 @@ export function modelOf(o: OptimizerOption): OptimizerModel {
 }
 
 /**
+ * Whether {@linkcode optimizerRound} replaces the plain-SGD report's threshold fields (curve,
+ * bounds, interval): then the round need not compute them for plain SGD first.
+ * @example
+ * ```ts
+ * import { replacesSgdReport } from "./momentum_round.ts";
+ * if (!replacesSgdReport({ kind: "adam", beta1: 0.9 }, false, true)) throw new Error("adam");
+ * if (replacesSgdReport({ kind: "heavy_ball", momentum: 0.9 }, false, false)) throw new Error("no gram");
+ * ```
+ */
+export function replacesSgdReport(o: OptimizerOption, whole: boolean, hessianGram: boolean): boolean {
+  const model = modelOf(o);
+  return model.kind !== "sgd" && (momentumOf(model) === 0 || whole || hessianGram);
+}
+
+/**
  * Rewrite `report` (the plain-SGD round's) for the run's optimizer.
  * @returns the final curvature and maximiser (for compacting the client's basis) and whether
  *   the "assumed plain SGD" warning has now been given in this run
@@ -170,8 +185,8 @@ export async function optimizerRound(
     report.eta_star_full_batch = report.lambda_max > 0 ? 2 / report.lambda_max : undefined;
     return { curv, S, assumedWarned };
   };
-  if (model.kind === "sgd") return sgdOnly();
-  if (beta > 0 && !x.whole && !x.hessianGram) {
+  if (!replacesSgdReport(o, x.whole, x.hessianGram)) {
+    if (model.kind === "sgd") return sgdOnly();
     warnings.push(`the client does not execute hessian_gram: the threshold is that of plain SGD, not of ${describeOptimizer(model)}`);
     report.optimizer.description = `plain SGD (${describeOptimizer(model)} not modelled)`;
     return sgdOnly();
@@ -243,8 +258,11 @@ export async function optimizerRound(
     B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
   }));
   report.min_stable_batch = batchCurve.minStableBatch;
+  const unconverged = "eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)";
+  if (report.eta_star_by_batch.some((pt) => !pt.converged) && !warnings.includes(unconverged)) warnings.push(unconverged);
   if (hasLinearPencil(model) && thr.lambdaGen !== undefined && thr.lambdaGen > 0) {
-    const b = momentumBounds(mc, beta, p, { extra: [], starts: 3, maxIter: 60 });
+    // the rank-one ascent (the costly one) only when asked
+    const b = momentumBounds(mc, beta, p, { extra: [], starts: x.bounds.includes("rank_one") ? 3 : 0, maxIter: 60 });
     const bounds: OptimizerReport["bounds"] = {};
     if (x.bounds.includes("top_eigvec")) bounds.top_eigvec = s * b.topEigvec;
     if (x.bounds.includes("identity")) bounds.identity = s * b.identity;
