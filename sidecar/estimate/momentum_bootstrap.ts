@@ -81,7 +81,7 @@ export function momentumBootstrap(
     const Ks = curv.mean(w);
     const KK = matmul(Ks, Ks, k, k, k);
     const mc = curv.withK2(KK.map((x, t) => x + outside[t]), w);
-    const s = momentumThreshold(mc, model, p, { start: o.start, tol: o.tol, xtol: o.xtol }).sharpness;
+    const s = momentumThreshold(mc, model, p, { start: o.start, tol: o.tol, xtol: o.xtol, upperBound: false }).sharpness;
     if (s > 0 && Number.isFinite(s)) values.push(s);
   }
   if (values.length < 2) return undefined;

@@ -74,11 +74,17 @@ export function momentumBatchCurve(
   const bs = [
     ...new Set(grid.filter((B) => Number.isInteger(B) && B >= 1 && B <= n)),
   ].sort((a, b) => a - b);
-  const points = bs.map((B) => ({
-    B,
-    eta_star: momentumThreshold(curv, model, batchNoiseWeight(B, n), options)
-      .etaStar,
-  })).filter((pt) => pt.eta_star > 0);
+  // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
+  let start = options.start;
+  const points = bs.map((B) => {
+    const t = momentumThreshold(curv, model, batchNoiseWeight(B, n), {
+      ...options,
+      start,
+      upperBound: false,
+    });
+    if (t.S) start = t.S;
+    return { B, eta_star: t.etaStar };
+  }).filter((pt) => pt.eta_star > 0);
   const stable = points.find((pt) => lr <= pt.eta_star);
   return { points, minStableBatch: stable?.B };
 }

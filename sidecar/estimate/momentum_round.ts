@@ -222,7 +222,8 @@ export async function optimizerRound(
   const loose = x.whole ? {} : { tol: x.tol / 10, xtol: x.tol / 10 };
   const thr = momentumThreshold(mc, model, p, { ...tight, start: S });
   if (thr.S) S = thr.S;
-  const sgd0 = momentumPencilSolve(mc, 0, p, tight).lambdaGen;
+  // Nesterov's upper bound already solved the plain-SGD pencil
+  const sgd0 = thr.lambdaGenSgd ?? momentumPencilSolve(mc, 0, p, tight).lambdaGen;
   const kmax = k > 0 ? symEig(mc.K, curv.k).values[0] : 0;
   if (kmax > 1.01 * report.lambda_max) {
     // a Rayleigh quotient above λ_max: λ_max was not converged, or the basis is not orthonormal
@@ -313,7 +314,7 @@ function accurateSubspace(
     }
     const sub = mc.curvature.rotate(U, r).withK2(congruence(mc.K2, U, k, r));
     const start = congruence(S, U, k, r);
-    const v = momentumThreshold(sub, model, p, { tol: tol / 10, xtol: tol / 10, start }).sharpness;
+    const v = momentumThreshold(sub, model, p, { tol: tol / 10, xtol: tol / 10, start, upperBound: false }).sharpness;
     if (Math.abs(v - sharpness) <= (tol / 2) * sharpness) return { mc: sub, start };
   }
   return { mc, start: S };
@@ -328,9 +329,13 @@ function momentumCurve(
   deadline?: number,
 ): { beta: number; eta_star: number }[] {
   const out: { beta: number; eta_star: number }[] = [];
+  // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
+  let start = solve.start;
   for (const beta of DEFAULT_BETAS) {
     if (deadline !== undefined && performance.now() >= deadline) break;
-    out.push({ beta, eta_star: momentumThreshold(mc, withMomentum(model, beta), p, solve).etaStar });
+    const t = momentumThreshold(mc, withMomentum(model, beta), p, { ...solve, start, upperBound: false });
+    if (t.S) start = t.S;
+    out.push({ beta, eta_star: t.etaStar });
   }
   return out;
 }
