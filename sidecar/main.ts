@@ -25,6 +25,7 @@ import { type OpChannel, type RoundRunner, type SessionInfo, type SidecarOptions
 import { stubRunRound } from "./transport/stub_runner.ts";
 import { type BoundName, estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { blasInfo, loadBlas } from "./estimate/_blas.ts";
+import type { OptimizerOption } from "./estimate/momentum_round.ts";
 import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
 import { WorkerPool } from "./transport/worker_pool.ts";
@@ -216,6 +217,9 @@ export function estimateRunner(store?: HistoryStore, pool?: WorkerPool, blasLib?
       target: optionalTarget(o),
       bounds: optionalBounds(o),
       exact: optionalExact(o),
+      // checked by protocol/limits.ts (SPEC §3.1)
+      optimizer: o.optimizer as OptimizerOption | undefined,
+      hessianGram: session.capabilities?.includes("hessian_gram") ?? false,
     };
     const previous = session.state.estimate as RoundState | undefined;
     // in a worker when there is a pool: the event loop keeps answering other sessions

@@ -18,6 +18,8 @@ How each op divides (protocol/SPEC.md §4):
   ``V C_V`` and orthonormalises the same ``W`` into the same new columns.
 - ``grads``: per-sample losses, norms and ``Vᵀ g_i`` gathered; ``‖mean_i g_i‖²`` needs the
   mean gradient, a ``d``-sized all-reduce.
+- ``hessian_gram`` (momentum rounds): ``H v_j`` for the columns not yet cached is a mean over the
+  union, a ``d × new`` all-reduce; every rank then answers the same ``count × k`` rows.
 
 A rank whose op fails still takes part in the all-reduce the op owes (with NaNs) and reports
 the failure in the gather, so the leader abandons the round (the sidecar is told) and every rank
@@ -172,11 +174,17 @@ class ShardedOracle:
     def _owe_reductions(self, op: str, args: dict[str, Any]) -> None:
         """After a failure, the all-reduce the op would have made (with NaNs): the other ranks
         are waiting in it, and the collectives must stay aligned."""
-        if self._reducer.calls or op not in ("expand", "grads"):
+        if self._reducer.calls or op not in ("expand", "grads", "hessian_gram"):
             return
         d = self.oracle.params
         if op == "grads":
             shape: tuple[int, ...] = (d,)
+        elif op == "hessian_gram":
+            hv = getattr(self.oracle, "_hv", None)
+            missing = hv.missing(0, self.oracle.basis_size) if hv is not None else []
+            if not missing:
+                return  # every rank had the columns cached: no reduction was due
+            shape = (d, len(missing))
         else:
             coeffs = args.get("out_coeffs", args.get("coeffs"))
             if not isinstance(coeffs, np.ndarray) or coeffs.ndim != 3:

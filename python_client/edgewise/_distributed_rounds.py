@@ -71,11 +71,11 @@ class DistributedRounds:
             module: the module the round evaluates (for the CUDA stream).
         """
         self.group.round_id += 1
-        plain = {k: v for k, v in context.items() if k != "momentum"}
+        plain = {k: v for k, v in context.items() if k not in ("momentum", "optimizer")}
         if self.group.broken is not None:
             return StabilityReport.skipped(self.group.broken, **plain)
         if not self.leader:
-            return self._follow(plain, ready, oracle_of, module)
+            return self._follow(plain, ready, oracle_of, module, _scale_of(context.get("optimizer")))
         report = serve_here(context, ready)
         try:
             self.group.scatter([("end", self.group.round_id, report)] * self.group.world)
@@ -83,7 +83,7 @@ class DistributedRounds:
             return StabilityReport.skipped(str(exc), **plain)
         return report
 
-    def once(self, oracle: Any, drive: Callable[[Any], Any]) -> Any:
+    def once(self, oracle: Any, drive: Callable[[Any], Any], preconditioner: Any = None) -> Any:
         """One round outside a monitor (``estimate``): the leader runs ``drive(sharded oracle)``
         against the sidecar, every rank returns its result or raises its error.
 
@@ -105,7 +105,7 @@ class DistributedRounds:
         else:
             sharded = self.wrap(oracle)
             try:
-                oracle.begin_round()
+                oracle.begin_round(preconditioner=preconditioner)
                 outcome = sharded.follow()
             except (CollectiveFailed, ShardFailed) as exc:
                 outcome = ("error", str(exc))
@@ -116,7 +116,8 @@ class DistributedRounds:
             raise EdgewiseError(f"the distributed round failed: {outcome[1]}")
         return outcome[1]
 
-    def _follow(self, context: dict[str, Any], ready: Any, oracle_of: Callable[[], Any], module: Any) -> StabilityReport:
+    def _follow(self, context: dict[str, Any], ready: Any, oracle_of: Callable[[], Any], module: Any,
+                preconditioner: Any = None) -> StabilityReport:
         try:
             oracle = oracle_of()
         except Exception as exc:  # still take part, answering every op with the failure
@@ -126,7 +127,7 @@ class DistributedRounds:
         try:
             with oracle_stream(module, ready):
                 try:
-                    oracle.begin_round()
+                    oracle.begin_round(preconditioner=preconditioner)
                 except Exception:
                     pass  # the ops fail on this rank and say so; the leader ends the round
                 try:
@@ -135,6 +136,12 @@ class DistributedRounds:
                     oracle.end_round()
         except (CollectiveFailed, ShardFailed) as exc:
             return StabilityReport.skipped(str(exc), **context)
+
+
+def _scale_of(optimizer: Any) -> Any:
+    """Adam's frozen ``P^{-1/2}`` of this rank's optimizer snapshot (the same on every rank:
+    DDP replicas see the same averaged gradients), or None (plain parameters)."""
+    return getattr(optimizer, "scale", None)
 
 
 class _Failing:
@@ -150,7 +157,7 @@ class _Failing:
         self.dtype = torch.float64
         self._v = torch.zeros(params, 0, dtype=torch.float64)
 
-    def begin_round(self) -> None:
+    def begin_round(self, preconditioner: Any = None) -> None:
         pass
 
     def end_round(self) -> None:

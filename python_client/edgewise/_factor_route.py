@@ -5,7 +5,7 @@ per-sample block in the basis is ``K_i = A_iᵀ A_i`` with the factor ``A_i = L_
 (``s × k``, ``s = c`` rows, or the number of sampled labels for ``ggn_mc``). Everything comes
 from batched Jacobian products of the whole probe batch (:mod:`edgewise._jacobian_products`):
 a factor column is one batched JVP, an expansion column one batched VJP. Factors of the basis
-columns are cached for the round (a rotation ``V ← V U`` maps them to ``A U``), so blocks asked
+columns are cached for the round by the oracle (:mod:`edgewise._column_cache`), so blocks asked
 again, or for columns an expansion already produced, cost nothing.
 
 Example:
@@ -82,51 +82,3 @@ class FactorRound:
             hz = self.jacobian.per_sample_vjp(u)
             sq[:, j] = (hz * hz).sum(1)
         return quad, sq
-
-
-class FactorCache:
-    """The factors ``A_i`` of the basis columns computed so far in a round, by column index."""
-
-    def __init__(self) -> None:
-        self._a: Tensor | None = None
-        self._have: list[bool] = []
-
-    def clear(self) -> None:
-        """Forget every factor (new snapshot, or ``V ← []``)."""
-        self._a, self._have = None, []
-
-    def resize(self, k: int) -> None:
-        """The basis now has ``k`` columns; new ones have no factors yet."""
-        self._have = (self._have + [False] * k)[:k]
-
-    def missing(self, start: int, count: int) -> list[int]:
-        """Columns in ``start … start+count−1`` without a factor yet."""
-        return [j for j in range(start, start + count) if not self._have[j]]
-
-    def store(self, columns: list[int], a: Tensor) -> None:
-        """Record ``a`` (``m × s × len(columns)``) as the factors of ``columns``."""
-        if not columns:
-            return
-        k = len(self._have)
-        if self._a is None or self._a.shape[2] < k:
-            grown = a.new_zeros((a.shape[0], a.shape[1], k))
-            if self._a is not None:
-                grown[:, :, : self._a.shape[2]] = self._a
-            self._a = grown
-        self._a[:, :, columns] = a
-        for j in columns:
-            self._have[j] = True
-
-    def get(self, start: int, count: int) -> Tensor:
-        """The factors of columns ``start … start+count−1`` (all must be stored)."""
-        assert self._a is not None and all(self._have[start : start + count])
-        return self._a[:, :, start : start + count]
-
-    def rotate(self, u: Tensor) -> None:
-        """``V ← V U`` maps the factors to ``A U``; kept only when every column had one."""
-        if self._a is not None and self._have and all(self._have):
-            self._a = torch.einsum("isk,kj->isj", self._a[:, :, : len(self._have)], u)
-            self._have = [True] * u.shape[1]
-        else:
-            self.clear()
-            self.resize(u.shape[1])

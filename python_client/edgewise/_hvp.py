@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -43,15 +43,25 @@ _TENSORS_PER_COLUMN = 8
 class ParamLayout:
     """How a flat parameter vector of length ``d`` maps onto a module's named parameters.
 
+    Preconditioned coordinates (Adam, shared/docs/momentum.md §5): with a ``scale`` ``s`` (``d``,
+    positive) the flat vector holds ``φ = θ / s``. :meth:`unflatten` maps flat vectors, points
+    and tangents alike, to parameters ``s ⊙ φ``; :meth:`flatten` maps a derivative with respect
+    to the parameters (a gradient, a VJP, an HVP) to the derivative with respect to ``φ``,
+    ``s ⊙ ∂``. Every product made through the layout is therefore the curvature in ``φ``:
+    ``S H_i S v``, ``J_i S v``, ``S J_iᵀ u``, ``S g_i`` with ``S = diag(s)``. This is the one
+    place the oracle's products see Adam's ``P^{-1/2}``; without a scale nothing changes.
+
     Attributes:
         names: Parameter names, in ``named_parameters()`` order (tied parameters once).
         shapes: Shape of each parameter.
         numels: Number of elements of each parameter; ``sum(numels) == d``.
+        scale: ``s`` (``d``, the compute dtype and device), or None for plain coordinates.
     """
 
     names: tuple[str, ...]
     shapes: tuple[torch.Size, ...]
     numels: tuple[int, ...]
+    scale: Tensor | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_module(cls, module: torch.nn.Module, *, trainable_only: bool = True) -> ParamLayout:
@@ -72,18 +82,39 @@ class ParamLayout:
         """Total number of parameters ``d``."""
         return sum(self.numels)
 
-    def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
-        """Concatenate ``params`` (by name, in layout order) into one vector of length ``d``.
+    def with_scale(self, scale: Tensor | None) -> ParamLayout:
+        """The same layout in the coordinates ``φ = θ / scale`` (None: plain coordinates)."""
+        if scale is not None and tuple(scale.shape) != (self.size,):
+            raise ValueError(f"expected a scale of shape ({self.size},), got {tuple(scale.shape)}")
+        return replace(self, scale=scale)
 
-        Leading dimensions in front of each parameter's shape are kept (``(..., d)``).
-        """
+    def _concat(self, params: Mapping[str, Tensor]) -> Tensor:
         return torch.cat([params[n].flatten(-len(s)) if len(s) else params[n].unsqueeze(-1)
                           for n, s in zip(self.names, self.shapes)], dim=-1)
 
+    def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
+        """Concatenate ``params`` (by name, in layout order) into one vector of length ``d``.
+
+        Leading dimensions in front of each parameter's shape are kept (``(..., d)``). With a
+        ``scale`` the values are derivatives and come back as derivatives in ``φ`` (``s ⊙ ∂``);
+        for a point use :meth:`coordinates`.
+        """
+        flat = self._concat(params)
+        return flat if self.scale is None else flat * self.scale
+
+    def coordinates(self, params: Mapping[str, Tensor]) -> Tensor:
+        """The flat coordinates of a point: ``θ`` concatenated, or ``θ / s`` with a ``scale``."""
+        flat = self._concat(params)
+        return flat if self.scale is None else flat / self.scale
+
     def unflatten(self, theta: Tensor) -> dict[str, Tensor]:
-        """Split a flat vector into named views; works under ``vmap``/``jvp``/``grad``."""
+        """Split a flat vector into named views; works under ``vmap``/``jvp``/``grad``.
+
+        With a ``scale``, of ``s ⊙ theta`` (points and tangents in ``φ`` to parameters)."""
         if theta.shape[-1] != self.size:
             raise ValueError(f"expected a flat vector of length d = {self.size}, got {tuple(theta.shape)}")
+        if self.scale is not None:
+            theta = theta * self.scale
         # Slicing, not torch.split: split's backward breaks under forward-over-reverse here.
         out, start = {}, 0
         for n, k, s in zip(self.names, self.numels, self.shapes):

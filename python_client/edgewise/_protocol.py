@@ -25,7 +25,7 @@ PROTOCOL_VERSION = 2
 #: Per-sample curvature a run may declare (``hello.run.curvature``).
 CURVATURES = ("ggn", "ggn_mc", "hessian")
 #: Ops the client executes (SPEC §4), announced in ``hello.capabilities``.
-CAPABILITIES = ("reset", "random", "expand", "blocks", "rotate", "grads", "hutchinson")
+CAPABILITIES = ("reset", "random", "expand", "blocks", "rotate", "grads", "hutchinson", "hessian_gram")
 #: Types the sidecar sends (SPEC §3).
 SIDECAR_TYPES = ("welcome", "op", "report", "heartbeat", "bye", "error")
 

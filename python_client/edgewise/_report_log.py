@@ -19,9 +19,11 @@ CSV_COLUMNS = (
     "bounds_top_eigvec", "bounds_identity", "bounds_rank_one",
     "loss_floor", "grad_norm", "min_curvature", "converged", "stopped",
     "basis_size", "hvps", "wall_ms", "missing", "reason",
+    "optimizer_kind", "optimizer_name", "eta_star_sgd", "eta_star_full_batch",
 )
 
-_SCALARS = ("lambda_max", "lambda_gen", "eta_star", "margin", "lr", "suggested_lr")
+_SCALARS = ("lambda_max", "lambda_gen", "eta_star", "margin", "lr", "suggested_lr", "eta_star_sgd",
+            "eta_star_full_batch")
 
 
 def flatten(report: StabilityReport) -> dict[str, Any]:

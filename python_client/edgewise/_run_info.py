@@ -29,10 +29,11 @@ def run_metadata(model: torch.nn.Module, *, run_id: str, name: str, probe_size: 
 
 def round_options(*, seed: int, tol: float | None = None, batch_grid: list[int] | None = None,
                   max_basis: int | None = None, bootstrap: int | None = None, exact: bool = False,
-                  bounds: list[str] | None = None) -> dict[str, Any]:
+                  bounds: list[str] | None = None, optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``options`` map of a ``round``: only what the user set; options left as None take
     the sidecar's defaults (no ``tol``: the sidecar's automatic live tolerance, a fraction of
-    the bootstrap half-width; ``exact``: a checkpoint solve with tight tolerances)."""
+    the bootstrap half-width; ``exact``: a checkpoint solve with tight tolerances; no
+    ``optimizer``: plain SGD)."""
     options: dict[str, Any] = {"seed": seed}
     if tol is not None:
         options["tol"] = float(tol)
@@ -46,4 +47,6 @@ def round_options(*, seed: int, tol: float | None = None, batch_grid: list[int] 
         options["max_basis"] = int(max_basis)
     if bootstrap is not None:
         options["bootstrap"] = int(bootstrap)
+    if optimizer is not None:
+        options["optimizer"] = dict(optimizer)
     return options

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from typing import Any, Callable
 
 import torch
 
 from ._batch import split_probe
+from ._optimizer_model import snapshot, unwrap
 from ._run_info import round_options, run_metadata
 from .report import StabilityReport
 
@@ -42,8 +44,9 @@ def estimate(
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
     loss_on: str = "target",
     process_group: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> StabilityReport:
-    """Computes the exact mean-square stability threshold of SGD at the model's parameters.
+    """Computes the exact mean-square stability threshold at the model's parameters.
 
     Unlike :class:`Monitor`, errors are raised: a one-shot call has nobody to keep running.
 
@@ -55,7 +58,8 @@ def estimate(
             ``model(**x)``). With ``loss_on="batch"``: the batch itself.
         n_train: training-set size ``n``.
         batch_size: the SGD batch size ``B`` the threshold is for.
-        lr: when given, the report includes the margin ``lr / eta_star``.
+        lr: when given, the report includes the margin ``lr / eta_star`` (default: the
+            optimizer's group-0 lr when ``optimizer`` is given).
         curvature: ``"ggn"`` (Gauss–Newton factors, the default, as for :class:`Monitor`),
             ``"ggn_mc"`` (Monte Carlo Gauss–Newton factors with ``mc_samples`` sampled labels
             per sample, for large output counts) or ``"hessian"`` (exact per-sample Hessians).
@@ -83,13 +87,18 @@ def estimate(
             rank's shard and the report is for the union of the shards, on every rank (None:
             the default group when initialised; False: this process alone). See
             docs/distributed.md.
+        optimizer: the threshold of this optimizer's dynamics instead of plain SGD's
+            (shared/docs/momentum.md): ``SGD`` with momentum, dampening, Nesterov, weight decay;
+            ``Adam``/``AdamW`` with their current second-moment state as the frozen
+            preconditioner (at least one ``step()`` taken). Others are modelled as plain SGD
+            (the report says so). ``eta_star`` is in units of the optimizer's ``lr``.
 
     Returns:
         The :class:`StabilityReport` (``lambda_max``, ``lambda_gen``, ``eta_star``, bounds, ...).
 
     Raises:
         edgewise.errors.EdgewiseError: the sidecar failed or timed out.
-        ValueError: inconsistent arguments.
+        ValueError: inconsistent arguments; Adam without second-moment state yet.
     """
     from ._client import SidecarClient
     from ._distributed import unwrap_model
@@ -100,13 +109,18 @@ def estimate(
     rounds = DistributedRounds.detect(process_group, 2.0 * timeout)
 
     x, y = split_probe(probe, loss_on)
+    opt = snapshot(optimizer, model) if optimizer is not None else None
+    if opt is not None and opt.note:
+        warnings.warn(f"edgewise: {opt.note}", stacklevel=2)
+    if opt is not None and lr is None:
+        lr = float(unwrap(optimizer).param_groups[0]["lr"])
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
     oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples,
                              seed=seed if rounds is None else rounds.oracle_seed(seed),
                              chunk_size=chunk_size, memory_budget=memory_budget, forward=forward, loss_on=loss_on)
     options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap,
-                            exact=True, bounds=bounds)
+                            exact=True, bounds=bounds, optimizer=opt.model.wire() if opt is not None else None)
     m = oracle.probe_size if rounds is None else rounds.group.share_counts(oracle.probe_size)
     run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=m, n=n_train,
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
@@ -114,7 +128,7 @@ def estimate(
     def drive(oracle: Any) -> dict[str, Any]:
         with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys) as client:
             client.open_session(run)
-            oracle.begin_round()
+            oracle.begin_round(preconditioner=opt.scale if opt is not None else None)
             try:
                 return client.run_round(
                     oracle,
@@ -123,7 +137,7 @@ def estimate(
                     lr=float(lr) if lr is not None else 0.0,
                     batch_size=int(batch_size),
                     n=int(n_train),
-                    momentum=0.0,
+                    momentum=opt.model.round_momentum if opt is not None else 0.0,
                     budget_hvps=budget_hvps,
                     budget_seconds=budget_seconds,
                     options=options,
@@ -133,7 +147,7 @@ def estimate(
                     oracle.end_round()
 
     # in a distributed run rank 0 drives the round and every rank executes its ops
-    raw = drive(oracle) if rounds is None else rounds.once(oracle, drive)
+    raw = drive(oracle) if rounds is None else rounds.once(oracle, drive, opt.scale if opt is not None else None)
     report = StabilityReport.from_dict(raw)
     if lr is None:
         # lr = 0 was only a placeholder: drop the fields derived from it.

@@ -15,6 +15,7 @@ import torch
 from ._console import RoundProgress, log
 from ._background import RoundWorker, ShadowModel, oracle_stream
 from ._oom import OomRetry
+from ._optimizer_model import OptimizerSnapshot, snapshot
 from ._batch import batch_size as batch_size_of
 from ._batch import split_probe
 from ._distributed import unwrap_model
@@ -73,7 +74,13 @@ class Monitor:
         probe_size: ``m``, the number of probe samples (default 256).
         n_train: training-set size ``n``; read from ``loader`` when omitted.
         batch_size: SGD batch size ``B``; read from ``loader`` when omitted.
-        optimizer: when given, ``lr`` and ``momentum`` are read from its first param group.
+        optimizer: the run's ``torch.optim`` optimizer: ``lr`` is read from its first param
+            group, and the threshold is that of its dynamics (shared/docs/momentum.md): SGD
+            with momentum, dampening, Nesterov and weight decay, Adam and AdamW (``betas``,
+            ``eps``, ``weight_decay``, ``amsgrad``; the second-moment preconditioner is read at
+            each round's start and held fixed, so a round before the first ``step()`` is
+            skipped). Other optimizers are modelled as plain SGD (the report says so). Param
+            groups with different hyper-parameters: group 0's (a warning, once). None: plain SGD.
         loader: when given, ``n_train`` and ``batch_size`` are read from it.
         curvature: ``"ggn"`` (default: per-sample Gauss–Newton ``J_iᵀ Λ_i J_i``, PSD by
             construction, sent as factors ``Λ_i^{1/2} J_i V`` from batched Jacobian products),
@@ -252,7 +259,7 @@ class Monitor:
         self._skip_rounds = 0
         self._steps = 0
         self._rounds = 0
-        self._warned_momentum = False
+        self._warned_optimizer: set[str] = set()
         logs = (log_dir is not None or wandb) and (dist_rounds is None or dist_rounds.leader)  # rank 0 logs a run
         self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if logs else None
         self.blocking = blocking
@@ -351,10 +358,12 @@ class Monitor:
         return arrived
 
     def _context(self, lr: float | None, step: int | None, epoch: int | None) -> dict[str, Any]:
-        """The training state a round describes, read on the training thread."""
+        """The training state a round describes, read on the training thread (the optimizer's
+        hyper-parameters and Adam's preconditioner included: a background round must not read
+        them while training changes them)."""
         lr = self._current_lr(lr)
         step = self._steps if step is None else step
-        return dict(step=step, epoch=epoch, lr=lr, momentum=self._current_momentum(), batch_size=self.batch_size,
+        return dict(step=step, epoch=epoch, lr=lr, optimizer=self._optimizer_snapshot(), batch_size=self.batch_size,
                     n=self.n_train)
 
     def _start_background(self, context: dict[str, Any]) -> bool:
@@ -415,9 +424,12 @@ class Monitor:
     def _serve_here(self, context: dict[str, Any], ready: Any = None) -> StabilityReport:
         """The round of :meth:`_serve`, in this process (the leader's, in a distributed run)."""
         context = dict(context)
-        momentum = context.pop("momentum")
+        opt = context.pop("optimizer")
         if self._disabled_reason is not None:
             return StabilityReport.skipped(self._disabled_reason, **context)
+        if isinstance(opt, str):  # e.g. no Adam preconditioner yet: nothing to model, not a sidecar failure
+            warnings.warn(f"edgewise: round skipped ({opt})", EdgewiseWarning, stacklevel=2)
+            return StabilityReport.skipped(opt, **context)
         if self._skip_rounds > 0:
             self._skip_rounds -= 1
             reason = f"sidecar unavailable after {self._failures} failed round(s); retrying later"
@@ -428,7 +440,7 @@ class Monitor:
             client = self._ensure_client()
             oracle = self._ensure_oracle()
             with oracle_stream(self._oracle_model(), ready):
-                oracle.begin_round()
+                oracle.begin_round(preconditioner=opt.scale if opt is not None else None)
                 guard = OomRetry(oracle) if self._dist is None else self._dist.wrap(oracle)
                 progress = RoundProgress(guard, self._rounds, self.console and self.blocking)
                 raw = client.run_round(
@@ -438,10 +450,10 @@ class Monitor:
                     lr=context["lr"],
                     batch_size=self.batch_size,
                     n=self.n_train,
-                    momentum=momentum,
+                    momentum=opt.model.round_momentum if opt is not None else 0.0,
                     budget_hvps=self.budget_hvps,
                     budget_seconds=self.budget_seconds,
-                    options=self._round_options(),
+                    options=self._round_options(opt),
                 )
             report = StabilityReport.from_dict(raw)
             if guard.events:  # the chunk size was halved: say so, with the size now in use
@@ -559,24 +571,33 @@ class Monitor:
             return float(self.optimizer.param_groups[0]["lr"])
         raise ValueError("expected lr= (or an optimizer to read it from), got neither")
 
-    def _current_momentum(self) -> float:
+    def _optimizer_snapshot(self) -> OptimizerSnapshot | str | None:
+        """The optimizer's model (and Adam's frozen preconditioner) for the next round; a
+        reason string when the round cannot model it yet; None without an optimizer. Warns once
+        per distinct message (param groups that differ, an optimizer modelled as plain SGD)."""
         if self.optimizer is None:
-            return 0.0
-        group = self.optimizer.param_groups[0]
-        momentum = float(group.get("momentum", 0.0) or 0.0)
-        if momentum > 0 and not self._warned_momentum:
-            self._warned_momentum = True
-            warnings.warn(
-                "edgewise: eta* is derived for plain SGD; with momentum it is indicative only "
-                f"(momentum={momentum})",
-                EdgewiseWarning,
-                stacklevel=3,
-            )
-        return momentum
+            return None
+        from ._preconditioner import NoPreconditioner
 
-    def _round_options(self) -> dict[str, Any]:
+        try:
+            snap = snapshot(self.optimizer, self.model)
+        except NoPreconditioner as exc:
+            return f"no Adam preconditioner yet: {exc}"
+        except Exception as exc:  # this runs on the training thread: never raise into it
+            return f"could not read the optimizer ({type(exc).__name__}: {exc})"
+        notes = [snap.note] if snap.note else []
+        if snap.model.assumed:
+            notes.append(f"{snap.model.name} is not modelled: eta* is that of plain SGD")
+        for note in notes:
+            if note not in self._warned_optimizer:
+                self._warned_optimizer.add(note)
+                warnings.warn(f"edgewise: {note}", EdgewiseWarning, stacklevel=4)
+        return snap
+
+    def _round_options(self, opt: OptimizerSnapshot | None = None) -> dict[str, Any]:
         return round_options(tol=self.tol, seed=self.seed, batch_grid=self.batch_grid,
-                             max_basis=self.max_basis, bootstrap=self.bootstrap, bounds=self.bounds)
+                             max_basis=self.max_basis, bootstrap=self.bootstrap, bounds=self.bounds,
+                             optimizer=opt.model.wire() if opt is not None else None)
 
     def _ensure_client(self) -> Any:
         if self._client is None:

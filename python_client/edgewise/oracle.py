@@ -13,6 +13,12 @@ Two routes (protocol v2):
 - Exact per-sample Hessians, ``curvature="hessian"``: ``blocks`` answers ``Vᵀ H_i V[:, cols]``
   (``m × k × count``) from per-sample HVPs, ``expand`` takes ``C_i`` (``m × k × r``).
 
+Momentum and Adam (shared/docs/momentum.md): ``hessian_gram`` answers rows of
+``K₂ = Vᵀ H² V`` (``H = mean_i H_i``) from mean-Hessian products of the basis columns, cached
+for the round. With Adam's frozen preconditioner given to :meth:`CurvatureOracle.begin_round`,
+every op answers for ``P^{-1/2} H_i P^{-1/2}`` (gradients ``P^{-1/2} g_i``): the parameter
+layout applies it inside each product (:class:`edgewise._hvp.ParamLayout`).
+
 Non-intrusiveness (what happens to the user's model):
 
 - :meth:`CurvatureOracle.begin_round` copies the parameters and buffers (detached clones in the
@@ -46,7 +52,8 @@ from torch.utils._pytree import tree_leaves
 
 from ._batch import Forward, ModelCall, batch_size, move, take
 from ._basis import gaussian, orthonormalize, rademacher
-from ._factor_route import FactorCache, FactorRound
+from ._column_cache import ColumnCache
+from ._factor_route import FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
 from ._output_curvature import OutputCurvature
 
@@ -219,7 +226,8 @@ class CurvatureOracle:
         self._hvp = self._mean_hvp = self._grads = None
         self._factor: FactorRound | None = None
         self._output_curvature: OutputCurvature | None = None
-        self._cache = FactorCache()
+        self._factors = ColumnCache()  # A_i of each basis column (factor route)
+        self._hv = ColumnCache()  # H v_j of each basis column (hessian_gram)
         self._x = self._y = None
         self._outputs = self._count_outputs()
         self.hvps = 0.0
@@ -288,12 +296,18 @@ class CurvatureOracle:
         """A copy of the basis ``V`` (``d × k``, compute dtype, model device)."""
         return self._v.clone()
 
-    def begin_round(self) -> None:
+    def begin_round(self, preconditioner: Tensor | None = None) -> None:
         """Freeze the model's current parameters and buffers for the ops of one round.
 
         Only parameters with ``requires_grad`` are variables (``d`` counts them); frozen
         parameters and buffers are frozen constants. The basis is kept across rounds (moved to
         the model's device/dtype), and reset when ``d`` changed.
+
+        Args:
+            preconditioner: Adam's frozen ``s = P^{-1/2}`` (``d``, see
+                :mod:`edgewise._preconditioner`): every op of the round then answers for
+                ``P^{-1/2} H_i P^{-1/2}`` (gradients ``P^{-1/2} g_i``), the basis living in the
+                coordinates ``φ = P^{1/2} θ``. None: plain parameters.
         """
         first = next((p for p in self._model.parameters() if p.requires_grad), None)
         if first is None:
@@ -301,6 +315,8 @@ class CurvatureOracle:
         self._device = first.device
         self._dtype = self._dtype_arg or first.dtype
         layout = ParamLayout.from_module(self._model)
+        if preconditioner is not None:
+            layout = layout.with_scale(preconditioner.detach().to(device=self._device, dtype=self._dtype))
         if layout.size != self._v.shape[0]:
             self._v = torch.zeros(layout.size, 0, dtype=self._dtype, device=self._device)
         else:
@@ -309,7 +325,7 @@ class CurvatureOracle:
         dt, dev = self._dtype, self._device
         with torch.no_grad():
             params = {n: p.detach().to(device=dev, dtype=dt) for n, p in self._model.named_parameters()}
-            self._theta = layout.flatten(params).clone()
+            self._theta = layout.coordinates(params).clone()
             trainable = set(layout.names)
             constants = [(n, p) for n, p in self._model.named_parameters() if n not in trainable]
             buffers = {
@@ -320,8 +336,7 @@ class CurvatureOracle:
             # the loss reads the batch itself (loss_on="batch"): the same tensors as x
             self._y = self._x if self._y_user is None else move(self._y_user, dev, dt)
         self._grads = per_sample_grads(self._call, self._loss_fn, layout, buffers)
-        self._cache.clear()
-        self._cache.resize(self.basis_size)
+        self._caches("clear")
         if self.factor_route:
             self._begin_factor_round(buffers)
         else:
@@ -346,7 +361,7 @@ class CurvatureOracle:
         """Release the parameter snapshot (the basis is kept)."""
         self._theta = self._hvp = self._mean_hvp = self._grads = self._x = self._y = None
         self._factor = None
-        self._cache.clear()
+        self._caches("clear")
 
     def _need_round(self) -> Tensor:
         if self._theta is None:
@@ -415,11 +430,26 @@ class CurvatureOracle:
     def _sum_over_shards(self, t: Tensor) -> Tensor:
         return t if self.reducer is None else self.reducer.sum(t)
 
+    def _union_size(self) -> int:
+        """Probe samples the sums of :meth:`_sum_over_shards` run over (``m``, or the union's)."""
+        return self.probe_size if self.reducer is None else self.reducer.total_samples
+
+    def _caches(self, action: str, u: Tensor | None = None) -> None:
+        """Keep the per-column caches in step with ``V``: ``clear`` (empty, then sized to ``k``),
+        ``resize`` (columns appended), ``rotate`` (``V ← V U``)."""
+        for cache in (self._factors, self._hv):
+            if action == "rotate":
+                cache.rotate(u)
+            else:
+                if action == "clear":
+                    cache.clear()
+                cache.resize(self.basis_size)
+
     # ------------------------------------------------------------------- ops
     def reset(self) -> None:
         """``V ← []``."""
         self._v = self._v.new_zeros((self.params, 0))
-        self._cache.clear()
+        self._caches("clear")
 
     def random(self, r: int, seed: int) -> int:
         """Append ``r`` seeded Gaussian directions orthonormalised against ``V``; returns how many were kept."""
@@ -427,7 +457,7 @@ class CurvatureOracle:
         z = gaussian(self.params, r, seed, dtype=self._dtype, device=self._device)
         q, _, kept = orthonormalize(self._v, z)
         self._v = torch.cat([self._v, q], dim=1)
-        self._cache.resize(self.basis_size)
+        self._caches("resize")
         return len(kept)
 
     def expand(self, coeffs: Tensor, basis_coeffs: Tensor, blocks: bool = False) -> dict[str, Any]:
@@ -460,7 +490,7 @@ class CurvatureOracle:
         proj = v.T @ w
         q, norms, kept_index = orthonormalize(v, w)
         self._v = torch.cat([v, q], dim=1)
-        self._cache.resize(self.basis_size)
+        self._caches("resize")
         out: dict[str, Any] = {"proj": proj, "norms": norms, "kept": len(kept_index), "kept_index": kept_index}
         if blocks:
             out["blocks"] = self.blocks(k, len(kept_index))
@@ -505,15 +535,19 @@ class CurvatureOracle:
         self.hvps += self.probe_size * count
         return out
 
-    def _factor_blocks(self, start: int, count: int) -> Tensor:
-        missing = self._cache.missing(start, count)
+    def _ensure_factors(self, columns: list[int]) -> None:
+        """Compute (one batched JVP each) and cache the factors of ``columns`` not cached yet."""
+        missing = [j for j in columns if self._factors.missing(j, 1)]
         if missing:
             with eval_mode(self._model), torch.no_grad():
-                self._cache.store(missing, self._factor.factors(self._v[:, missing]))
+                self._factors.store(missing, self._factor.factors(self._v[:, missing]))
             self._batched(len(missing))
+
+    def _factor_blocks(self, start: int, count: int) -> Tensor:
+        self._ensure_factors(list(range(start, start + count)))
         if count == 0:
             return self._v.new_zeros((self.probe_size, self.outputs, 0))
-        return self._cache.get(start, count).clone()
+        return self._factors.get(start, count).clone()
 
     def rotate(self, u: Tensor) -> None:
         """``V ← V U`` (``U``: ``k × k'``, orthonormal columns), re-orthonormalised by CGS2.
@@ -535,7 +569,37 @@ class CurvatureOracle:
                 f"expected V U to keep its {u.shape[1]} columns, got {len(kept)}: the basis V is not orthonormal"
             )
         self._v = q
-        self._cache.rotate(u)
+        self._caches("rotate" if len(kept) == u.shape[1] else "clear", u)
+
+    def hessian_gram(self, start: int, count: int) -> Tensor:
+        """Rows ``start … start+count−1`` of ``(HV)ᵀ(HV) = Vᵀ H² V``, ``H = mean_i H_i``: ``count × k``.
+
+        The sidecar assembles ``K₂ = Vᵀ H² V`` from these row blocks (momentum's commutator
+        term, shared/docs/momentum.md §6). ``H v_j`` is computed once per column and round and
+        kept (rotated with ``V``); the first call after the basis grew computes the new columns.
+        Factor route: ``H v = (1/m) Σ_i J_iᵀ L_iᵀ A_i`` from the column's factors (cached, or
+        one batched JVP), one batched VJP per column (``m/2``). Hessian route: one batched
+        mean-Hessian product per column (``m``).
+        """
+        k = self.basis_size
+        if start < 0 or count < 0 or start + count > k:
+            raise ValueError(f"expected 0 <= start and start + count <= k = {k}, got start={start}, count={count}")
+        theta = self._need_round()
+        missing = self._hv.missing(0, k)
+        if missing:
+            with eval_mode(self._model), torch.no_grad():
+                if self.factor_route:
+                    self._ensure_factors(missing)  # a JVP per column whose factors are not cached
+                    a = torch.stack([self._factors.get(j, 1)[:, :, 0] for j in missing], dim=2)
+                    hv_sum = self._factor.expansion(a)
+                    self._batched(len(missing))
+                else:
+                    hv_sum = self.probe_size * torch.stack(
+                        [self._mean_hvp(theta, self._x, self._y, self._v[:, j]) for j in missing], dim=1)
+                    self.hvps += self.probe_size * len(missing)
+            self._hv.store(missing, self._sum_over_shards(hv_sum) / self._union_size())
+        hv = self._hv.get(0, k) if k else self._v
+        return hv[:, start : start + count].T @ hv
 
     def grads(self) -> dict[str, Any]:
         """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``.
@@ -586,8 +650,8 @@ class CurvatureOracle:
         """Run one SPEC §4 op with wire-style arguments; numpy float64 / python ints out.
 
         Args:
-            op: ``reset``, ``random``, ``expand``, ``blocks``, ``rotate``, ``grads`` or
-                ``hutchinson``.
+            op: ``reset``, ``random``, ``expand``, ``blocks``, ``rotate``, ``grads``,
+                ``hutchinson`` or ``hessian_gram``.
             args: The op's ``args`` map with SPEC names (arrays as numpy arrays or nested lists).
 
         Returns:
@@ -638,9 +702,11 @@ class CurvatureOracle:
         elif op == "hutchinson":
             res = self.hutchinson(_int_arg(args, "r"), _int_arg(args, "seed", minimum=None))
             out = {"quad": _to_f64(res["quad"]), "sq_norms": _to_f64(res["sq_norms"])}
+        elif op == "hessian_gram":
+            out = {"gram": _to_f64(self.hessian_gram(_int_arg(args, "start"), _int_arg(args, "count")))}
         else:
             raise ValueError(
-                f"expected op reset, random, expand, blocks, rotate, grads or hutchinson, got {op!r}"
+                f"expected op reset, random, expand, blocks, rotate, grads, hutchinson or hessian_gram, got {op!r}"
             )
         for key, value in out.items():
             if not np.all(np.isfinite(value)):

@@ -19,6 +19,17 @@ class StabilityReport:
     the sidecar omits what it could not compute. ``margin = lr / eta_star``: below 1 the run is
     mean-square stable at its batch size, above 1 its second moment grows near this point.
 
+    With an optimizer model (``Monitor(optimizer=...)``, ``estimate(optimizer=...)``; SPEC §5,
+    shared/docs/momentum.md) ``eta_star`` is the threshold of the run's own optimizer in units
+    of its ``lr`` (for Adam the ``lr`` that multiplies ``P⁻¹m``), ``lambda_gen = 2 / eta_star``
+    and ``margin = lr / eta_star`` keep their meaning, and ``optimizer`` says which dynamics
+    (``kind``, ``name``, ``description``, ``assumed``); ``method`` how they were solved
+    (``sgd``, ``pencil``, ``brent``); ``eta_star_sgd`` is plain SGD's threshold on the same
+    probe, ``eta_star_full_batch`` the optimizer's deterministic threshold (``2(1+β)/λ_max``;
+    Adam's ``38/λ_max(P⁻¹H)``-style value), ``eta_star_upper`` Nesterov's certified upper
+    bound, ``naive`` the popular rescalings of SGD's threshold (``rescaled`` ``(1+β)·2/λ_gen``,
+    ``effective_lr`` ``(1−β)·2/λ_gen``) and ``eta_star_by_momentum`` the threshold against β.
+
     Example:
         >>> r = StabilityReport.from_dict({"lambda_gen": 4.0, "eta_star": 0.5, "lr": 0.25,
         ...                                 "margin": 0.5, "future_field": 1})
@@ -63,6 +74,13 @@ class StabilityReport:
     curvature: str | None = None
     operator_applications: int | None = None
     sidecar_ms: float | None = None
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None
+    eta_star_sgd: float | None = None
+    eta_star_full_batch: float | None = None
+    eta_star_upper: float | None = None
+    naive: dict[str, float] = field(default_factory=dict)
+    eta_star_by_momentum: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     missing: bool = False
     reason: str | None = None
@@ -108,7 +126,7 @@ class StabilityReport:
                 gen += f" [{lo:.4g}, {hi:.4g}]"
             parts.append(gen)
         if self.eta_star is not None:
-            parts.append(f"η* {self.eta_star:.4g}")
+            parts.append(f"η* {self.eta_star:.4g}{self._optimizer_note()}")
         if self.lr is not None:
             parts.append(f"lr {self.lr:.4g}")
         if self.margin is not None:
@@ -123,3 +141,14 @@ class StabilityReport:
         if self.curvature == "ggn_mc":
             parts.append("(Monte Carlo Gauss–Newton curvature)")
         return " | ".join(parts)
+
+    def _optimizer_note(self) -> str:
+        """`` (heavy ball (β = 0.9); full batch 3.15)``: the dynamics η* is for, briefly."""
+        if not self.optimizer or self.optimizer.get("kind", "sgd") == "sgd" and not self.optimizer.get("assumed"):
+            return ""
+        label = self.optimizer.get("description") or self.optimizer.get("name") or self.optimizer.get("kind")
+        if self.optimizer.get("assumed"):
+            label = f"{self.optimizer.get('name', '?')} assumed plain SGD"
+        if self.eta_star_full_batch is not None:
+            label += f"; full batch {self.eta_star_full_batch:.4g}"
+        return f" ({label})"

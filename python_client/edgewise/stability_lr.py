@@ -41,8 +41,11 @@ class StabilityLR(LRScheduler):
 
     Composing with another scheduler: step it first, then this one (``ChainedScheduler([other,
     stability])`` does that); a value set by the other scheduler is taken as the new request.
-    Momentum: ``η*`` is derived for plain SGD; with heavy-ball momentum the cap is conservative
-    only approximately (the monitor warns once).
+    Optimizers: with ``Monitor(optimizer=opt)`` the report's ``η*`` is the threshold of that
+    optimizer's dynamics (momentum, Nesterov, Adam/AdamW with a frozen preconditioner) in units
+    of its own ``lr`` (for Adam the ``lr`` that multiplies ``P⁻¹m``), so the cap applies to the
+    lr the optimizer actually uses. Without the optimizer given to the monitor, ``η*`` is plain
+    SGD's.
 
     Args:
         optimizer: the optimizer whose param groups are controlled.

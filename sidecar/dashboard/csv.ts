@@ -46,6 +46,9 @@ export const CSV_COLUMNS: readonly [string, string[]][] = [
     .map((k): [string, string[]] => [`ci_${k}`, ["ci", k]]),
   ...["top_eigvec", "identity", "identity_se", "rank_one"]
     .map((k): [string, string[]] => [`bounds_${k}`, ["bounds", k]]),
+  // the optimizer fields of SPEC §5 (issue 14), appended so earlier columns keep their place
+  ["optimizer", ["optimizer", "description"]],
+  ...["method", "eta_star_sgd", "eta_star_full_batch", "eta_star_upper"].map((k): [string, string[]] => [k, [k]]),
 ];
 
 /** Quotes one CSV field (RFC 4180). */

@@ -6,7 +6,7 @@
  * @module
  */
 import { leadingColumns, matmul, symEig, transpose } from "./_linalg.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 
 /** `K = Q diag(κ) Qᵀ` on its range, and the rotated curvature maps. */
 export interface KEigenbasis {

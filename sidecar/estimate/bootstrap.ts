@@ -131,7 +131,7 @@ function accurateSubspace(
   return { sub: curv, start: S, dim: k };
 }
 /** Linear-interpolation quantile of sorted values. */
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   const pos = q * (sorted.length - 1);
   const i = Math.floor(pos);
   const f = pos - i;

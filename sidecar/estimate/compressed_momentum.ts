@@ -15,7 +15,7 @@
 import { type KEigenbasis, kEigenbasis } from "./_k_eigenbasis.ts";
 import { largestSymmetric } from "./_sym_lanczos.ts";
 import { brentRoot } from "./_brent.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import {
   checkOptimizerModel,
   meanStableLimit,
@@ -149,7 +149,7 @@ function stabilityMargin(
  * @throws {RangeError} on `p` outside [0, 1] or a bad model
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { compressedThreshold } from "./compressed_momentum.ts";
  * // momentum.md §8: Nesterov, β = 0.9, B = 2 of n = 3 (p = 0.25)
  * const c = fullCurvature([[2, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]].map((h) => new Float64Array(h)));

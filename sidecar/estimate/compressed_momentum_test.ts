@@ -9,7 +9,7 @@ import {
 } from "./_momentum_reference.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
 import { compressedThreshold, steinGram } from "./compressed_momentum.ts";
-import { fullCurvature } from "./momentum_curvature.ts";
+import { fullCurvature } from "./curvature.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 
 // Closed forms of momentum.md §3 (from a sympy Stein solve there), written out independently.

@@ -10,9 +10,35 @@
  * over the stacked matrix (`mc × k` factors or `mk × k` blocks) so its cost is two GEMMs:
  * factor form `A_iᵀ (A_i Y A_iᵀ) A_i` costs `O(m c k²)` instead of `O(m k³)`.
  *
+ * The momentum estimators (docs/momentum.md §6) need one more matrix beside the `K_i`:
+ * `K₂ = Vᵀ H² V = (HV)ᵀ(HV)`, which is not a function of the `K_i` (it equals `K²` only when
+ * `V` is `H`-invariant). {@linkcode Curvature.withK2} carries it beside the same per-sample
+ * curvature, with per-sample weights (bootstrap multiplicities), as a
+ * {@linkcode MomentumCurvature}. For Adam the client applies `P^{−1/2}` inside its products, so
+ * `K_i` and `K₂` are those of `P^{−1/2} H_i P^{−1/2}`; nothing here changes.
+ *
  * @module
  */
-import { gemm, symmetrise } from "./_linalg.ts";
+import { gemm, matmul, symmetrise } from "./_linalg.ts";
+
+/**
+ * What the momentum estimators read (row-major `k × k` matrices): the weighted mean `K`, `K₂`
+ * and the map `S ↦ mean_i w_i K_i S K_i`, over one {@linkcode Curvature}.
+ */
+export interface MomentumCurvature {
+  /** Basis size. */
+  readonly k: number;
+  /** `K = Σ_i w_i K_i` (weights normalised to sum 1). */
+  readonly K: Float64Array;
+  /** `K₂ = Vᵀ H² V` (symmetrised). */
+  readonly K2: Float64Array;
+  /** The per-sample curvature underneath (dense blocks or factors). */
+  readonly curvature: Curvature;
+  /** Per-sample weights, normalised to sum 1. */
+  readonly weights: Float64Array;
+  /** `Σ_i w_i K_i S K_i` for symmetric `S` (`k × k`); the hot path. */
+  meanCongruence(S: Float64Array): Float64Array;
+}
 
 /** Which route the curvature came from. */
 export type CurvatureKind = "dense" | "factor";
@@ -316,6 +342,41 @@ export class Curvature {
     return out;
   }
 
+  /**
+   * This curvature with `K₂ = Vᵀ H² V` beside it, for the momentum estimators.
+   * @param K2 `k × k` (symmetrised on the way in)
+   * @param weights per-sample weights (bootstrap multiplicities); all 1 when absent
+   * @throws {RangeError} on a `K₂` of the wrong size, or weights of the wrong length, negative
+   *   or without positive sum
+   * @example
+   * ```ts
+   * import { Curvature } from "./curvature.ts";
+   * // A_1 = (1, 1): K_1 = [[1, 1], [1, 1]]; A_2 = (2, 0): K_2 = diag(4, 0)
+   * const c = Curvature.factor(new Float64Array([1, 1, 2, 0]), 2, 1, 2).withK2(new Float64Array(4));
+   * const n = c.meanCongruence(new Float64Array([1, 0, 0, 0])); // mean_i K_i e₁e₁ᵀ K_i
+   * if (c.K[0] !== 2.5 || n[0] !== 8.5 || n[1] !== 0.5) throw new Error(n.join());
+   * ```
+   */
+  withK2(K2: Float64Array, weights?: ArrayLike<number>): MomentumCurvature {
+    const { k, m } = this;
+    if (K2.length !== k * k) throw new RangeError(`Expected K2 of ${k}×${k}, got ${K2.length} entries`);
+    const w = normalisedWeights(m, weights);
+    const K = this.mean(w);
+    const K2s = Float64Array.from(K2);
+    symmetrise(K2s, k);
+    return {
+      k,
+      K,
+      K2: K2s,
+      curvature: this,
+      weights: w,
+      meanCongruence: (S: Float64Array) => {
+        if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
+        return this.sandwich(S, w);
+      },
+    };
+  }
+
   /** Per-sample blocks `K_i` (`m × k × k`), materialised (tests and small problems). */
   blocks(): Float64Array {
     if (this.kind === "dense") return this.data;
@@ -327,4 +388,38 @@ export class Curvature {
     }
     return out;
   }
+}
+
+/**
+ * The exact curvature of explicit per-sample `d × d` Hessians (`V = I`, so `K₂ = H²`), for tests,
+ * examples and small problems.
+ * @param hessians symmetric `d × d` matrices, row-major, at least one
+ * @throws {RangeError} when none is given or sizes differ
+ * @example
+ * ```ts
+ * import { fullCurvature } from "./curvature.ts";
+ * const c = fullCurvature([new Float64Array([2, 0, 0, 0]), new Float64Array([0, 0, 0, 1])]);
+ * if (c.K2[0] !== 1 || c.K2[3] !== 0.25) throw new Error(c.K2.join()); // H² = diag(1, 1/4)
+ * ```
+ */
+export function fullCurvature(hessians: Float64Array[]): MomentumCurvature {
+  if (hessians.length === 0) throw new RangeError("Expected at least one per-sample Hessian, got 0");
+  const d = Math.round(Math.sqrt(hessians[0].length));
+  if (hessians.some((h) => h.length !== d * d)) throw new RangeError(`Expected per-sample Hessians of ${d}×${d}`);
+  const blocks = new Float64Array(hessians.length * d * d);
+  hessians.forEach((h, i) => blocks.set(h, i * d * d));
+  const H = new Float64Array(d * d);
+  for (const h of hessians) {
+    for (let t = 0; t < d * d; t++) H[t] += h[t] / hessians.length;
+  }
+  return Curvature.dense(blocks, hessians.length, d).withK2(matmul(H, H, d, d, d));
+}
+
+/** Weights normalised to sum 1 (all equal when absent). */
+function normalisedWeights(m: number, weights?: ArrayLike<number>): Float64Array {
+  if (weights && weights.length !== m) throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+  const w = Float64Array.from({ length: m }, (_, i) => (weights ? weights[i] : 1));
+  const total = w.reduce((s, x) => s + x, 0);
+  if (!(total > 0) || w.some((x) => !(x >= 0))) throw new RangeError(`Expected non-negative weights with a positive sum`);
+  return w.map((x) => x / total);
 }

@@ -9,14 +9,13 @@
 import { matmul } from "./_linalg.ts";
 import { mean, randomPsd, stack } from "./_testing.ts";
 import { compressedThreshold } from "./compressed_momentum.ts";
-import { denseCurvature } from "./momentum_curvature.ts";
+import { Curvature } from "./curvature.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 import { reducedSolve } from "./reduced_solve.ts";
-import { Curvature } from "./curvature.ts";
 
 for (const k of [16, 32]) {
   const m = 64, hs = randomPsd(m, k, 2, 7), H = mean(hs), blocks = stack(hs);
-  const curv = denseCurvature(blocks, m, k, matmul(H, H, k, k, k));
+  const curv = Curvature.dense(blocks, m, k).withK2(matmul(H, H, k, k, k));
   const group = `k=${k}`;
   Deno.bench("reducedSolve (SGD, existing)", { group, baseline: true }, () => {
     reducedSolve(Curvature.dense(blocks, m, k), 1, { tol: 1e-9 });

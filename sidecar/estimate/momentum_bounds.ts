@@ -9,7 +9,7 @@
  * @module
  */
 import { dot, matmul, symEig } from "./_linalg.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import { momentumQuotient } from "./momentum_pencil.ts";
 import { pencilCoefficients } from "./optimizer_model.ts";
 
@@ -44,7 +44,7 @@ export interface MomentumBoundsOptions {
  * @throws {RangeError} when `β` or `p` is out of range
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumBounds } from "./momentum_bounds.ts";
  * // momentum.md §8: β = 0.9, B = 1: top-eigenvector bound 4.493979059710 ≤ λ_gen(β) = 8.734…
  * const c = fullCurvature([[2, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]].map((h) => new Float64Array(h)));

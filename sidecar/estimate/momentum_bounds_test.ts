@@ -3,7 +3,7 @@ import { matmul, symEig } from "./_linalg.ts";
 import { mean, randomPsd, rel, THREE_SAMPLES } from "./_testing.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
 import { momentumBounds, naiveThresholds } from "./momentum_bounds.ts";
-import { fullCurvature } from "./momentum_curvature.ts";
+import { fullCurvature } from "./curvature.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 
 Deno.test("momentumBounds() top-eigenvector bound reproduces momentum.md §8 to 1e-9", () => {

@@ -7,7 +7,7 @@
  * @module
  */
 import { batchNoiseWeight } from "./batch_curve.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import {
   momentumThreshold,
   type MomentumThresholdOptions,
@@ -54,7 +54,7 @@ export interface MomentumBatchPoint {
  * @returns the points and `minStableBatch` (undefined when none on the grid is stable)
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumBatchCurve } from "./momentum_curves.ts";
  * const c = fullCurvature([[2, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]].map((h) => new Float64Array(h)));
  * // heavy ball β = 0.9 at lr 0.5: η* = 0.229 (B = 1), 0.787 (B = 2), 3.15 (B = 3)
@@ -74,11 +74,17 @@ export function momentumBatchCurve(
   const bs = [
     ...new Set(grid.filter((B) => Number.isInteger(B) && B >= 1 && B <= n)),
   ].sort((a, b) => a - b);
-  const points = bs.map((B) => ({
-    B,
-    eta_star: momentumThreshold(curv, model, batchNoiseWeight(B, n), options)
-      .etaStar,
-  })).filter((pt) => pt.eta_star > 0);
+  // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
+  let start = options.start;
+  const points = bs.map((B) => {
+    const t = momentumThreshold(curv, model, batchNoiseWeight(B, n), {
+      ...options,
+      start,
+      upperBound: false,
+    });
+    if (t.S) start = t.S;
+    return { B, eta_star: t.etaStar };
+  }).filter((pt) => pt.eta_star > 0);
   const stable = points.find((pt) => lr <= pt.eta_star);
   return { points, minStableBatch: stable?.B };
 }
@@ -100,7 +106,7 @@ export interface MomentumBetaPoint {
  * @throws {RangeError} when a momentum is outside [0, 1)
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumBetaCurve } from "./momentum_curves.ts";
  * const c = fullCurvature([[2, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]].map((h) => new Float64Array(h)));
  * // momentum.md §3: at B = 2 of 3 (p = 0.25) the best heavy-ball β is interior (≈ 0.437)

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { symEig } from "./_linalg.ts";
 import { mean, randomPsd, rel, THREE_SAMPLES } from "./_testing.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
-import { fullCurvature } from "./momentum_curvature.ts";
+import { fullCurvature } from "./curvature.ts";
 import { momentumBatchCurve, momentumBetaCurve } from "./momentum_curves.ts";
 import { momentumThreshold } from "./momentum_threshold.ts";
 import type { OptimizerModel } from "./optimizer_model.ts";

@@ -2,7 +2,7 @@ import { assert } from "./_assert.ts";
 import { gramSchmidt, matmul, symEig } from "./_linalg.ts";
 import { mean, randomPsd, rel, stack } from "./_testing.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
-import { denseCurvature, fullCurvature } from "./momentum_curvature.ts";
+import { Curvature, fullCurvature } from "./curvature.ts";
 import { leadingDirections, momentumExpansion } from "./momentum_expansion.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 import { pencilCoefficients } from "./optimizer_model.ts";
@@ -88,7 +88,7 @@ Deno.test("momentumExpansion() recipe equals the dense pencil residual applied t
   const { blocks, K2 } = project(hs, d, V, k);
   for (const beta of [0, 0.5, 0.9]) {
     const p = batchNoiseWeight(2, m);
-    const sol = momentumPencilSolve(denseCurvature(blocks, m, k, K2), beta, p);
+    const sol = momentumPencilSolve(Curvature.dense(blocks, m, k).withK2(K2), beta, p);
     const Y = leadingDirections(sol.S, k, 2);
     const e = momentumExpansion(
       blocks,
@@ -136,7 +136,7 @@ Deno.test("Davidson with momentumExpansion() climbs monotonically, never above t
         const k = cols.length, V = toMatrix(cols, d);
         const { blocks, K2 } = project(hs, d, V, k);
         const sol = momentumPencilSolve(
-          denseCurvature(blocks, m, k, K2),
+          Curvature.dense(blocks, m, k).withK2(K2),
           beta,
           p,
         );

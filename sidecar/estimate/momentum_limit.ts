@@ -9,7 +9,7 @@
  */
 import { kEigenbasis } from "./_k_eigenbasis.ts";
 import { symEig } from "./_linalg.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 
 /**
  * `λ_∞` in the subspace, from `r` applications of `S ↦ mean_i K_iSK_i`.
@@ -20,10 +20,10 @@ import type { MomentumCurvature } from "./momentum_curvature.ts";
  * @throws {RangeError} when `p` is outside [0, 1]
  * @example
  * ```ts
- * import { denseCurvature } from "./momentum_curvature.ts";
+ * import { Curvature } from "./curvature.ts";
  * import { momentumLimit } from "./momentum_limit.ts";
  * // d = 1, h = (1, 3): λ_∞ = p Var(h)/λ = 1/2
- * const c = denseCurvature(new Float64Array([1, 3]), 2, 1, new Float64Array([4]));
+ * const c = Curvature.dense(new Float64Array([1, 3]), 2, 1).withK2(new Float64Array([4]));
  * if (Math.abs(momentumLimit(c, 1) - 0.5) > 1e-12) throw new Error("λ∞");
  * ```
  */

@@ -1,7 +1,7 @@
 import { assert, assertThrows } from "./_assert.ts";
 import { randomPsd, rel, THREE_SAMPLES } from "./_testing.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
-import { fullCurvature } from "./momentum_curvature.ts";
+import { fullCurvature } from "./curvature.ts";
 import { momentumLimit } from "./momentum_limit.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 

@@ -12,7 +12,7 @@
 import { kEigenbasis } from "./_k_eigenbasis.ts";
 import { largestSymmetric } from "./_sym_lanczos.ts";
 import { dot, matmul } from "./_linalg.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import { pencilCoefficients } from "./optimizer_model.ts";
 
 /** Options of {@linkcode momentumPencilSolve}. */
@@ -55,7 +55,7 @@ export interface MomentumPencilSolution {
  * @throws {RangeError} when `β` or `p` is out of range
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumPencilSolve } from "./momentum_pencil.ts";
  * // momentum.md §8: β = 0.9, B = 1 (p = 1)
  * const c = fullCurvature([[2, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]].map((h) => new Float64Array(h)));
@@ -146,7 +146,7 @@ export function momentumPencilSolve(
  * @throws {RangeError} on a bad shape, `β` or `p`
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumQuotient } from "./momentum_pencil.ts";
  * // d = 1, h = (1, 3), β = 0.5, B = 1: 2/(1+β) + 1/(2(1−β)) = 7/3
  * const c = fullCurvature([new Float64Array([1]), new Float64Array([3])]);

@@ -4,10 +4,9 @@ import { Rng } from "./_rng.ts";
 import { mean, randomPsd, rel, stack, THREE_SAMPLES } from "./_testing.ts";
 import { denseThreshold, heavyBallDynamics } from "./_momentum_reference.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
-import { denseCurvature, fullCurvature } from "./momentum_curvature.ts";
+import { Curvature, fullCurvature } from "./curvature.ts";
 import { momentumPencilSolve, momentumQuotient } from "./momentum_pencil.ts";
 import { reducedSolve } from "./reduced_solve.ts";
-import { Curvature } from "./curvature.ts";
 
 // Reference values: docs/momentum.md §8 (pencil and dense spectral radius agree there to 2e-13).
 const WORKED: [number, number, number, number][] = [
@@ -137,12 +136,7 @@ Deno.test("momentumPencilSolve() reproduces momentum.md §8 to 1e-9", () => {
 });
 
 Deno.test("momentumPencilSolve() scalar check: λ_gen(β) = 2/(1+β) + 1/(2(1−β)) for h = (1, 3)", () => {
-  const c = denseCurvature(
-    new Float64Array([1, 3]),
-    2,
-    1,
-    new Float64Array([4]),
-  );
+  const c = Curvature.dense(new Float64Array([1, 3]), 2, 1).withK2(new Float64Array([4]));
   for (const [beta, ref] of [[0.5, 2.333333333333], [0.9, 6.052631578947]]) {
     assertAlmostEquals(momentumPencilSolve(c, beta, 1).lambdaGen, ref, 1e-9);
   }
@@ -236,7 +230,7 @@ Deno.test("momentumPencilSolve() in random subspaces: the Rayleigh–Ritz value 
             const V = randomBasis(d, k, 100 * k + seed);
             const { blocks, K2 } = project(hs, d, V, k);
             const got =
-              momentumPencilSolve(denseCurvature(blocks, m, k, K2), beta, p)
+              momentumPencilSolve(Curvature.dense(blocks, m, k).withK2(K2), beta, p)
                 .lambdaGen;
             assert(got <= lam * (1 + 1e-10), `k=${k}: ${got} > exact ${lam}`);
             // and it is the dense Rayleigh–Ritz value of the matrix form in span V
@@ -274,11 +268,11 @@ Deno.test("momentumPencilSolve() rejects bad input and handles no curvature", ()
     RangeError,
     "Expected start of 2×2",
   );
-  const zero = denseCurvature(new Float64Array(4), 1, 2, new Float64Array(4));
+  const zero = Curvature.dense(new Float64Array(4), 1, 2).withK2(new Float64Array(4));
   const s = momentumPencilSolve(zero, 0.9, 1);
   assert(s.lambdaGen === 0 && !s.converged && s.droppedDirections === 2);
   assertThrows(
-    () => denseCurvature(new Float64Array(3), 1, 2, new Float64Array(4)),
+    () => Curvature.dense(new Float64Array(3), 1, 2).withK2(new Float64Array(4)),
     RangeError,
     "Expected blocks of 1×2×2",
   );

@@ -10,7 +10,7 @@ import {
   type CompressedOptions,
   compressedThreshold,
 } from "./compressed_momentum.ts";
-import type { MomentumCurvature } from "./momentum_curvature.ts";
+import type { MomentumCurvature } from "./curvature.ts";
 import { momentumPencilSolve } from "./momentum_pencil.ts";
 import { symEig } from "./_linalg.ts";
 import {
@@ -27,6 +27,8 @@ import {
 export interface MomentumThresholdOptions extends CompressedOptions {
   /** Warm start of the pencil solve (`k × k`, basis coordinates). */
   start?: Float64Array;
+  /** Nesterov: compute the upper bound (one more pencil solve; default true). */
+  upperBound?: boolean;
 }
 
 /** Result of {@linkcode momentumThreshold}. */
@@ -50,6 +52,8 @@ export interface MomentumThreshold {
   fullBatch: number;
   /** Nesterov only: the certified upper bound `(1+β)/(1+2β) · 2/λ_gen(0)`. */
   upperBound?: number;
+  /** Nesterov only: `λ_gen(0)`, the plain-SGD value in the same basis, behind the upper bound. */
+  lambdaGenSgd?: number;
   /** Reduced solves spent. */
   solves: number;
   converged: boolean;
@@ -64,7 +68,7 @@ export interface MomentumThreshold {
  * @throws {RangeError} on a bad model or `p`
  * @example
  * ```ts
- * import { fullCurvature } from "./momentum_curvature.ts";
+ * import { fullCurvature } from "./curvature.ts";
  * import { momentumThreshold } from "./momentum_threshold.ts";
  * // momentum.md §8, Adam with P = diag(2, 0.5): blocks of P^{-1/2} H_i P^{-1/2}
  * const c = fullCurvature([[1, 0, 0, 0], [0, 0, 0, 2], [0.5, 1, 1, 2]].map((h) => new Float64Array(h)));
@@ -108,10 +112,11 @@ export function momentumThreshold(
     solves: c.solves,
     converged: c.converged && c.positiveGram,
   };
-  if (model.kind === "nesterov") {
+  if (model.kind === "nesterov" && options.upperBound !== false) {
     const sgd = momentumPencilSolve(curv, 0, p, options);
     const beta = model.momentum;
     out.solves++;
+    out.lambdaGenSgd = sgd.lambdaGen;
     if (sgd.lambdaGen > 0) {
       out.upperBound = ((1 + beta) / (1 + 2 * beta)) * (2 / sgd.lambdaGen);
     }

@@ -9,10 +9,9 @@ import { Rng } from "./_rng.ts";
 import { mean, randomPsd, rel, stack, THREE_SAMPLES } from "./_testing.ts";
 import { adamDynamics, denseThreshold } from "./_momentum_reference.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
-import { denseCurvature, fullCurvature } from "./momentum_curvature.ts";
+import { Curvature, fullCurvature } from "./curvature.ts";
 import { momentumThreshold } from "./momentum_threshold.ts";
 import { reducedSolve } from "./reduced_solve.ts";
-import { Curvature } from "./curvature.ts";
 
 /** `P^{-1/2} H_i P^{-1/2}` for diagonal `P` (what the client will send for Adam). */
 function precondition(
@@ -120,7 +119,7 @@ Deno.test("momentumThreshold() in a poor subspace at β = 0.99 reports no finite
   const Vt = V; // d × 1, its transpose has the same entries
   const pr = (A: Float64Array) => matmul(matmul(Vt, A, 1, d, d), V, 1, d, 1);
   const H = mean(hs);
-  const c = denseCurvature(stack(hs.map(pr)), m, 1, pr(matmul(H, H, d, d, d)));
+  const c = Curvature.dense(stack(hs.map(pr)), m, 1).withK2(pr(matmul(H, H, d, d, d)));
   const t = momentumThreshold(c, { kind: "heavy_ball", momentum: 0.99 }, 1);
   assert(t.lambdaGen! < 0, String(t.lambdaGen));
   assertEquals(t.etaStar, Infinity);

@@ -93,6 +93,12 @@ export interface CurvatureOracle {
   grads(): Promise<GradStats>;
   /** Rademacher probes: `zᵀ H_i z` and `‖H_i z‖²`. */
   hutchinson(r: number, seed: number): Promise<HutchinsonResult>;
+  /**
+   * Rows `start..start+count` of `K₂ = (HV)ᵀ(HV)`, `H = mean_i H_i` (`count × k`): row `j` is
+   * `(H V[:, start+j])ᵀ (H V)` (SPEC §4 `hessian_gram`; momentum.md §6). Only clients that list
+   * `hessian_gram` in their capabilities execute it.
+   */
+  hessianGram(start: number, count: number): Promise<Float64Array>;
 }
 
 /** Largest result a single `blocks` fetch asks for (well under SPEC §7's 64 MiB default). */
@@ -137,6 +143,44 @@ export async function fetchCurvature(
     }
   }
   return base.extend(add, count);
+}
+
+/**
+ * `K₂ = Vᵀ H² V` for the basis columns `start..k` appended to `prev` (`K₂` of columns
+ * `0..start`, `start × start`; empty when `start` is 0), by `hessian_gram` rows (each fetch at
+ * most {@linkcode MAX_FETCH_BYTES}); the block of old rows against new columns is the transpose
+ * of the new rows. The result is symmetrised.
+ * @returns `k × k`, `k` = the oracle's basis size
+ * @throws {RangeError} when `prev` is not `start × start` or `start` exceeds the basis
+ */
+export async function fetchK2(
+  oracle: CurvatureOracle,
+  prev: Float64Array | undefined,
+  start: number,
+  maxBytes: number = MAX_FETCH_BYTES,
+): Promise<Float64Array> {
+  const k = oracle.basisSize;
+  if (!Number.isInteger(start) || start < 0 || start > k) throw new RangeError(`Expected start in 0..${k}, got ${start}`);
+  if ((prev?.length ?? 0) !== start * start) {
+    throw new RangeError(`Expected K2 of ${start}×${start}, got ${prev?.length ?? 0} entries`);
+  }
+  const out = new Float64Array(k * k);
+  for (let a = 0; a < start; a++) out.set(prev!.subarray(a * start, (a + 1) * start), a * k);
+  const per = Math.max(1, Math.floor(maxBytes / (8 * Math.max(k, 1))));
+  for (let s = start; s < k; s += per) {
+    const n = Math.min(per, k - s);
+    const rows = await oracle.hessianGram(s, n);
+    for (let j = 0; j < n; j++) {
+      for (let b = 0; b < k; b++) {
+        const v = rows[j * k + b];
+        // a new row against an old column is also that old row's entry; both new: average
+        if (b < start) out[(s + j) * k + b] = out[b * k + s + j] = v;
+        else if (b < s + j) out[(s + j) * k + b] = out[b * k + s + j] = 0.5 * (v + out[b * k + s + j]);
+        else out[(s + j) * k + b] = out[b * k + s + j] = v;
+      }
+    }
+  }
+  return out;
 }
 
 /** An empty curvature of the oracle's route. */

@@ -21,6 +21,7 @@ import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
 import { lanczos, type LanczosResult } from "./lanczos.ts";
 import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { type OptimizerOption, type OptimizerReportFields, optimizerRound, replacesSgdReport } from "./momentum_round.ts";
 
 /** What the client's `round` message (and `hello`) tell the estimators. */
 export interface RoundParams {
@@ -63,6 +64,10 @@ export interface RoundParams {
   grads?: boolean;
   /** `"lambda_max"` computes λ_max alone (Lanczos), for benchmarks; default everything. */
   target?: "lambda_gen" | "lambda_max";
+  /** `round.options.optimizer` (SPEC §3.1); absent: plain SGD. */
+  optimizer?: OptimizerOption;
+  /** The client executes `hessian_gram` (listed in its capabilities). */
+  hessianGram?: boolean;
 }
 
 /** The bounds a round can report (SPEC §5). */
@@ -77,6 +82,8 @@ export interface RoundState {
   basis: number;
   /** Relative bootstrap half-width of `λ_gen` (sets the next automatic tolerance). */
   halfWidth?: number;
+  /** The run was told once that its optimizer is assumed to be plain SGD. */
+  assumedWarned?: boolean;
 }
 
 /** Loosest automatic tolerance. */
@@ -101,7 +108,7 @@ export interface RoundOptions {
 }
 
 /** The report of protocol/SPEC.md §5 (snake_case as on the wire). */
-export interface Report {
+export interface Report extends OptimizerReportFields {
   run: string;
   round: number;
   step: number;
@@ -188,6 +195,10 @@ export async function estimateRound(
   addWarnings(x, sol);
   const pointConverged = await refineCurveStep(x, sol);
   const report = await assembleReport(x, sol, pointConverged);
+  let assumedWarned = options.state?.assumedWarned;
+  if (params.optimizer) {
+    ({ curv: sol.curv, S: sol.S, assumedWarned } = await optimizerRound(optimizerInput(x, sol, assumedWarned), report));
+  }
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
   if (!x.identity && sol.curv.k > 0) {
@@ -198,13 +209,15 @@ export async function estimateRound(
     basisAfter = cb.k;
   }
   finish(report, oracle, x.counter, x.t0, x.wait0, x.spent(), x.overlapped.ms);
-  const ci = sol.ci;
+  // the next automatic tolerance follows the interval of the threshold reported
+  const ci = x.replaced ? report.ci : sol.ci;
   const state: RoundState = {
     round: params.round,
     lambdaMax: sol.lambdaMax,
     lambdaGen: sol.lambdaGen,
     basis: basisAfter,
-    halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / sol.lambdaGen : options.state?.halfWidth,
+    halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / (x.replaced ? report.lambda_gen : sol.lambdaGen) : options.state?.halfWidth,
+    assumedWarned,
   };
   return { report: dropNonFinite(report), state };
 }
@@ -222,6 +235,11 @@ interface RoundContext {
   exact: boolean;
   /** The tolerance follows the bootstrap (no `tol`, not `exact`). */
   auto: boolean;
+  /**
+   * The optimizer step (momentum_round.ts) replaces the plain-SGD curve, bounds and interval:
+   * they are not computed for plain SGD (the interval only once, for the automatic tolerance).
+   */
+  replaced: boolean;
   tol: number;
   /** Tolerance of reduced solves whose basis is exact (whole span or identity). */
   innerTol: number;
@@ -285,6 +303,7 @@ function roundContext(oracle: CurvatureOracle, params: RoundParams, options: Rou
   return {
     oracle, params, t0, wait0: oracle.waitMs ?? 0, m, p, c, exact,
     auto: params.tol === undefined && !exact,
+    replaced: params.optimizer !== undefined && replacesSgdReport(params.optimizer, whole, params.hessianGram ?? false),
     tol,
     // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
     innerTol: whole ? Math.min(tol / 100, c === undefined ? 1e-12 : 1e-8) : tol / 100,
@@ -371,7 +390,7 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
         x.gradsOp = undefined;
         dv = await grow(x.tol, dv);
       }
-      ci = boot(dv);
+      if (!x.replaced) ci = boot(dv);
     }
   }
   const converged = dv.converged && dv.errorEstimate <= x.tol;
@@ -400,12 +419,24 @@ function addWarnings(x: RoundContext, sol: Solution): void {
   if (!sol.converged) {
     x.warnings.push(`lambda_gen not converged: ${sol.stopped}, residual ${sol.residual.toExponential(2)}`);
   }
-  if ((x.params.momentum ?? 0) > 0) {
+  if ((x.params.momentum ?? 0) > 0 && !x.params.optimizer) {
     x.warnings.push(`momentum ${x.params.momentum} ignored: the threshold is that of plain SGD (theory §1)`);
   }
   if (sol.minCurvature < 0) {
     x.warnings.push(`negative curvature in the subspace: ${sol.minCurvature.toExponential(3)}, not at a minimum`);
   }
+}
+
+/** What the optimizer step (momentum_round.ts) needs from the round. */
+function optimizerInput(x: RoundContext, sol: Solution, assumedWarned?: boolean): Parameters<typeof optimizerRound>[0] {
+  const { params } = x;
+  return {
+    oracle: x.oracle, option: params.optimizer!, curv: sol.curv, S: sol.S, whole: x.whole,
+    hessianGram: params.hessianGram ?? false, p: x.p, n: params.n, batchSize: params.batch_size,
+    grid: params.batch_grid ?? defaultGrid(params.n, params.batch_size), tol: x.tol, maxBasis: x.maxBasis,
+    maxHvps: Math.max(0, x.budgetHvps - x.spent()), deadline: x.deadline, seed: x.seed, bootstrap: x.nb,
+    bounds: params.bounds ?? ["top_eigvec"], safety: params.safety ?? 0.9, assumedWarned: assumedWarned ?? false,
+  };
 }
 
 /**
@@ -447,12 +478,12 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
   const { lr, batch_size: B, n } = params;
   const k = curv.k;
   const etaStar = lambdaGen > 0 ? 2 / lambdaGen : Infinity;
-  const bounds = lambdaGen > 0 && k > 0 ? await reportBounds(oracle, curv, p, S, params, x.seed) : {};
+  const bounds = lambdaGen > 0 && k > 0 && !x.replaced ? await reportBounds(oracle, curv, p, S, params, x.seed) : {};
   // gradients (the last op before compaction) computed by the client while the curve and the
   // bootstrap are solved here
   if (x.wantGrads && k > 0 && !x.gradsOp) x.gradsOp = overlap(oracle, () => oracle.grads());
   const grid = params.batch_grid ?? defaultGrid(n, B);
-  const curve = lambdaGen > 0
+  const curve = lambdaGen > 0 && !x.replaced
     ? batchCurve(curv, n, grid, lr, {
       start: S, tol: x.exact || x.whole ? x.innerTol : x.tol / 10, counter, known: new Map([[B, lambdaGen]]),
     })
@@ -461,11 +492,11 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
   if (curve.points.some((pt) => !pt.converged)) {
     x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
-  if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0) {
+  if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0 && !x.replaced) {
     sol.ci = bootstrapInterval(curv, p, S, { count: x.nb, seed: x.seed + 104729, tol: x.tol, lambdaGen, counter, deadline: x.deadline });
   }
   const ci = sol.ci;
-  if (x.nb > 0 && lambdaGen > 0 && (!ci || ci.count < x.nb)) {
+  if (x.nb > 0 && lambdaGen > 0 && !x.replaced && (!ci || ci.count < x.nb)) {
     x.warnings.push(
       ci ? `bootstrap cut by the time budget: ${ci.count} of ${x.nb} resamples` : "bootstrap dropped: no time left in the budget",
     );

@@ -346,6 +346,31 @@ export class SyntheticOracle implements CurvatureOracle {
     });
   }
 
+  /**
+   * Rows `start..start+count` of `(HV)ᵀ(HV)` with `H = mean_i H_i`, exactly; costs `count·m/2`
+   * (factor route) or `count·m` (Hessian route), as SPEC §4 counts them.
+   */
+  hessianGram(start: number, count: number): Promise<Float64Array> {
+    const k = this.basisSize, m = this.probeSize;
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 || start + count > k) {
+      throw new RangeError(`Expected rows within 0..${k}, got start ${start} and count ${count}`);
+    }
+    const hv = this.#v.map((v) => {
+      const out = new Float64Array(this.d);
+      for (let i = 0; i < m; i++) {
+        const h = this.#hvp(i, v);
+        for (let t = 0; t < out.length; t++) out[t] += h[t] / m;
+      }
+      return out;
+    });
+    const out = new Float64Array(count * k);
+    for (let j = 0; j < count; j++) {
+      for (let b = 0; b < k; b++) out[j * k + b] = dot(hv[start + j], hv[b]);
+    }
+    this.#hvps += this.#fs ? (count * m) / 2 : count * m;
+    return Promise.resolve(out);
+  }
+
   hutchinson(r: number, seed: number): Promise<HutchinsonResult> {
     checkCount(r, "r");
     const m = this.probeSize, rng = new Rng(seed);

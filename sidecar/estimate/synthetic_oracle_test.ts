@@ -2,7 +2,7 @@ import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { randomPsd } from "./_testing.ts";
 import { Rng } from "./_rng.ts";
-import { fetchCurvature } from "./oracle.ts";
+import { fetchCurvature, fetchK2 } from "./oracle.ts";
 
 const d = 6, m = 3;
 const hs = randomPsd(m, d, 2, 71);
@@ -150,4 +150,31 @@ Deno.test("SyntheticOracle.fromFactors(): factors F V, out_coeffs expansion W = 
   // H_i = F_iᵀ F_i, seen through the dense hvp of hutchinson: z^T H_i z = ‖F_i z‖²
   const h = await o.hutchinson(1, 5);
   assert(h.quad.every((q) => q >= 0));
+});
+
+Deno.test("SyntheticOracle.hessianGram() and fetchK2() give VᵀH²V (dense reference), growing and chunked", async () => {
+  for (const factor of [false, true]) {
+    const c = 2, rng = new Rng(13);
+    const fs = Array.from({ length: m }, () => rng.normals(c * d));
+    const o = factor ? SyntheticOracle.fromFactors(fs, c) : new SyntheticOracle(hs);
+    const H = new Float64Array(d * d);
+    for (const h of o.hessians()) h.forEach((x, t) => (H[t] += x / m));
+    await o.random(2, 3);
+    const k2a = await fetchK2(o, undefined, 0);
+    await o.random(3, 4);
+    const h0 = o.hvps;
+    // old 2×2 kept, rows 2..4 asked one at a time (chunk of 8·k bytes)
+    const k2 = await fetchK2(o, k2a, 2, 8 * 5);
+    assertEquals(o.hvps - h0, (factor ? 0.5 : 1) * 3 * m);
+    const V = o.basis(), k = V.length;
+    const HV = V.map((v) => hv(H, v));
+    for (let a = 0; a < k; a++) {
+      for (let b = 0; b < k; b++) {
+        const ref = dotv(HV[a], HV[b]);
+        assert(Math.abs(k2[a * k + b] - ref) <= 1e-12 * (1 + Math.abs(ref)), `K2[${a},${b}] = ${k2[a * k + b]} vs ${ref}`);
+        assert(k2[a * k + b] === k2[b * k + a], "symmetric");
+      }
+    }
+    assertThrows(() => o.hessianGram(4, 2), RangeError, "Expected rows within 0..5");
+  }
 });

@@ -35,6 +35,10 @@ export const CAPS = {
   budgetHvps: 1_000_000,
   /** Largest `round.budget.seconds`. */
   budgetSeconds: 86_400,
+  /** Longest `round.options.optimizer.name` (characters). */
+  optimizerName: 64,
+  /** Largest `round.options.optimizer.decoupled_decay` and `.l2`. */
+  decay: 1e6,
 } as const;
 
 type Obj = Record<string, unknown>;
@@ -99,6 +103,65 @@ export function checkRound(
   if (target !== undefined && target !== "lambda_gen" && target !== "lambda_max") {
     refuse("round.options.target", `"lambda_gen" or "lambda_max"`, target);
   }
+  if (options.optimizer !== undefined) checkOptimizer(options.optimizer);
+}
+
+/** The numeric keys of `round.options.optimizer` (SPEC §3.1): range, and the kinds they belong to. */
+const OPTIMIZER_NUMBERS: Record<string, { unit: boolean; kinds: readonly string[] }> = {
+  momentum: { unit: true, kinds: ["heavy_ball", "nesterov"] },
+  dampening: { unit: true, kinds: ["heavy_ball"] },
+  beta1: { unit: true, kinds: ["adam"] },
+  decoupled_decay: { unit: false, kinds: ["adam"] },
+  l2: { unit: false, kinds: ["sgd", "heavy_ball", "nesterov", "adam"] },
+};
+
+/** The key each kind cannot do without. */
+const OPTIMIZER_REQUIRED: Record<string, string | undefined> = {
+  sgd: undefined,
+  heavy_ball: "momentum",
+  nesterov: "momentum",
+  adam: "beta1",
+};
+
+/**
+ * Checks `round.options.optimizer` (SPEC §3.1): a wrong type is `malformed`; an unknown kind, a
+ * value out of range, a missing required key, or a nonzero key of another kind (which would be
+ * silently ignored) is `bad_request`. Unlisted keys are ignored.
+ *
+ * @throws {ProtocolError} as above
+ * @example
+ * ```ts
+ * import { checkOptimizer } from "./limits.ts";
+ * checkOptimizer({ kind: "heavy_ball", momentum: 0.9, name: "SGD" });
+ * ```
+ */
+export function checkOptimizer(o: unknown): void {
+  const where = "round.options.optimizer";
+  const malformed = (key: string, expected: string, v: unknown): never => {
+    throw new ProtocolError("malformed", `Cannot read ${where}${key}: expected ${expected}, got ${describe(v)}`);
+  };
+  if (typeof o !== "object" || o === null || Array.isArray(o) || o instanceof Uint8Array) malformed("", "a map", o);
+  const opt = o as Obj;
+  if (typeof opt.kind !== "string") malformed(".kind", "a string", opt.kind);
+  const kind = opt.kind as string;
+  if (!(kind in OPTIMIZER_REQUIRED)) refuse(`${where}.kind`, `"sgd", "heavy_ball", "nesterov" or "adam"`, kind);
+  for (const [key, { unit, kinds }] of Object.entries(OPTIMIZER_NUMBERS)) {
+    const v = opt[key];
+    if (v === undefined) continue;
+    if (!finite(v)) malformed(`.${key}`, "a finite number", v);
+    const x = v as number;
+    if (unit ? !(x >= 0 && x < 1) : !(x >= 0 && x <= CAPS.decay)) {
+      refuse(`${where}.${key}`, unit ? `${key} in [0, 1)` : `0 <= ${key} <= ${CAPS.decay}`, x);
+    }
+    if (!kinds.includes(kind) && x !== 0) refuse(`${where}.${key}`, `absent or 0 for kind "${kind}"`, x);
+  }
+  const required = OPTIMIZER_REQUIRED[kind];
+  if (required !== undefined && opt[required] === undefined) refuse(`${where}.${required}`, `a number for kind "${kind}"`, undefined);
+  if (opt.name !== undefined) {
+    if (typeof opt.name !== "string") malformed(".name", "a string", opt.name);
+    if ((opt.name as string).length > CAPS.optimizerName) refuse(`${where}.name`, `at most ${CAPS.optimizerName} characters`, opt.name);
+  }
+  if (opt.assumed !== undefined && typeof opt.assumed !== "boolean") malformed(".assumed", "a bool", opt.assumed);
 }
 
 /**

@@ -89,3 +89,50 @@ Deno.test("error messages describe an offending value without echoing it", () =>
   assertEquals(describe(new Uint8Array(9)), "bin of 9 bytes");
   assert(clip("b".repeat(5000), 512).length <= 512);
 });
+
+Deno.test("round.options.optimizer is checked (SPEC §3.1): types malformed, ranges and kinds bad_request", async (t) => {
+  const opt = (o: unknown) => ({ ...round, options: { optimizer: o } });
+  const cases: [string, unknown, string][] = [
+    ["not a map", opt([1]), "malformed"],
+    ["kind missing", opt({ momentum: 0.9 }), "malformed"],
+    ["kind not a string", opt({ kind: 3 }), "malformed"],
+    ["unknown kind", opt({ kind: "rmsprop" }), "bad_request"],
+    ["momentum a string", opt({ kind: "heavy_ball", momentum: "0.9" }), "malformed"],
+    ["momentum NaN", opt({ kind: "heavy_ball", momentum: NaN }), "malformed"],
+    ["momentum = 1", opt({ kind: "heavy_ball", momentum: 1 }), "bad_request"],
+    ["negative momentum", opt({ kind: "nesterov", momentum: -0.1 }), "bad_request"],
+    ["momentum missing (heavy ball)", opt({ kind: "heavy_ball" }), "bad_request"],
+    ["momentum missing (nesterov)", opt({ kind: "nesterov" }), "bad_request"],
+    ["beta1 missing", opt({ kind: "adam" }), "bad_request"],
+    ["beta1 = 1", opt({ kind: "adam", beta1: 1 }), "bad_request"],
+    ["dampening with nesterov", opt({ kind: "nesterov", momentum: 0.9, dampening: 0.1 }), "bad_request"],
+    ["momentum with sgd", opt({ kind: "sgd", momentum: 0.9 }), "bad_request"],
+    ["decoupled decay with heavy ball", opt({ kind: "heavy_ball", momentum: 0.9, decoupled_decay: 0.1 }), "bad_request"],
+    ["negative l2", opt({ kind: "sgd", l2: -1 }), "bad_request"],
+    ["decay over the cap", opt({ kind: "adam", beta1: 0.9, decoupled_decay: 2e6 }), "bad_request"],
+    ["name over 64 characters", opt({ kind: "sgd", name: "x".repeat(65) }), "bad_request"],
+    ["name not a string", opt({ kind: "sgd", name: 5 }), "malformed"],
+    ["assumed not a bool", opt({ kind: "sgd", assumed: 1 }), "malformed"],
+  ];
+  for (const [name, v, code] of cases) {
+    await t.step(name, () => {
+      const e = errorOf(v);
+      assertEquals(e.code, code, e.message);
+      assert(e.message.length <= 512, `message of ${e.message.length} characters`);
+    });
+  }
+  await t.step("valid optimizers pass, with keys of other kinds at 0 and unknown keys ignored", () => {
+    for (
+      const o of [
+        { kind: "sgd", name: "x".repeat(64), assumed: true, l2: 1e6 },
+        { kind: "heavy_ball", momentum: 0.9, dampening: 0.5, l2: 1e-4, name: "SGD" },
+        { kind: "nesterov", momentum: 0, dampening: 0 },
+        { kind: "adam", beta1: 0.9, decoupled_decay: 0.01, momentum: 0, future_key: [1] },
+      ]
+    ) {
+      const r = parseClientMessage(opt(o));
+      assert(r.type === "round");
+      assertEquals(r.round.options.optimizer, o);
+    }
+  });
+});

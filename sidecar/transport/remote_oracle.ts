@@ -203,4 +203,13 @@ export class RemoteOracle implements CurvatureOracle {
       sqNorms: decodeTensor(f.sq_norms, "sq_norms", { shape: [m, r] }).data,
     }));
   }
+
+  /** SPEC §4 `hessian_gram`: rows of `K₂ = (HV)ᵀ(HV)`, checked to be `count × k` and finite. */
+  hessianGram(start: number, count: number): Promise<Float64Array> {
+    const k = this.#k;
+    checkInt("start", start);
+    checkInt("count", count, 1);
+    if (start + count > k) throw new RangeError(`Invalid rows: ${start}+${count} exceeds the basis size ${k}`);
+    return this.#call("hessian_gram", { start, count }, k, (f) => decodeTensor(f.gram, "gram", { shape: [count, k] }).data);
+  }
 }

@@ -107,3 +107,27 @@ Deno.test("RemoteOracle on the factor route sends out_coeffs m×c×r and reads f
   assertEquals(await code(o.blocks(0, 2)), "bad_tensor");
   assert(o.waitMs >= 0 && o.hvps === 4, `hvps ${o.hvps}`);
 });
+
+Deno.test("RemoteOracle.hessianGram() sends start/count and reads gram count×k, finite, basis unchanged", async () => {
+  const m = 2, k = 3;
+  const good = channel([{ basis: 3, hvps: 4, fields: { gram: t([1, 2, 3, 4, 5, 6], [2, 3]) } }]);
+  const o = new RemoteOracle(good.ch, m, k);
+  assertEquals([...(await o.hessianGram(1, 2))], [1, 2, 3, 4, 5, 6]);
+  assertEquals(good.sent[0], { op: "hessian_gram", args: { start: 1, count: 2 } });
+  assertEquals([o.basisSize, o.hvps], [3, 4]);
+  const cases: [OpResult, string][] = [
+    [{ basis: 3, hvps: 0, fields: { gram: t([1, 2, 3], [1, 3]) } }, "bad_tensor"], // count rows wrong
+    [{ basis: 3, hvps: 0, fields: { gram: t([1, 2, 3, 4], [2, 2]) } }, "bad_tensor"], // k columns wrong
+    [{ basis: 3, hvps: 0, fields: { gram: t([1, 2, NaN, 4, 5, 6], [2, 3]) } }, "non_finite"],
+    [{ basis: 4, hvps: 0, fields: { gram: t([1, 2, 3, 4, 5, 6], [2, 3]) } }, "bad_tensor"], // basis must stay k
+    [{ basis: 3, hvps: 0, fields: {} }, "malformed"],
+  ];
+  for (const [ans, want] of cases) {
+    const got = await code(new RemoteOracle(channel([ans]).ch, m, k).hessianGram(1, 2));
+    assert(got === want || (want === "malformed" && got === "bad_tensor"), `${got} vs ${want}`);
+  }
+  const none = channel([]);
+  await rejects(async () => await new RemoteOracle(none.ch, m, k).hessianGram(2, 2), RangeError);
+  await rejects(async () => await new RemoteOracle(none.ch, m, k).hessianGram(0, 0), RangeError);
+  assertEquals(none.sent.length, 0);
+});

@@ -170,6 +170,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     if (live && resume) {
       live.abandon("client said hello again");
       live.info.run = msg.run;
+      live.info.capabilities = msg.capabilities;
       live.touch();
       owners.set(live.info.id, routing);
       log("info", "session_resumed", { session: live.info.id, run: asked });
@@ -191,6 +192,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Sidecar> {
     const run = { ...msg.run, id: runId };
     await options.onSessionOpen?.(run, hash);
     const s = new Session(`${runId.slice(0, 64)}.${crypto.randomUUID().slice(0, 8)}`, run, deps);
+    s.info.capabilities = msg.capabilities;
     sessions.set(s.info.id, s);
     byRun.set(runId, s);
     owners.set(s.info.id, routing);

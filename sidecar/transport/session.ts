@@ -35,6 +35,8 @@ export interface SessionInfo {
   rounds: number;
   /** Free slot the runner may use to carry data between rounds (e.g. the kept basis). */
   state: Record<string, unknown>;
+  /** Op names the client executes (`hello.capabilities` of the latest `hello`). */
+  capabilities?: string[];
 }
 
 /**

@@ -150,3 +150,34 @@ def test_the_client_decodes_the_golden_factor_expand_op():
     doc = json.loads((VECTORS / "24_op_expand_factors.json").read_text(encoding="utf-8"))
     args = decode_args(decode(bytes.fromhex(doc["msgpack_hex"]))["args"])
     assert args["out_coeffs"].shape == (2, 2, 1) and args["basis_coeffs"].shape == (1, 1) and args["blocks"] is True
+
+
+def test_the_client_round_builder_produces_the_golden_optimizer_round():
+    """An AdamW read by the client gives 27_round_optimizer's options.optimizer, byte for byte."""
+    import torch
+
+    from edgewise._optimizer_model import read_optimizer
+    from edgewise._protocol import round_request
+    from edgewise._run_info import round_options
+
+    doc = json.loads((VECTORS / "27_round_optimizer.json").read_text(encoding="utf-8"))
+    value = from_json(doc["value"])
+    model, _ = read_optimizer(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))], lr=0.001, weight_decay=0.01))
+    options = round_options(seed=0, bootstrap=100, optimizer=model.wire())
+    options.pop("seed")
+    built = round_request(value["id"], value["session"], step=1300, epoch=3, lr=0.001, batch_size=64, n=60000,
+                          momentum=model.round_momentum, basis=8, budget_hvps=4096, budget_seconds=None,
+                          options=options)
+    assert encode(built).hex() == doc["msgpack_hex"]
+
+
+def test_the_client_answers_the_golden_hessian_gram_op_with_the_golden_result():
+    from edgewise._protocol import decode_args, result
+
+    op = decode(bytes.fromhex(json.loads((VECTORS / "28_op_hessian_gram.json").read_text())["msgpack_hex"]))
+    assert op["op"] == "hessian_gram" and decode_args(op["args"]) == {"start": 0, "count": 2}
+    doc = json.loads((VECTORS / "29_result_hessian_gram.json").read_text(encoding="utf-8"))
+    value = from_json(doc["value"])
+    out = {"gram": np.array([[4.0, 0.5, -0.125], [0.5, 2.25, 0.0]]), "basis": 3, "hvps": 8}
+    built = result(value["id"], value["session"], value["seq"], "hessian_gram", out, 2.25)
+    assert encode(built).hex() == doc["msgpack_hex"]

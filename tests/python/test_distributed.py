@@ -148,6 +148,44 @@ def test_monitor_rounds_on_shards_equal_one_process_on_the_union(tmp_path, sidec
         assert res["dist"] == ranks[0]["dist"]  # every rank records the leader's reports
 
 
+def optimizer_rank(rank: int, world: int, out_dir: str, endpoint: str, m: int, kind: str) -> dict:
+    import torch
+
+    import edgewise
+
+    model, loss_fn, x, y = problem(m, hidden=8)
+    if kind == "adam":  # one step on the union loss: the same Adam state on every rank
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn(model(x), y).backward()
+        opt.step()
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    kw = dict(n_train=1000, batch_size=4, endpoint=endpoint, bootstrap=0, tol=1e-6, max_basis=24, seed=3,
+              console=False, blocking=True, optimizer=opt)
+    out = {}
+    with edgewise.Monitor(model, loss_fn, (shard(x, rank, world), shard(y, rank, world)), **kw) as mon:
+        out["dist"] = [mon.round(step=s).to_dict() for s in (1, 2)]
+    if rank == 0:
+        with edgewise.Monitor(model, loss_fn, (x, y), process_group=False, **kw) as mon:
+            out["alone"] = [mon.round(step=s).to_dict() for s in (1, 2)]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["heavy_ball", "adam"])
+def test_optimizer_rounds_on_shards_equal_one_process_on_the_union(tmp_path, sidecar, kind):
+    """Momentum rounds add the hessian_gram op (``H V``, a mean over the union: all-reduced)
+    and, for Adam, the frozen preconditioner on every rank: the threshold of the optimizer
+    matches one process on the union to the rounds' tolerance."""
+    ranks = run_ranks(2, optimizer_rank, tmp_path, sidecar, 10, kind)
+    alone = ranks[0]["alone"]
+    for res in ranks:
+        for got, want in zip(res["dist"], alone):
+            assert not got.get("missing"), got.get("reason")
+            assert got["optimizer"]["kind"] == kind and got["method"] == want["method"] == "pencil"
+            assert_same(numbers(got), numbers(want), rtol=1e-5)
+            assert abs(got["eta_star_full_batch"] - want["eta_star_full_batch"]) <= 1e-5 * want["eta_star_full_batch"]
+
+
 # ------------------------------------------------------------------- DDP training with StabilityLR
 
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -35,3 +37,35 @@ def test_mnist_live_prints_a_report_every_epoch(tmp_path):
 def test_checkpoint_report_reports_eta_star_and_the_batch_curve():
     out = run_example("checkpoint_report.py", "--fast")
     assert "η*     =" in out and "η*(B):" in out and "bound top_eigvec" in out
+
+
+def test_adam_live_prints_adams_exact_threshold_beside_the_full_batch_value():
+    out = run_example("adam_live.py", "--fast")
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert len(rows) == 3 and not any("skipped" in " ".join(r) for r in rows), out
+    for r in rows:  # epoch loss acc | λ̃_max η* full-batch ratio lr margin η*_SGD | round s
+        lam, eta, full, ratio, lr, margin = (float(v) for v in r[4:10])
+        assert lam > 0 and 0 < eta and full > 0 and lr == 0.001
+        assert ratio == pytest.approx(eta / full, rel=2e-3) and margin == pytest.approx(lr / eta, rel=2e-3)
+    assert "AdamW" in out and "Last round: threshold of AdamW" in out and "full-batch threshold" in out
+
+
+def _basis_keeps_orthonormality() -> bool:
+    """Whether edgewise._basis has the second block pass of branch s3-fix (commit 93dc6df)."""
+    import edgewise._basis
+
+    return hasattr(edgewise._basis, "_second_pass")
+
+
+@pytest.mark.xfail(not _basis_keeps_orthonormality(), strict=False,
+                   reason="without s3-fix's basis second pass, V loses orthonormality mid-round (|VᵀV − I| 0.996 "
+                          "in round 3) and the reduced curvature, so the full-batch value, is wrong")
+def test_adam_live_full_batch_value_is_adamws_deterministic_threshold():
+    """AdamW at full batch: η = 2(1+β₁)/(ω(1+β₁) + (1−β₁)λ̃_max) (the dense second-moment map of
+    examples/momentum_checks.py gives the same to 1e-14), checked on every printed row."""
+    out = run_example("adam_live.py", "--fast")
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
+    assert len(rows) == 3, out
+    for r in rows:
+        lam, full = float(r[4]), float(r[6])
+        assert full == pytest.approx(2 * 1.9 / (0.01 * 1.9 + 0.1 * lam), rel=3e-3), r

@@ -19,7 +19,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tensorboard")
 from torch.func import functional_call, jacrev  # noqa: E402
 
-from edgewise.integrations.transformers import EdgewiseCallback, _warn_adaptive  # noqa: E402
+from edgewise.integrations.transformers import EdgewiseCallback  # noqa: E402
 from edgewise.monitor import EdgewiseWarning  # noqa: E402
 
 
@@ -97,15 +97,6 @@ def test_a_trainer_run_logs_rounds_to_tensorboard_and_log_history(tmp_path):
     scalars = events.Scalars(tag)
     assert [s.step for s in scalars] == [4, 8]
     assert [s.value for s in scalars] == pytest.approx([r.eta_star for r in history], rel=1e-6)
-
-
-def test_adam_type_optimizers_get_a_warning_and_sgd_does_not():
-    params = [torch.nn.Parameter(torch.zeros(2))]
-    with pytest.warns(EdgewiseWarning, match="AdamW"):
-        _warn_adaptive(torch.optim.AdamW(params))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _warn_adaptive(torch.optim.SGD(params, lr=0.1))
 
 
 def test_every_n_steps_without_attach_still_fills_log_history_and_warns(tmp_path):

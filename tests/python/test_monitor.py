@@ -87,15 +87,17 @@ def test_defaults_gauss_newton_factors_and_only_the_options_the_user_set():
     assert sent.rounds[0]["options"] == {"seed": 0, "tol": 1e-2, "bounds": ["identity"]}
 
 
-def test_lr_and_momentum_are_read_from_the_optimizer():
+def test_lr_momentum_and_the_optimizer_model_are_read_from_the_optimizer():
     client = ScriptedClient([report(1.0)])
     model, loss_fn, data = tiny_problem()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     monitor = edgewise.Monitor(model, loss_fn, train_data=data, probe_size=8, n_train=20, batch_size=4,
                                optimizer=opt, console=False, client_factory=lambda e, t: client)
-    with pytest.warns(EdgewiseWarning, match="plain SGD"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # momentum is modelled: no "indicative only" warning any more
         monitor.round()
     assert client.rounds[0]["lr"] == 0.05 and client.rounds[0]["momentum"] == 0.9
+    assert client.rounds[0]["options"]["optimizer"] == {"kind": "heavy_ball", "momentum": 0.9, "name": "SGD", "assumed": False}
 
 
 def test_sidecar_failure_gives_a_missing_report_then_backs_off_and_resumes():

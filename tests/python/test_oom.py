@@ -104,8 +104,8 @@ def test_the_report_says_the_chunk_size_was_halved():
     oracle = monitor._ensure_oracle()
     original_begin = oracle.begin_round
 
-    def begin_then_limit():
-        original_begin()
+    def begin_then_limit(**kwargs):
+        original_begin(**kwargs)
         memory_limited(oracle, most=8)
 
     oracle.begin_round = begin_then_limit

@@ -87,8 +87,9 @@ class EdgewiseCallback(TrainerCallback):
     come before them: :meth:`attach` puts it first; passed in ``Trainer(callbacks=[...])`` it
     comes after them and only ``log_history`` gets the numbers (it warns).
 
-    Only the main process measures. η* is derived for plain SGD: with Adam/AdamW (Hugging
-    Face's default) the numbers describe plain SGD at the current lr, and a warning says so.
+    Only the main process measures. η* is that of the Trainer's optimizer (AdamW by default:
+    Adam with its second-moment preconditioner frozen at each round's start, so the first
+    round before any optimizer step is skipped; see :class:`edgewise.Monitor`).
 
     Args:
         loss_fn: ``loss_fn(logits, labels)``; default :func:`logits_cross_entropy`.
@@ -148,7 +149,6 @@ class EdgewiseCallback(TrainerCallback):
             warnings.warn("edgewise: passed in Trainer(callbacks=...), the callback runs after the reporters "
                           f"{args.report_to}; use EdgewiseCallback(...).attach(trainer) so they receive its numbers",
                           EdgewiseWarning, stacklevel=2)
-        _warn_adaptive(optimizer)
         batch = self.probe if self.probe is not None else self._draw_probe(train_dataloader)
         x, y = _split_labels(batch)
         dataset = getattr(train_dataloader, "dataset", None)
@@ -206,13 +206,3 @@ class EdgewiseCallback(TrainerCallback):
             self._pending.update(metrics)
             control.should_log = True
 
-
-def _warn_adaptive(optimizer: Any) -> None:
-    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
-    if isinstance(inner, (torch.optim.Adam, torch.optim.AdamW)) or "adam" in type(inner).__name__.lower():
-        warnings.warn(
-            f"edgewise: the optimizer is {type(inner).__name__}; eta* and the margin are derived for plain SGD "
-            "(Adam's preconditioning and momentum are not modelled yet), so read them as SGD's at this lr",
-            EdgewiseWarning,
-            stacklevel=3,
-        )

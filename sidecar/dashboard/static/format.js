@@ -137,3 +137,34 @@ export function runStatus(run, now) {
   const mean = run.rounds > 1 ? (last - run.started) / run.rounds : 0;
   return now - last < Math.max(60, 5 * mean) ? "live" : "ended";
 }
+
+/**
+ * The run page's optimizer cards (SPEC §5 optimizer fields): which dynamics the threshold is for,
+ * and beside the exact `η*` the plain-SGD value and the full-batch value (for Adam the
+ * `38/λ_max(P⁻¹H)`-style one) with the share of it batch noise leaves, Nesterov's upper bound.
+ * Nothing for a report without `optimizer` (plain SGD as before).
+ *
+ * @param {Record<string, any> | null | undefined} r a report
+ * @returns {{ k: string, v: string, cls?: string }[]} label, value, CSS class
+ * @example
+ * ```ts
+ * import { strictEqual } from "node:assert/strict";
+ * const c = optimizerCards({ optimizer: { kind: "adam", description: "Adam, frozen preconditioner (β₁ = 0.9)", assumed: false }, method: "pencil", eta_star: 2.26, eta_star_full_batch: 26.2, eta_star_sgd: 1.07 });
+ * strictEqual(c[0].v, "Adam, frozen preconditioner (β₁ = 0.9)");
+ * strictEqual(c[2].v, "26.2 (exact η* is 8.626 % of it)");
+ * ```
+ */
+export function optimizerCards(r) {
+  const o = r?.optimizer;
+  if (!o || typeof o !== "object") return [];
+  const out = [{ k: "optimizer model", v: `${o.description ?? o.kind}${o.assumed ? " (assumed: not modelled)" : ""}`, cls: o.assumed ? "warn" : "" }];
+  if (r.method === "sgd") return out;
+  out.push({ k: "η* plain SGD", v: fmt(r.eta_star_sgd) });
+  const fb = r.eta_star_full_batch;
+  if (typeof fb === "number" && Number.isFinite(fb) && fb > 0) {
+    const share = typeof r.eta_star === "number" && Number.isFinite(r.eta_star) ? ` (exact η* is ${fmt(100 * r.eta_star / fb)} % of it)` : "";
+    out.push({ k: o.kind === "adam" ? "η* full batch (38/λ_max-style)" : "η* full batch", v: `${fmt(fb)}${share}` });
+  }
+  if (typeof r.eta_star_upper === "number") out.push({ k: "η* upper bound (Nesterov)", v: fmt(r.eta_star_upper) });
+  return out;
+}

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { esc, fmt, fmtDate, fmtMargin } from "./format.js";
+import { esc, fmt, fmtDate, fmtMargin, optimizerCards } from "./format.js";
 import { FLAG, negativeCurvature, runCharts } from "./chart_specs.js";
 import { ChartGroup, syncPanels } from "./uplot_chart.js";
 
@@ -37,6 +37,7 @@ function cards(r) {
   const warnings = Array.isArray(r.warnings) ? r.warnings.length : 0;
   return card("margin lr/η*", fmtMargin(r.margin), r.margin > 1 ? "bad" : "ok") +
     card("η* = 2/λ_gen", fmt(r.eta_star)) +
+    optimizerCards(r).map((c) => card(c.k, c.v, c.cls)).join("") +
     card("lr", fmt(r.lr)) + card("suggested lr", fmt(r.suggested_lr)) +
     card(`λ_gen${ci.lambda_gen_lo != null ? ` (${fmt(ci.lambda_gen_lo)}–${fmt(ci.lambda_gen_hi)})` : ""}`, fmt(r.lambda_gen)) +
     card("λ_max", fmt(r.lambda_max)) +
