@@ -13,6 +13,10 @@ from .report import StabilityReport
 
 __all__ = ["estimate"]
 
+#: Longest wait for one answer of a sidecar that keeps echoing heartbeats while it computes
+#: (an exact solve in a large factor span; SPEC §7), when no ``budget_seconds`` bounds it.
+PATIENCE = 3600.0
+
 
 def estimate(
     model: torch.nn.Module,
@@ -70,7 +74,10 @@ def estimate(
         max_basis: basis budget of the subspace iteration.
         endpoint: a running sidecar; None spawns a local one for the call.
         server_key / client_keys: CURVE for a sidecar started with ``--curve-keys``.
-        timeout: seconds to wait for any one sidecar answer.
+        timeout: seconds to wait for any one sidecar answer; for a sidecar that computes in
+            workers and echoes heartbeats meanwhile (the default), seconds of silence: its
+            compute between two ops may take up to ``budget_seconds`` plus ``timeout``, else an
+            hour (module constant ``PATIENCE``).
         chunk_size: samples per vectorised HVP chunk.
         memory_budget: bytes for one chunk of products (see :class:`CurvatureOracle`).
         seed: seed of the sidecar's random starts.
@@ -98,7 +105,9 @@ def estimate(
                             exact=True, bounds=bounds)
     run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=oracle.probe_size, n=n_train,
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
-    with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys) as client:
+    patience = max(timeout, budget_seconds + timeout if budget_seconds is not None else PATIENCE)
+    with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys,
+                       patience=patience) as client:
         client.open_session(run)
         oracle.begin_round()
         try:
