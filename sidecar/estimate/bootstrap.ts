@@ -10,7 +10,7 @@
 import { congruence, leadingColumns, symEig } from "./_linalg.ts";
 import { Rng } from "./_rng.ts";
 import type { Curvature } from "./curvature.ts";
-import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { type ApplicationCounter, rayleighQuotient, reducedSolve } from "./reduced_solve.ts";
 
 /** Options of {@linkcode bootstrapInterval}. */
 export interface BootstrapOptions {
@@ -106,7 +106,10 @@ export function bootstrapInterval(
 
 /**
  * The span of `S*`'s leading eigenvectors, doubled from 16 until the reduced value in it is
- * within `tol / 2` of the point value (else the whole basis).
+ * within `tol / 2` of the point value (else the whole basis). A span passes at once when `S*`
+ * cut to it already reaches that value (its Rayleigh quotient, one operator application, is a
+ * lower bound of the span's value); otherwise, up to 256 directions, a solve in the span
+ * decides (beyond, a trial solve costs about what it would save).
  */
 function accurateSubspace(
   curv: Curvature,
@@ -120,13 +123,16 @@ function accurateSubspace(
   const es = symEig(S, k);
   let rank = 0;
   while (rank < k && Math.abs(es.values[rank]) > 1e-10 * Math.abs(es.values[0])) rank++;
-  // trial subspaces up to 256 directions (each trial is a solve); beyond, the whole basis
-  for (let dim = Math.min(16, rank); dim < Math.min(rank, k, 257); dim = Math.min(2 * dim, rank)) {
+  const target = (1 - tol / 2) * point;
+  for (let dim = Math.min(16, rank); dim < Math.min(rank, k); dim = Math.min(2 * dim, rank)) {
     const U = leadingColumns(es.vectors, k, k, dim);
     const sub = curv.rotate(U, dim);
     const start = congruence(S, U, k, dim);
+    if (counter) counter.applications++;
+    if (rayleighQuotient(sub, p, start) >= target) return { sub, start, dim };
+    if (dim > 256) continue;
     const v = reducedSolve(sub, p, { start, tol: tol / 10, counter }).lambdaGen;
-    if (v >= (1 - tol / 2) * point) return { sub, start, dim };
+    if (v >= target) return { sub, start, dim };
   }
   return { sub: curv, start: S, dim: k };
 }

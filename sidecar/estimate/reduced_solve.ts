@@ -100,6 +100,15 @@ export function reducedSolve(
       `Expected start of ${k}×${k}, got ${options.start.length} entries`,
     );
   }
+  if (weights && Array.prototype.some.call(weights, (w: number) => w === 0)) {
+    // samples of weight 0 (a bootstrap resample leaves out about a third) add nothing: drop
+    // them, so the operator's GEMMs run over the rows that count
+    const idx: number[] = [];
+    for (let i = 0; i < m; i++) if (weights[i] !== 0) idx.push(i);
+    if (idx.length > 0) {
+      return reducedSolve(curv.samples(idx), p, { ...options, weights: idx.map((i) => weights[i]) });
+    }
+  }
   const dropTol = options.dropTol ?? 1e-10;
   const tol = options.tol ?? 1e-12;
   const K = curv.mean(weights);
@@ -195,6 +204,26 @@ export function reducedSolve(
     droppedDirections: k - r,
     iterations,
   };
+}
+
+/**
+ * The Rayleigh quotient of the reduced problem at `S` (`k × k`, symmetric):
+ * `[(1 − p) tr(KSKS) + p mean_i tr(K_i S K_i S)] / tr(K S²)`, a lower bound of the reduced
+ * `λ_gen` of any basis whose span holds `S`'s range. One operator application.
+ * @returns the quotient (0 when `tr(K S²) ≤ 0`)
+ */
+export function rayleighQuotient(curv: Curvature, p: number, S: Float64Array): number {
+  const { m, k } = curv;
+  if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
+  const K = curv.mean();
+  const KS = matmul(K, S, k, k, k);
+  const den = dot(KS, S);
+  if (!(den > 0)) return 0;
+  const KSKS = matmul(KS, KS, k, k, k);
+  let tr = 0;
+  for (let a = 0; a < k; a++) tr += KSKS[a * k + a];
+  const per = p > 0 ? dot(curv.sandwich(S, new Float64Array(m).fill(1 / m)), S) : 0;
+  return ((1 - p) * tr + p * per) / den;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { assert, assertAlmostEquals, assertThrows } from "./_assert.ts";
-import { reducedSolve } from "./reduced_solve.ts";
+import { rayleighQuotient, reducedSolve } from "./reduced_solve.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
 import { symEig } from "./_linalg.ts";
 import {
@@ -12,6 +12,7 @@ import {
   THREE_SAMPLES,
 } from "./_testing.ts";
 import { Curvature } from "./curvature.ts";
+import { Rng } from "./_rng.ts";
 
 const dense = (hs: Float64Array[], d: number) => Curvature.dense(stack(hs), hs.length, d);
 
@@ -106,6 +107,12 @@ Deno.test("reducedSolve() handles null space, weights and bad input", () => {
   const dup =
     reducedSolve(dense([h3[0], h3[0], h3[1], h3[2]], 4), 1).lambdaGen;
   assert(rel(w, dup) < 1e-10);
+  // zero weights (a resample's left-out samples) equal leaving the samples out
+  const h4 = randomPsd(4, 4, 2, 33);
+  for (const [route, b] of bothRoutes(h4, 4)) {
+    const z = reducedSolve(b, 0.7, { weights: [0, 2, 1, 0] }).lambdaGen;
+    assert(rel(z, denseLambdaGen([h4[1], h4[1], h4[2]], 4, 0.7)) < 1e-9, `${route}: ${z}`);
+  }
   assertThrows(
     () => reducedSolve(Curvature.dense(new Float64Array(7), 1, 2), 1),
     RangeError,
@@ -150,3 +157,18 @@ function trace(a: Float64Array, n: number) {
   for (let i = 0; i < n; i++) s += a[i * n + i];
   return s;
 }
+
+Deno.test("rayleighQuotient() equals the dense R(S), and λ_gen at the maximiser", () => {
+  const d = 5, m = 6;
+  const hs = randomPsd(m, d, 2, 41);
+  const rng = new Rng(5);
+  for (const [route, b] of bothRoutes(hs, d)) {
+    for (const p of [1, 0.3, 0]) {
+      const x = rng.normals(d * d), S = new Float64Array(d * d);
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) S[i * d + j] = x[i * d + j] + x[j * d + i];
+      assert(rel(rayleighQuotient(b, p, S), quotient(hs, S, d, p)) < 1e-10, `${route} p=${p}`);
+      const sol = reducedSolve(b, p);
+      assert(rel(rayleighQuotient(b, p, sol.S), sol.lambdaGen) < 1e-9, `${route} p=${p} at S*`);
+    }
+  }
+});
