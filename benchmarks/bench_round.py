@@ -187,6 +187,7 @@ def old_worker(state_file: str) -> None:
 
     state = torch.load(state_file, weights_only=False)
     assert edgewise.__file__.startswith(os.environ["EDGEWISE_ROOT"]), edgewise.__file__
+    torch.set_num_threads(1)  # as in the main process: the same client conditions
     loss_fn = getattr(torch.nn.functional, {"mse": "mse_loss", "ce": "cross_entropy"}[state.get("loss", "mse")])
     rows = run_rounds(state["model"], loss_fn, state["probe"], n=state["n"], memory_budget=state.get("memory_budget"),
                       batch_size=state.get("batch_size", 16), curvature="ggn", label=state.get("label", "old"),
