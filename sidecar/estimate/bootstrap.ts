@@ -106,8 +106,9 @@ export function bootstrapInterval(
       cut = true;
       break;
     }
-    // warm-started from S*, two orders of magnitude inside the interval: the residual test suffices
-    drawn.push(reducedSolve(curv, p, { weights: w, start: S, tol: tol / 3, counter, settle: false }).lambdaGen);
+    // to half the point value's tolerance, warm-started from S*: the residual test suffices (the
+    // interval is two orders of magnitude wider than tol)
+    drawn.push(reducedSolve(curv, p, { weights: w, start: S, tol: tol / 2, counter, settle: false }).lambdaGen);
     const n = drawn.length;
     if (options.mcTarget !== undefined && n >= (options.minCount ?? 40) && n % 10 === 0 && n < count) {
       const v = drawn.filter((x) => x > 0).sort((a, b) => a - b);
