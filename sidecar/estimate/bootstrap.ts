@@ -107,7 +107,7 @@ export function bootstrapInterval(
       break;
     }
     // to half the point value's tolerance, warm-started from S*: the residual test suffices (the
-    // interval is two orders of magnitude wider than tol)
+    // automatic tol is a tenth of the half-width)
     drawn.push(reducedSolve(curv, p, { weights: w, start: S, tol: tol / 2, counter, settle: false }).lambdaGen);
     const n = drawn.length;
     if (options.mcTarget !== undefined && n >= (options.minCount ?? 40) && n % 10 === 0 && n < count) {
