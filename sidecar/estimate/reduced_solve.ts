@@ -207,26 +207,6 @@ export function reducedSolve(
 }
 
 /**
- * The Rayleigh quotient of the reduced problem at `S` (`k × k`, symmetric):
- * `[(1 − p) tr(KSKS) + p mean_i tr(K_i S K_i S)] / tr(K S²)`, a lower bound of the reduced
- * `λ_gen` of any basis whose span holds `S`'s range. One operator application.
- * @returns the quotient (0 when `tr(K S²) ≤ 0`)
- */
-export function rayleighQuotient(curv: Curvature, p: number, S: Float64Array): number {
-  const { m, k } = curv;
-  if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
-  const K = curv.mean();
-  const KS = matmul(K, S, k, k, k);
-  const den = dot(KS, S);
-  if (!(den > 0)) return 0;
-  const KSKS = matmul(KS, KS, k, k, k);
-  let tr = 0;
-  for (let a = 0; a < k; a++) tr += KSKS[a * k + a];
-  const per = p > 0 ? dot(curv.sandwich(S, new Float64Array(m).fill(1 / m)), S) : 0;
-  return ((1 - p) * tr + p * per) / den;
-}
-
-/**
  * Top eigenpair of a symmetric PSD operator by Lanczos with full reorthogonalisation,
  * restarted from the Ritz vector when the Krylov basis reaches its memory cap. Stops when the
  * estimated eigenvalue error `min(ρ, ρ²/gap)` is at most `tol · θ` and the Ritz value moved by

@@ -1,5 +1,5 @@
 import { assert, assertAlmostEquals, assertThrows } from "./_assert.ts";
-import { rayleighQuotient, reducedSolve } from "./reduced_solve.ts";
+import { reducedSolve } from "./reduced_solve.ts";
 import { batchNoiseWeight } from "./batch_curve.ts";
 import { symEig } from "./_linalg.ts";
 import {
@@ -12,7 +12,6 @@ import {
   THREE_SAMPLES,
 } from "./_testing.ts";
 import { Curvature } from "./curvature.ts";
-import { Rng } from "./_rng.ts";
 
 const dense = (hs: Float64Array[], d: number) => Curvature.dense(stack(hs), hs.length, d);
 
@@ -157,18 +156,3 @@ function trace(a: Float64Array, n: number) {
   for (let i = 0; i < n; i++) s += a[i * n + i];
   return s;
 }
-
-Deno.test("rayleighQuotient() equals the dense R(S), and λ_gen at the maximiser", () => {
-  const d = 5, m = 6;
-  const hs = randomPsd(m, d, 2, 41);
-  const rng = new Rng(5);
-  for (const [route, b] of bothRoutes(hs, d)) {
-    for (const p of [1, 0.3, 0]) {
-      const x = rng.normals(d * d), S = new Float64Array(d * d);
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) S[i * d + j] = x[i * d + j] + x[j * d + i];
-      assert(rel(rayleighQuotient(b, p, S), quotient(hs, S, d, p)) < 1e-10, `${route} p=${p}`);
-      const sol = reducedSolve(b, p);
-      assert(rel(rayleighQuotient(b, p, sol.S), sol.lambdaGen) < 1e-9, `${route} p=${p} at S*`);
-    }
-  }
-});
