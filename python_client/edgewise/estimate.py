@@ -45,6 +45,7 @@ def estimate(
     name: str = "estimate",
     forward: Callable[[torch.nn.Module, Any], Any] | None = None,
     loss_on: str = "target",
+    process_group: Any = None,
 ) -> StabilityReport:
     """Computes the exact mean-square stability threshold of SGD at the model's parameters.
 
@@ -85,6 +86,10 @@ def estimate(
         forward: ``forward(model, batch) -> output`` instead of the call by the batch's structure.
         loss_on: ``"batch"`` for ``loss_fn(output, batch)`` (a model computing its own loss;
             exact Hessian only, ``curvature="hessian"``), see :class:`CurvatureOracle`.
+        process_group: in a ``torch.distributed`` run (call on every rank), ``probe`` is this
+            rank's shard and the report is for the union of the shards, on every rank (None:
+            the default group when initialised; False: this process alone). See
+            docs/distributed.md.
 
     Returns:
         The :class:`StabilityReport` (``lambda_max``, ``lambda_gen``, ``eta_star``, bounds, ...).
@@ -94,38 +99,52 @@ def estimate(
         ValueError: inconsistent arguments.
     """
     from ._client import SidecarClient
+    from ._distributed import unwrap_model
+    from ._distributed_rounds import DistributedRounds
     from .oracle import CurvatureOracle
+
+    model = unwrap_model(model)
+    # a sidecar that echoes heartbeats may compute this long between two ops (SPEC §7); the other
+    # ranks of a distributed run wait as long for the leader's next op
+    patience = max(timeout, budget_seconds + timeout if budget_seconds is not None else PATIENCE)
+    rounds = DistributedRounds.detect(process_group, max(2.0 * timeout, patience + timeout))
 
     x, y = split_probe(probe, loss_on)
     if not 1 <= batch_size <= n_train:
         raise ValueError(f"expected 1 <= batch_size <= n_train, got batch_size={batch_size}, n_train={n_train}")
-    oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples, seed=seed,
+    oracle = CurvatureOracle(model, loss_fn, x, y, curvature=curvature, mc_samples=mc_samples,
+                             seed=seed if rounds is None else rounds.oracle_seed(seed),
                              chunk_size=chunk_size, memory_budget=memory_budget, forward=forward, loss_on=loss_on)
     options = round_options(tol=tol, seed=seed, batch_grid=batch_grid, max_basis=max_basis, bootstrap=bootstrap,
                             exact=True, bounds=bounds)
-    run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=oracle.probe_size, n=n_train,
+    m = oracle.probe_size if rounds is None else rounds.group.share_counts(oracle.probe_size)
+    run = run_metadata(model, run_id=f"{name}-{uuid.uuid4().hex[:8]}", name=name, probe_size=m, n=n_train,
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
-    patience = max(timeout, budget_seconds + timeout if budget_seconds is not None else PATIENCE)
-    with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys,
-                       patience=patience) as client:
-        client.open_session(run)
-        oracle.begin_round()
-        try:
-            raw = client.run_round(
-                oracle,
-                step=0,
-                epoch=-1,
-                lr=float(lr) if lr is not None else 0.0,
-                batch_size=int(batch_size),
-                n=int(n_train),
-                momentum=0.0,
-                budget_hvps=budget_hvps,
-                budget_seconds=budget_seconds,
-                options=options,
-            )
-        finally:
-            if hasattr(oracle, "end_round"):
-                oracle.end_round()
+
+    def drive(oracle: Any) -> dict[str, Any]:
+        with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys,
+                           patience=patience) as client:
+            client.open_session(run)
+            oracle.begin_round()
+            try:
+                return client.run_round(
+                    oracle,
+                    step=0,
+                    epoch=-1,
+                    lr=float(lr) if lr is not None else 0.0,
+                    batch_size=int(batch_size),
+                    n=int(n_train),
+                    momentum=0.0,
+                    budget_hvps=budget_hvps,
+                    budget_seconds=budget_seconds,
+                    options=options,
+                )
+            finally:
+                if hasattr(oracle, "end_round"):
+                    oracle.end_round()
+
+    # in a distributed run rank 0 drives the round and every rank executes its ops
+    raw = drive(oracle) if rounds is None else rounds.once(oracle, drive)
     report = StabilityReport.from_dict(raw)
     if lr is None:
         # lr = 0 was only a placeholder: drop the fields derived from it.

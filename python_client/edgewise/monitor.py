@@ -17,6 +17,8 @@ from ._background import RoundWorker, ShadowModel, oracle_stream
 from ._oom import OomRetry
 from ._batch import batch_size as batch_size_of
 from ._batch import split_probe
+from ._distributed import unwrap_model
+from ._distributed_rounds import DistributedRounds
 from ._probe import draw_probe
 from ._report_log import ReportLog
 from ._run_info import round_options, run_metadata
@@ -122,6 +124,15 @@ class Monitor:
             batch)``, for a model computing its own loss, e.g. ``lambda out, b: out.loss``):
             then only ``curvature="hessian"`` applies (the exact Hessian; Gauss–Newton needs
             the logits and a standard loss, through ``forward`` and ``loss_fn(logits, y)``).
+        process_group: data-parallel runs (docs/distributed.md): None uses the default
+            ``torch.distributed`` group when one is initialised with several ranks, a
+            ``ProcessGroup`` its ranks, False none. Build the monitor on every rank: the probe
+            (``probe=`` or drawn from ``train_data``) is this rank's shard of ``probe_size``,
+            rank 0 alone talks to the sidecar, and every rank gets every report at the same
+            step. A ``DistributedDataParallel`` model is evaluated through ``model.module``.
+        collective_timeout: seconds any one monitoring collective may wait (default
+            ``max(60, 2 * timeout)``); past it, or when a rank dies, rounds are missing on every
+            rank and distributed monitoring stops for the run.
 
     Example (``examples/mnist_live.py`` runs a full one)::
 
@@ -171,15 +182,20 @@ class Monitor:
         close_timeout: float = 5.0,
         forward: Callable[[torch.nn.Module, Any], Any] | None = None,
         loss_on: str = "target",
+        process_group: Any = None,
+        collective_timeout: float | None = None,
     ) -> None:
         if curvature not in ("ggn", "ggn_mc", "hessian"):
             raise ValueError(f"expected curvature 'ggn', 'ggn_mc' or 'hessian', got {curvature!r}")
         if every_steps is not None and every_steps <= 0:
             raise ValueError(f"expected a positive every_steps, got {every_steps}")
+        model = unwrap_model(model)
+        dist_rounds = DistributedRounds.detect(process_group, collective_timeout or max(60.0, 2.0 * timeout))
         if probe is None:
             if train_data is None:
                 raise ValueError("expected probe=(x, y) or train_data to draw the probe from, got neither")
-            probe = draw_probe(train_data, probe_size, seed=seed)
+            probe = draw_probe(train_data, probe_size, seed=seed) if dist_rounds is None else \
+                dist_rounds.draw(train_data, probe_size, seed)
         if loss_on not in ("target", "batch"):
             raise ValueError(f"expected loss_on 'target' or 'batch', got {loss_on!r}")
         if loss_on == "batch" and curvature != "hessian":
@@ -187,6 +203,8 @@ class Monitor:
                              " is opaque to the Gauss-Newton split; see CurvatureOracle)")
         probe_x, _ = split_probe(probe, loss_on)
         self._probe_size = batch_size_of(probe_x, "the probe inputs")
+        if dist_rounds is not None:
+            self._probe_size = dist_rounds.group.share_counts(self._probe_size)  # the union's m
         if loader is not None:
             n_train = n_train if n_train is not None else len(loader.dataset)
             batch_size = batch_size if batch_size is not None else loader.batch_size
@@ -235,19 +253,24 @@ class Monitor:
         self._steps = 0
         self._rounds = 0
         self._warned_momentum = False
-        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if log_dir is not None or wandb else None
+        logs = (log_dir is not None or wandb) and (dist_rounds is None or dist_rounds.leader)  # rank 0 logs a run
+        self._log = ReportLog(log_dir, tensorboard=tensorboard, wandb=wandb) if logs else None
         self.blocking = blocking
         self.close_timeout = close_timeout
         self._worker: RoundWorker | None = None
         self._shadow: ShadowModel | None = None
         self._cadence_skipped = 0
+        self._dist = dist_rounds
+        if dist_rounds is not None and not dist_rounds.leader:
+            self.console = False  # the leader prints the run; every rank gets its reports
 
     # ----------------------------------------------------------------- public surface
 
     @property
     def latest(self) -> StabilityReport | None:
         """The most recent report that is not missing, or None (delivers finished rounds)."""
-        self._collect()
+        if self._dist is None:  # distributed: delivered at cadence points only, on every rank alike
+            self._collect()
         for report in reversed(self.history):
             if not report.missing:
                 return report
@@ -269,7 +292,7 @@ class Monitor:
         call (blocking: the round it ran; background: a round that finished since), or None.
         """
         self._steps += 1
-        arrived = self._collect()
+        arrived = self._collect() if self._dist is None else None
         if self.every_steps is not None and self._steps % self.every_steps == 0:
             return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
         return arrived
@@ -279,7 +302,7 @@ class Monitor:
 
         Returns the report that arrived during this call (see :meth:`step`), or None.
         """
-        arrived = self._collect()
+        arrived = self._collect() if self._dist is None else None
         if self.every_steps is not None:
             return arrived
         return self._cadence(lr=lr, step=self._steps, epoch=epoch) or arrived
@@ -313,12 +336,19 @@ class Monitor:
         context = self._context(lr, step, epoch)
         if self.blocking:
             return self._record(self._serve(context))
-        if self._worker is not None and self._worker.busy:
+        busy = self._worker is not None and self._worker.busy
+        arrived = None
+        if self._dist is not None:
+            # every rank starts this round, or none does; and every rank delivers the last
+            # round's report now, at the same step, so StabilityLR changes every lr alike
+            busy = self._dist.group.any_busy(busy)
+            arrived = None if busy else self._collect()
+        if busy:
             self._cadence_skipped += 1
             return None
         if not self._start_background(context):
             return self._record(self._serve(context))
-        return None
+        return arrived
 
     def _context(self, lr: float | None, step: int | None, epoch: int | None) -> dict[str, Any]:
         """The training state a round describes, read on the training thread."""
@@ -378,6 +408,12 @@ class Monitor:
     def _serve(self, context: dict[str, Any], ready: Any = None) -> StabilityReport:
         """Runs one round for ``context`` and returns its report (never raises for sidecar
         trouble). In background mode this runs on the worker thread, which owns the client."""
+        if self._dist is not None:  # every rank takes part; the leader runs the round below
+            return self._dist.serve(self._serve_here, context, ready, self._ensure_oracle, self._oracle_model())
+        return self._serve_here(context, ready)
+
+    def _serve_here(self, context: dict[str, Any], ready: Any = None) -> StabilityReport:
+        """The round of :meth:`_serve`, in this process (the leader's, in a distributed run)."""
         context = dict(context)
         momentum = context.pop("momentum")
         if self._disabled_reason is not None:
@@ -393,7 +429,7 @@ class Monitor:
             oracle = self._ensure_oracle()
             with oracle_stream(self._oracle_model(), ready):
                 oracle.begin_round()
-                guard = OomRetry(oracle)
+                guard = OomRetry(oracle) if self._dist is None else self._dist.wrap(oracle)
                 progress = RoundProgress(guard, self._rounds, self.console and self.blocking)
                 raw = client.run_round(
                     progress,
@@ -450,6 +486,8 @@ class Monitor:
         """Replaces the probe set (the next round starts cold); ``x`` alone with ``loss_on="batch"``."""
         self.probe = x if self.loss_on == "batch" else (x, y)
         self._probe_size = batch_size_of(x, "the probe inputs")
+        if self._dist is not None:  # x, y: this rank's shard (call it on every rank)
+            self._probe_size = self._dist.group.share_counts(self._probe_size)
         self._oracle = None
 
     def close(self) -> None:
@@ -569,7 +607,7 @@ class Monitor:
             x, y = split_probe(self.probe, self.loss_on)
             self._oracle = CurvatureOracle(
                 model, self.loss_fn, x, y, curvature=self.curvature, mc_samples=self.mc_samples,
-                seed=self.seed, chunk_size=self.chunk_size, memory_budget=self.memory_budget,
+                seed=self.seed if self._dist is None else self._dist.oracle_seed(self.seed), chunk_size=self.chunk_size, memory_budget=self.memory_budget,
                 forward=self.forward, loss_on=self.loss_on,
             )
             self._oracle_for = model

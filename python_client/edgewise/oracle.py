@@ -408,6 +408,13 @@ class CurvatureOracle:
         """Count ``columns`` batched JVP/VJP columns: ``m/2`` per-sample products each."""
         self.hvps += 0.5 * self.probe_size * columns
 
+    #: Distributed runs (edgewise/_distributed_oracle.py): sums ``d``-sized partial sums over
+    #: the ranks' probe shards (``sum``) and knows the union size (``total_samples``); None alone.
+    reducer: Any = None
+
+    def _sum_over_shards(self, t: Tensor) -> Tensor:
+        return t if self.reducer is None else self.reducer.sum(t)
+
     # ------------------------------------------------------------------- ops
     def reset(self) -> None:
         """``V ← []``."""
@@ -446,10 +453,10 @@ class CurvatureOracle:
         v = self._v
         with eval_mode(self._model), torch.no_grad():
             if self.factor_route:
-                w = self._factor.expansion(coeffs) + v @ basis_coeffs
+                w = self._sum_over_shards(self._factor.expansion(coeffs)) + v @ basis_coeffs
                 self._batched(coeffs.shape[2])
             else:
-                w = self._hessian_expansion(coeffs, basis_coeffs)
+                w = self._sum_over_shards(self._hessian_expansion(coeffs)) + v @ basis_coeffs
         proj = v.T @ w
         q, norms, kept_index = orthonormalize(v, w)
         self._v = torch.cat([v, q], dim=1)
@@ -459,10 +466,10 @@ class CurvatureOracle:
             out["blocks"] = self.blocks(k, len(kept_index))
         return out
 
-    def _hessian_expansion(self, coeffs: Tensor, basis_coeffs: Tensor) -> Tensor:
+    def _hessian_expansion(self, coeffs: Tensor) -> Tensor:
         theta, v = self._need_round(), self._v
         m, r = self.probe_size, coeffs.shape[2]
-        w = v @ basis_coeffs
+        w = v.new_zeros((v.shape[0], r))
         shared = m > 1 and r > 0 and bool((coeffs == coeffs[:1]).all())
         if shared:
             # every sample gets the same C (e.g. a Lanczos step on H): Σ_i H_i V C = m H̄ V C,
@@ -546,7 +553,8 @@ class CurvatureOracle:
                 proj[sl] = g @ self._v
                 total += g.sum(0)
         self.hvps += m
-        mean = total / m
+        total = self._sum_over_shards(total)
+        mean = total / (m if self.reducer is None else self.reducer.total_samples)
         return {"losses": losses, "sq_norms": sq, "proj": proj, "mean_sq_norm": float(mean @ mean)}
 
     def hutchinson(self, r: int, seed: int) -> dict[str, Tensor]:
