@@ -26,7 +26,13 @@ two warm Gauss–Newton rounds, plus the cost of one factor column (a batched JV
 batch) against one per-sample-HVP column of the exact-Hessian route. ``--smoke`` shrinks it
 to run anywhere in a minute (checks the code path, numbers meaningless).
 
+``--baseline REV`` also runs REV's ``ggn`` route (its own Monitor defaults, its sidecar) on the same
+model and probe, and prints warm-round medians per route: wall, sidecar compute (``sidecar_ms``,
+which includes compute overlapped with the client's ``grads``), and the client's wait (wall −
+client time: the sidecar's share of the critical path plus transport).
+
 Run:   .venv/bin/python benchmarks/bench_round.py                 (CPU, ~5-10 min on 2 shared cores)
+       .venv/bin/python benchmarks/bench_round.py --no-hessian --no-old --baseline 527d145 --rounds 6
        .venv/bin/python benchmarks/bench_round.py --no-old        (skip the previous code)
        .venv/bin/python benchmarks/bench_round.py --gpu           (on a GPU machine, ~3-5 min)
        .venv/bin/python benchmarks/bench_round.py --gpu --smoke --device cpu
@@ -147,6 +153,17 @@ def mnist_setup(epochs: int, probe_size: int):
     return model, loss_fn, draw_probe((x, y), probe_size, seed=0), len(x), epoch_s
 
 
+def baseline_rounds(model, probe, n: int, rev: str, rounds: int, *, loss: str = "mse", batch_size: int = 16,
+                    memory_budget: int | None = None) -> list[dict]:
+    """The ``ggn`` route of another revision of this code (``--baseline``, e.g. main before a
+    change) on the same model and probe, with its Monitor defaults, in a subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.pt"
+        torch.save({"model": model, "probe": probe, "n": n, "label": f"base:{rev}", "options": {"seed": 0},
+                    "rounds": rounds, "loss": loss, "batch_size": batch_size, "memory_budget": memory_budget}, state)
+        return old_code_rounds(state, rev)
+
+
 def old_code_rounds(state_file: Path, rev: str) -> list[dict]:
     """The previous code (``rev``) on the same model and probe, in a subprocess."""
     tmp = Path(tempfile.mkdtemp(prefix="edgewise-old-"))
@@ -170,9 +187,12 @@ def old_worker(state_file: str) -> None:
 
     state = torch.load(state_file, weights_only=False)
     assert edgewise.__file__.startswith(os.environ["EDGEWISE_ROOT"]), edgewise.__file__
-    rows = run_rounds(state["model"], torch.nn.functional.mse_loss, state["probe"], n=state["n"],
-                      batch_size=16, curvature="ggn", label="old",
-                      options={"tol": 1e-3, "seed": 0, "bootstrap": 50, "max_basis": 32})
+    torch.set_num_threads(1)  # as in the main process: the same client conditions
+    loss_fn = getattr(torch.nn.functional, {"mse": "mse_loss", "ce": "cross_entropy"}[state.get("loss", "mse")])
+    rows = run_rounds(state["model"], loss_fn, state["probe"], n=state["n"], memory_budget=state.get("memory_budget"),
+                      batch_size=state.get("batch_size", 16), curvature="ggn", label=state.get("label", "old"),
+                      rounds=state.get("rounds", 2),
+                      options=state.get("options", {"tol": 1e-3, "seed": 0, "bootstrap": 50, "max_basis": 32}))
     print(json.dumps(rows))
 
 
@@ -183,8 +203,13 @@ def cpu_main(args) -> list[dict]:
     print(f"# CPU main example: n = {n}, 28×28, 10 classes, d = {d}, B = 16, m = {len(probe[0])}; "
           f"one epoch of training: {epoch_s:.2f} s (mean of {args.epochs}); torch threads 1", flush=True)
     rows = [dict(route="epoch", wall_s=epoch_s)]
-    rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="ggn", options={"seed": 0})
+    rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="ggn", options={"seed": 0},
+                       rounds=args.rounds)
     print_rows(rows, epoch_s)
+    if args.baseline:
+        rows += baseline_rounds(model, probe, n, args.baseline, args.rounds)
+        print_rows(rows[-args.rounds:], epoch_s)
+        summarize(rows, epoch_s)
     if not args.no_hessian:
         rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="hessian", options={"seed": 0})
         print_rows(rows[-2:], epoch_s)
@@ -266,10 +291,14 @@ def gpu_main(args) -> list[dict]:
     probe = (x[:m].clone(), y[:m].clone())
     budget = args.memory_budget
     rows = [dict(route="epoch", wall_s=epoch_s)]
+    rounds = max(3, args.rounds)
     rows += run_rounds(model, loss_fn, probe, n=n, batch_size=batch, curvature="ggn", options={"seed": 0},
-                       rounds=3, memory_budget=budget)
+                       rounds=rounds, memory_budget=budget)
+    if args.baseline:
+        rows += baseline_rounds(model, probe, n, args.baseline, rounds, loss="ce", batch_size=batch, memory_budget=budget)
     rows += column_costs(model, loss_fn, probe, budget, device)
     print_rows(rows, epoch_s)
+    summarize(rows, epoch_s)
     return rows
 
 
@@ -296,6 +325,24 @@ def column_costs(model, loss_fn, probe, budget, device) -> list[dict]:
 
 
 # ---- output ----------------------------------------------------------------------------------
+
+
+def summarize(rows: list[dict], epoch_s: float) -> None:
+    """Medians of the warm rounds per route: wall, sidecar compute, the client's wait (wall −
+    client: the sidecar's part of the critical path plus transport), and their shares."""
+    import statistics
+
+    print(f"# warm-round medians (epoch {epoch_s:.3f} s):")
+    for route in dict.fromkeys(r["route"] for r in rows if r.get("round") == "warm"):
+        warm = [r for r in rows if r.get("route") == route and r.get("round") == "warm"]
+        med = lambda key: statistics.median(key(r) for r in warm)  # noqa: E731
+        wall = med(lambda r: r["wall_s"])
+        side = med(lambda r: r["sidecar_s"] or 0.0)
+        wait = med(lambda r: r["wall_s"] - r["client_s"])
+        apps = med(lambda r: r["operator_applications"] or 0)
+        print(f"#   {route}: wall {wall:.3f} s ({100 * wall / epoch_s:.0f} % of an epoch), sidecar {side:.3f} s "
+              f"({100 * side / wall:.0f} % of the round), client waits {wait:.3f} s ({100 * wait / wall:.0f} %), "
+              f"operator applications {apps:.0f}", flush=True)
 
 
 def print_rows(rows: list[dict], epoch_s: float) -> None:
@@ -325,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-hessian", action="store_true", help="CPU mode: skip the per-sample Hessian route")
     parser.add_argument("--no-old", action="store_true", help="CPU mode: skip the previous code")
     parser.add_argument("--old-rev", default=OLD_REV, help="git revision of the previous code")
+    parser.add_argument("--baseline", default=None,
+                        help="CPU mode: also run this revision's ggn route (its Monitor defaults) side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per route (a cold one, then warm ones)")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--_old-worker", dest="old_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

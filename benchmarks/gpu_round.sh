@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Issue 9's GPU measurement: a CIFAR ResNet-18 round against one epoch of its training.
-# Run from the repository root on a lent H100/H200 (about 2-4 minutes):
+# Run from the repository root on a lent H100/H200 (about 4-7 minutes):
 #   bash benchmarks/gpu_round.sh            # writes $OUT/bench_round_gpu.{log,json} (OUT default /tmp)
+# Side by side with a baseline revision's ggn route (same model, probe and machine; BASELINE=none
+# skips it): BASELINE=527d145 (default). The baseline is exported with `git archive`, so the
+# checkout must hold that commit.
 # Needs: a Python with a CUDA build of torch 2.13 plus pyzmq, msgpack, numpy and the client installed
 # or on PYTHONPATH (PYTHON=..., default .venv/bin/python); tools/deno working (tools/node_modules
 # carried) and the sidecar's npm modules in node_modules/. The sidecar runs on the host CPU.
@@ -11,4 +14,7 @@ out="${OUT:-/tmp}"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(pwd)/python_client"
 "$py" -c "import torch; assert torch.cuda.is_available(), 'this torch has no CUDA'; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 tools/deno --version | head -n 1
-timeout 560 "$py" benchmarks/bench_round.py --gpu --json "$out/bench_round_gpu.json" 2>&1 | tee "$out/bench_round_gpu.log"
+base="${BASELINE:-527d145}"
+args=(--gpu --rounds 4 --json "$out/bench_round_gpu.json")
+[ "$base" != none ] && args+=(--baseline "$base")
+timeout 560 "$py" benchmarks/bench_round.py "${args[@]}" 2>&1 | tee "$out/bench_round_gpu.log"

@@ -76,6 +76,10 @@ class SidecarClient:
             (:class:`SidecarTimeout` at once instead of after ``timeout``); None disables it;
             ``"auto"`` (default) uses the sidecar's ``limits.liveness_ms``, which a sidecar
             announces only when it answers heartbeats during rounds (rounds in workers).
+        patience: seconds a round's answer may take while the sidecar keeps echoing those
+            heartbeats (alive, computing in a worker: an ``exact`` solve of a large span can
+            compute for minutes between two ops); ``timeout`` then bounds only its silence
+            (SPEC §7). None (default): ``timeout`` bounds every answer. Needs liveness probing.
 
     A spawned sidecar that exits is noticed within 0.1 s of any wait (:class:`SidecarDied`),
     reaped, and restarted by :meth:`revive`; the session secret from ``welcome`` then resumes
@@ -96,9 +100,12 @@ class SidecarClient:
         server_key: KeySource | None = None,
         client_keys: KeySource | tuple[KeySource, KeySource] | None = None,
         liveness: float | str | None = "auto",
+        patience: float | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"expected timeout > 0, got {timeout}")
+        if patience is not None and not patience > 0:
+            raise ValueError(f"expected patience > 0 or None, got {patience}")
         if (server_key is None) != (client_keys is None):
             raise ValueError("expected both server_key and client_keys for CURVE, or neither")
         self._curve = (server_key, client_keys) if server_key is not None else None
@@ -115,6 +122,7 @@ class SidecarClient:
         self.session: str | None = None
         self.secret: str | None = None
         self.liveness = liveness
+        self.patience = None if patience is None else float(patience)
         self.revivals = 0
         self._revive_after = 0.0
         self._run: dict[str, Any] | None = None
@@ -177,8 +185,12 @@ class SidecarClient:
         if not self._closed:
             self._open_socket()
 
-    def _request(self, msg: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    def _request(self, msg: dict[str, Any], timeout: float | None = None, patience: float | None = None) -> dict[str, Any]:
         """Sends ``msg`` (its ``id`` is set here) and returns the checked answer.
+
+        With ``patience`` (round messages) and liveness probing, the wait goes on past
+        ``timeout`` while the sidecar echoes heartbeats, up to ``patience`` seconds in all:
+        ``timeout`` then bounds the sidecar's silence, not its compute time.
 
         Raises:
             TooLarge: the message is over the soft limit (nothing was sent).
@@ -201,13 +213,16 @@ class SidecarClient:
         self._sock.send(frame, copy=len(frame) < 65536)
         liveness = self._liveness()
         probing = liveness is not None and self.session is not None and msg["type"] not in ("hello", "bye", "heartbeat")
-        heard = time.monotonic()
+        heard = sent = time.monotonic()
         next_probe = heard + PROBE_INTERVAL
+        keep_alive = probing and patience is not None and patience > timeout
         while True:
             now = time.monotonic()
             self._check_process(msg)
+            if keep_alive:  # alive and computing: the timeout counts silence (from the last echo), patience the wait
+                deadline = min(sent + patience, max(sent + timeout, heard + timeout + PROBE_INTERVAL))  # type: ignore[operator]
             if now >= deadline:
-                self._timed_out(msg, timeout)
+                self._timed_out(msg, timeout if not keep_alive else round(now - sent, 1))
             if probing:
                 if now - heard > liveness:  # type: ignore[operator]
                     self._reset_socket()
@@ -401,7 +416,7 @@ class SidecarClient:
                 n=int(n), momentum=float(momentum), basis=int(oracle.basis_size), budget_hvps=budget_hvps,
                 budget_seconds=budget_seconds, options=options,
             )
-            return self._drive(oracle, self._request(msg))
+            return self._drive(oracle, self._request(msg, patience=self.patience))
 
         return self._with_session(call)
 
@@ -433,7 +448,7 @@ class SidecarClient:
             except (TypeError, ValueError) as exc:
                 self._tell_error("oracle_failed", f"result of {op}: {exc}", seq)
                 raise OracleFailed(f"the oracle returned a bad result for {op}: {exc}") from exc
-            ans = self._request(msg)
+            ans = self._request(msg, patience=self.patience)
 
     def _tell_error(self, code: str, message: str, seq: int) -> None:
         """Tells the sidecar that an op failed (it abandons the round); best effort."""

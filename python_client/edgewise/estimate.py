@@ -15,6 +15,10 @@ from .report import StabilityReport
 
 __all__ = ["estimate"]
 
+#: Longest wait for one answer of a sidecar that keeps echoing heartbeats while it computes
+#: (an exact solve in a large factor span; SPEC §7), when no ``budget_seconds`` bounds it.
+PATIENCE = 3600.0
+
 
 def estimate(
     model: torch.nn.Module,
@@ -75,7 +79,10 @@ def estimate(
         max_basis: basis budget of the subspace iteration.
         endpoint: a running sidecar; None spawns a local one for the call.
         server_key / client_keys: CURVE for a sidecar started with ``--curve-keys``.
-        timeout: seconds to wait for any one sidecar answer.
+        timeout: seconds to wait for any one sidecar answer; for a sidecar that computes in
+            workers and echoes heartbeats meanwhile (the default), seconds of silence: its
+            compute between two ops may take up to ``budget_seconds`` plus ``timeout``, else an
+            hour (module constant ``PATIENCE``).
         chunk_size: samples per vectorised HVP chunk.
         memory_budget: bytes for one chunk of products (see :class:`CurvatureOracle`).
         seed: seed of the sidecar's random starts.
@@ -106,7 +113,10 @@ def estimate(
     from .oracle import CurvatureOracle
 
     model = unwrap_model(model)
-    rounds = DistributedRounds.detect(process_group, 2.0 * timeout)
+    # a sidecar that echoes heartbeats may compute this long between two ops (SPEC §7); the other
+    # ranks of a distributed run wait as long for the leader's next op
+    patience = max(timeout, budget_seconds + timeout if budget_seconds is not None else PATIENCE)
+    rounds = DistributedRounds.detect(process_group, max(2.0 * timeout, patience + timeout))
 
     x, y = split_probe(probe, loss_on)
     opt = snapshot(optimizer, model) if optimizer is not None else None
@@ -126,7 +136,8 @@ def estimate(
                        batch_size=batch_size, curvature=curvature, outputs=oracle.outputs)
 
     def drive(oracle: Any) -> dict[str, Any]:
-        with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys) as client:
+        with SidecarClient(endpoint, timeout=timeout, server_key=server_key, client_keys=client_keys,
+                           patience=patience) as client:
             client.open_session(run)
             oracle.begin_round(preconditioner=opt.scale if opt is not None else None)
             try:

@@ -289,6 +289,21 @@ export class Curvature {
     return Curvature.dense(out, m, kn);
   }
 
+  /**
+   * The curvature of the samples `idx` only (e.g. a bootstrap resample's samples of positive
+   * weight): the same basis, `idx.length` samples.
+   * @throws {RangeError} on an index outside `0..m-1`
+   */
+  samples(idx: ArrayLike<number>): Curvature {
+    const s = this.rows * this.k, out = new Float64Array(idx.length * s);
+    for (let j = 0; j < idx.length; j++) {
+      const i = idx[j];
+      if (!(Number.isInteger(i) && i >= 0 && i < this.m)) throw new RangeError(`Expected a sample index in 0..${this.m - 1}, got ${i}`);
+      out.set(this.data.subarray(i * s, (i + 1) * s), j * s);
+    }
+    return new Curvature(this.kind, out, idx.length, this.rows, this.k);
+  }
+
   /** The leading `kNew` basis columns (the rest of the client's basis is ignored). */
   leading(kNew: number): Curvature {
     if (kNew === this.k) return this;

@@ -100,6 +100,15 @@ export function reducedSolve(
       `Expected start of ${k}×${k}, got ${options.start.length} entries`,
     );
   }
+  if (weights && Array.prototype.some.call(weights, (w: number) => w === 0)) {
+    // samples of weight 0 (a bootstrap resample leaves out about a third) add nothing: drop
+    // them, so the operator's GEMMs run over the rows that count
+    const idx: number[] = [];
+    for (let i = 0; i < m; i++) if (weights[i] !== 0) idx.push(i);
+    if (idx.length > 0) {
+      return reducedSolve(curv.samples(idx), p, { ...options, weights: idx.map((i) => weights[i]) });
+    }
+  }
   const dropTol = options.dropTol ?? 1e-10;
   const tol = options.tol ?? 1e-12;
   const K = curv.mean(weights);

@@ -106,6 +106,12 @@ Deno.test("reducedSolve() handles null space, weights and bad input", () => {
   const dup =
     reducedSolve(dense([h3[0], h3[0], h3[1], h3[2]], 4), 1).lambdaGen;
   assert(rel(w, dup) < 1e-10);
+  // zero weights (a resample's left-out samples) equal leaving the samples out
+  const h4 = randomPsd(4, 4, 2, 33);
+  for (const [route, b] of bothRoutes(h4, 4)) {
+    const z = reducedSolve(b, 0.7, { weights: [0, 2, 1, 0] }).lambdaGen;
+    assert(rel(z, denseLambdaGen([h4[1], h4[1], h4[2]], 4, 0.7)) < 1e-9, `${route}: ${z}`);
+  }
   assertThrows(
     () => reducedSolve(Curvature.dense(new Float64Array(7), 1, 2), 1),
     RangeError,

@@ -15,7 +15,7 @@ import {
   batchNoiseWeight,
   type BatchPoint,
 } from "./batch_curve.ts";
-import { bootstrapInterval, type BootstrapInterval } from "./bootstrap.ts";
+import { bootstrapInterval, type BootstrapInterval, type BootstrapOptions } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
@@ -90,8 +90,23 @@ export interface RoundState {
 export const TOL_CAP = 2e-2;
 /** Tightest automatic tolerance (and the `exact` one). */
 export const TOL_FLOOR = 1e-4;
-/** The whole span of the stacked factor rows is used for `exact` up to this many rows `m·c`. */
-export const EXACT_SPAN_MAX = 1024;
+/**
+ * The whole span of the stacked factor rows is used for `exact` up to this many rows `m·c`
+ * (an operator application costs about `4 (m·c)³` flops: 0.3–0.9 s at 1280 on one core).
+ */
+export const EXACT_SPAN_MAX = 1536;
+
+/** Resamples of the first interval estimate of a live round, which sets its tolerance. */
+export const PRELIMINARY_RESAMPLES = 30;
+/**
+ * The automatic tolerance tightens within a round only below this fraction of the current
+ * one (the half-width it follows is itself uncertain by about a fifth).
+ */
+export const TIGHTEN_BELOW = 0.8;
+/** The bootstrap stops once its endpoints' Monte-Carlo error is at most this fraction of its half-width. */
+export const BOOTSTRAP_MC_TARGET = 0.2;
+/** ... but not before this many resamples. */
+export const BOOTSTRAP_MIN_COUNT = 40;
 
 /** Options of {@linkcode estimateRound}. */
 export interface RoundOptions {
@@ -306,7 +321,7 @@ function roundContext(oracle: CurvatureOracle, params: RoundParams, options: Rou
     replaced: params.optimizer !== undefined && replacesSgdReport(params.optimizer, whole, params.hessianGram ?? false),
     tol,
     // exact in its span: solved two orders below tol (to 1e-12 on a small identity basis)
-    innerTol: whole ? Math.min(tol / 100, c === undefined ? 1e-12 : 1e-8) : tol / 100,
+    innerTol: whole && c === undefined ? Math.min(tol / 100, 1e-12) : tol / 100,
     maxBasis,
     block: options.block ?? 8,
     seed: params.seed ?? 1 + params.round,
@@ -378,20 +393,24 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
     // the automatic tolerance follows this round's sampling error: when the interval asks for
     // a tighter one, grow further and recompute the interval at that accuracy
     if (x.wantGrads && !x.wantIdentity) x.gradsOp = overlap(oracle, () => oracle.grads());
-    const boot = (d: DavidsonResult) =>
-      bootstrapInterval(d.curv, p, d.S, { count: nb, seed: seed + 104729, tol: x.tol, lambdaGen: d.lambdaGen, counter, deadline });
-    ci = boot(dv);
+    // a first estimate of the half-width from PRELIMINARY_RESAMPLES sets the tolerance; the
+    // interval then continues from those resamples (re-solved only when the tolerance tightened)
+    const boot = (d: DavidsonResult, count: number, resume?: BootstrapInterval) =>
+      bootstrapInterval(d.curv, p, d.S, { ...bootOptions(x, count), resume });
+    ci = boot(dv, Math.min(nb, PRELIMINARY_RESAMPLES));
     const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : x.tol;
-    if (want < 0.99 * x.tol) {
+    if (want < TIGHTEN_BELOW * x.tol) {
       x.tol = want;
       x.innerTol = want / 100;
       if (!(dv.converged && dv.errorEstimate <= x.tol)) {
         if (x.gradsOp) await settle(oracle, x.gradsOp, x.overlapped); // the basis grows: ask again after
         x.gradsOp = undefined;
         dv = await grow(x.tol, dv);
+        ci = undefined; // another basis: nothing to resume
       }
-      if (!x.replaced) ci = boot(dv);
     }
+    // an optimizer's report replaces plain SGD's interval: the preliminary one only set the tolerance
+    if (!x.replaced) ci = boot(dv, nb, ci);
   }
   const converged = dv.converged && dv.errorEstimate <= x.tol;
   let stopped: Report["stopped"] = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
@@ -485,7 +504,8 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
   const grid = params.batch_grid ?? defaultGrid(n, B);
   const curve = lambdaGen > 0 && !x.replaced
     ? batchCurve(curv, n, grid, lr, {
-      start: S, tol: x.exact || x.whole ? x.innerTol : x.tol / 10, counter, known: new Map([[B, lambdaGen]]),
+      // live, the other points are lower bounds from a basis grown for B: solved to tol, not finer
+      start: S, tol: x.exact || x.whole ? x.innerTol : x.tol, counter, known: new Map([[B, lambdaGen]]),
     })
     : { points: [] as BatchPoint[] };
   curve.points = curve.points.map((pt) => ({ ...pt, converged: pointConverged(pt.B) }));
@@ -493,10 +513,10 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
     x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
   if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0 && !x.replaced) {
-    sol.ci = bootstrapInterval(curv, p, S, { count: x.nb, seed: x.seed + 104729, tol: x.tol, lambdaGen, counter, deadline: x.deadline });
+    sol.ci = bootstrapInterval(curv, p, S, bootOptions(x, x.nb));
   }
   const ci = sol.ci;
-  if (x.nb > 0 && lambdaGen > 0 && !x.replaced && (!ci || ci.count < x.nb)) {
+  if (x.nb > 0 && lambdaGen > 0 && !x.replaced && (!ci || ci.cut)) {
     x.warnings.push(
       ci ? `bootstrap cut by the time budget: ${ci.count} of ${x.nb} resamples` : "bootstrap dropped: no time left in the budget",
     );
@@ -605,6 +625,18 @@ async function settle<T>(oracle: CurvatureOracle, o: Overlapped<T>, acc: { ms: n
   const idle = performance.now() - t;
   acc.ms += Math.max(0, (oracle.waitMs ?? 0) - o.wait0 - idle);
   return value;
+}
+
+/**
+ * The bootstrap's settings: seeded per round, each resample solved to the round's tolerance,
+ * stopped before `count` once the interval's Monte-Carlo error is at most
+ * {@linkcode BOOTSTRAP_MC_TARGET} of its half-width.
+ */
+function bootOptions(x: RoundContext, count: number): BootstrapOptions {
+  return {
+    count, seed: x.seed + 104729, tol: x.tol, counter: x.counter, deadline: x.deadline,
+    mcTarget: BOOTSTRAP_MC_TARGET, minCount: BOOTSTRAP_MIN_COUNT,
+  };
 }
 
 /** Clamp an automatic tolerance to [TOL_FLOOR, TOL_CAP]. */
