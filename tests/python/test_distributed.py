@@ -244,10 +244,10 @@ def killed_rank(rank: int, world: int, out_dir: str, endpoint: str, timeout: flo
         seen = {"rounds": 0, "ops": 0}
         begin, execute = CurvatureOracle.begin_round, CurvatureOracle.execute
 
-        def counting_begin(self):
+        def counting_begin(self, preconditioner=None):
             seen["rounds"] += 1
             seen["ops"] = 0
-            return begin(self)
+            return begin(self, preconditioner)
 
         def dying_execute(self, op, args=None):
             seen["ops"] += 1
