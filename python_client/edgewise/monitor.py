@@ -520,6 +520,7 @@ class Monitor:
                 self._abandon_client()
                 if self._log is not None:
                     self._log.close()
+                self._close_groups()
                 return
         if self._client is not None:
             try:
@@ -529,6 +530,13 @@ class Monitor:
             self._client = None
         if self._log is not None:
             self._log.close()
+        self._close_groups()
+
+    def _close_groups(self) -> None:
+        """Destroys the private monitoring groups of a distributed run now, not when the
+        interpreter exits: gloo's threads torn down at exit aborted a process (1 run in 3)."""
+        if self._dist is not None:
+            self._dist.group.close()
 
     def _abandon_client(self) -> None:
         """The worker is stuck in a request: stop a spawned sidecar so the request fails soon;
