@@ -254,7 +254,8 @@ export async function optimizerRound(
   const red = x.whole ? { mc, start: S } : accurateSubspace(mc, model, p, S, thr.sharpness, x.tol);
   const extras = Math.min(x.deadline ?? Infinity, performance.now() + Math.max(1000, performance.now() - t0));
   const deadline = x.whole ? x.deadline : extras;
-  const batchCurve = momentumBatchCurve(red.mc, model, x.n, x.grid, report.lr, { ...loose, start: red.start });
+  // the run's own point is the point value (solved in the whole basis), not solved again
+  const batchCurve = momentumBatchCurve(red.mc, model, x.n, x.grid, report.lr, { ...loose, start: red.start }, new Map([[x.batchSize, etaStar]]));
   report.eta_star_by_batch = batchCurve.points.map((pt) => ({
     B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
   }));
@@ -281,7 +282,7 @@ export async function optimizerRound(
     }
   }
   {
-    const pts = momentumCurve(red.mc, model, p, { ...loose, start: red.start }, deadline);
+    const pts = momentumCurve(red.mc, model, p, { ...loose, start: red.start }, deadline, [beta, etaStar]);
     report.eta_star_by_momentum = pts.map((pt) => ({
       momentum: pt.beta, eta_star: pt.eta_star, converged: x.whole || (pt.beta === beta && converged),
     }));
@@ -327,12 +328,17 @@ function momentumCurve(
   p: number,
   solve: MomentumThresholdOptions,
   deadline?: number,
+  known?: [number, number],
 ): { beta: number; eta_star: number }[] {
   const out: { beta: number; eta_star: number }[] = [];
   // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
   let start = solve.start;
   for (const beta of DEFAULT_BETAS) {
     if (deadline !== undefined && performance.now() >= deadline) break;
+    if (known && beta === known[0]) {
+      out.push({ beta, eta_star: known[1] });
+      continue;
+    }
     const t = momentumThreshold(mc, withMomentum(model, beta), p, { ...solve, start, upperBound: false });
     if (t.S) start = t.S;
     out.push({ beta, eta_star: t.etaStar });
