@@ -274,7 +274,8 @@ export async function optimizerRound(
   delete report.ci;
   if (x.bootstrap > 0 && Number.isFinite(etaStar)) {
     const ci = momentumBootstrap(red.mc.curvature, red.mc.K2, model, p, {
-      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline,
+      // at most half of what is left, so that the η*(β) curve after it is not starved
+      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline: halfway(deadline),
     });
     if (ci) {
       report.ci = { lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi, eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level };
@@ -319,6 +320,13 @@ function accurateSubspace(
     if (Math.abs(v - sharpness) <= (tol / 2) * sharpness) return { mc: sub, start };
   }
   return { mc, start: S };
+}
+
+/** Halfway between now and `deadline` (undefined stays undefined). */
+function halfway(deadline?: number): number | undefined {
+  if (deadline === undefined || !Number.isFinite(deadline)) return deadline;
+  const now = performance.now();
+  return now + Math.max(0, deadline - now) / 2;
 }
 
 /** `η*(β)` over {@linkcode DEFAULT_BETAS} (the run's optimizer with its momentum replaced), until `deadline`. */
