@@ -51,6 +51,8 @@ export interface MomentumBatchPoint {
  * @param n training-set size (for `p`)
  * @param grid batch sizes (filtered to 1..n, sorted, deduplicated)
  * @param lr the run's learning rate
+ * @param options solve options; `start` warm-starts the first solve, each later one starts from its neighbour's maximiser
+ * @param known thresholds already solved (e.g. the run's own batch size in the whole basis), used as given
  * @returns the points and `minStableBatch` (undefined when none on the grid is stable)
  * @example
  * ```ts
@@ -69,6 +71,7 @@ export function momentumBatchCurve(
   grid: number[],
   lr: number,
   options: MomentumThresholdOptions = {},
+  known: ReadonlyMap<number, number> = new Map(),
 ): { points: MomentumBatchPoint[]; minStableBatch?: number } {
   checkOptimizerModel(model);
   const bs = [
@@ -77,6 +80,8 @@ export function momentumBatchCurve(
   // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
   let start = options.start;
   const points = bs.map((B) => {
+    const k = known.get(B);
+    if (k !== undefined) return { B, eta_star: k };
     const t = momentumThreshold(curv, model, batchNoiseWeight(B, n), {
       ...options,
       start,

@@ -254,7 +254,8 @@ export async function optimizerRound(
   const red = x.whole ? { mc, start: S } : accurateSubspace(mc, model, p, S, thr.sharpness, x.tol);
   const extras = Math.min(x.deadline ?? Infinity, performance.now() + Math.max(1000, performance.now() - t0));
   const deadline = x.whole ? x.deadline : extras;
-  const batchCurve = momentumBatchCurve(red.mc, model, x.n, x.grid, report.lr, { ...loose, start: red.start });
+  // the run's own point is the point value (solved in the whole basis), not solved again
+  const batchCurve = momentumBatchCurve(red.mc, model, x.n, x.grid, report.lr, { ...loose, start: red.start }, new Map([[x.batchSize, etaStar]]));
   report.eta_star_by_batch = batchCurve.points.map((pt) => ({
     B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
   }));
@@ -273,7 +274,8 @@ export async function optimizerRound(
   delete report.ci;
   if (x.bootstrap > 0 && Number.isFinite(etaStar)) {
     const ci = momentumBootstrap(red.mc.curvature, red.mc.K2, model, p, {
-      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline,
+      // at most half of what is left, so that the η*(β) curve after it is not starved
+      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline: halfway(deadline),
     });
     if (ci) {
       report.ci = { lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi, eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level };
@@ -281,7 +283,7 @@ export async function optimizerRound(
     }
   }
   {
-    const pts = momentumCurve(red.mc, model, p, { ...loose, start: red.start }, deadline);
+    const pts = momentumCurve(red.mc, model, p, { ...loose, start: red.start }, deadline, [beta, etaStar]);
     report.eta_star_by_momentum = pts.map((pt) => ({
       momentum: pt.beta, eta_star: pt.eta_star, converged: x.whole || (pt.beta === beta && converged),
     }));
@@ -320,6 +322,13 @@ function accurateSubspace(
   return { mc, start: S };
 }
 
+/** Halfway between now and `deadline` (undefined stays undefined). */
+function halfway(deadline?: number): number | undefined {
+  if (deadline === undefined || !Number.isFinite(deadline)) return deadline;
+  const now = performance.now();
+  return now + Math.max(0, deadline - now) / 2;
+}
+
 /** `η*(β)` over {@linkcode DEFAULT_BETAS} (the run's optimizer with its momentum replaced), until `deadline`. */
 function momentumCurve(
   mc: MomentumCurvature,
@@ -327,12 +336,17 @@ function momentumCurve(
   p: number,
   solve: MomentumThresholdOptions,
   deadline?: number,
+  known?: [number, number],
 ): { beta: number; eta_star: number }[] {
   const out: { beta: number; eta_star: number }[] = [];
   // each solve starts from its neighbour's maximiser (the pencil's; Brent keeps the given one)
   let start = solve.start;
   for (const beta of DEFAULT_BETAS) {
     if (deadline !== undefined && performance.now() >= deadline) break;
+    if (known && beta === known[0]) {
+      out.push({ beta, eta_star: known[1] });
+      continue;
+    }
     const t = momentumThreshold(mc, withMomentum(model, beta), p, { ...solve, start, upperBound: false });
     if (t.S) start = t.S;
     out.push({ beta, eta_star: t.etaStar });
