@@ -248,8 +248,8 @@ export async function optimizerRound(
   delete report.loss_floor;
   delete report.loss_floor_leading;
   delete report.grad_norm_floor;
-  // the curves and the resamples are solved in the leading directions of S* that reproduce the
-  // point value (bootstrap.ts does the same for plain SGD); a whole span keeps everything. They
+  // the curves (lower bounds off the run's own point) are solved in the leading directions of S*
+  // that reproduce the point value; a whole span keeps everything. The curves and the bootstrap
   // take at most as long again as this step so far (at least 1 s), within the round's budget.
   const red = x.whole ? { mc, start: S } : accurateSubspace(mc, model, p, S, thr.sharpness, x.tol);
   const extras = Math.min(x.deadline ?? Infinity, performance.now() + Math.max(1000, performance.now() - t0));
@@ -273,9 +273,11 @@ export async function optimizerRound(
   } else delete report.bounds;
   delete report.ci;
   if (x.bootstrap > 0 && Number.isFinite(etaStar)) {
-    const ci = momentumBootstrap(red.mc.curvature, red.mc.K2, model, p, {
+    // resamples in the whole basis, warm-started from S*: a span that only reproduces the point
+    // value does not reproduce the resamples' (bootstrap.ts; it left an interval 0.6 % low)
+    const ci = momentumBootstrap(mc.curvature, mc.K2, model, p, {
       // at most half of what is left, so that the η*(β) curve after it is not starved
-      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: red.start, deadline: halfway(deadline),
+      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: S, deadline: halfway(deadline),
     });
     if (ci) {
       report.ci = { lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi, eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level };
