@@ -50,16 +50,6 @@ def test_adam_live_prints_adams_exact_threshold_beside_the_full_batch_value():
     assert "AdamW" in out and "Last round: threshold of AdamW" in out and "full-batch threshold" in out
 
 
-def _basis_keeps_orthonormality() -> bool:
-    """Whether edgewise._basis has the second block pass of branch s3-fix (commit 93dc6df)."""
-    import edgewise._basis
-
-    return hasattr(edgewise._basis, "_second_pass")
-
-
-@pytest.mark.xfail(not _basis_keeps_orthonormality(), strict=False,
-                   reason="without s3-fix's basis second pass, V loses orthonormality mid-round (|VᵀV − I| 0.996 "
-                          "in round 3) and the reduced curvature, so the full-batch value, is wrong")
 def test_adam_live_full_batch_value_is_adamws_deterministic_threshold():
     """AdamW at full batch: η = 2(1+β₁)/(ω(1+β₁) + (1−β₁)λ̃_max) (the dense second-moment map of
     examples/momentum_checks.py gives the same to 1e-14), checked on every printed row."""
