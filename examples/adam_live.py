@@ -35,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mnist_data import load_digits  # noqa: E402
+from mnist_live import build_model  # noqa: E402
 
 import edgewise  # noqa: E402
 
@@ -71,9 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     x, onehot, _ = load_digits(classes, per_class=args.per_class, pool=args.pool, seed=args.seed)
     x, y = x.float(), onehot.argmax(1)
     n = len(x)
-    torch.manual_seed(args.seed)
-    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], args.hidden), torch.nn.ReLU(),
-                                torch.nn.Linear(args.hidden, len(classes)))
+    # the main example's network, in float32 (its float64 weights convert back exactly)
+    model = build_model(x.shape[1], args.hidden, len(classes), args.seed).float()
     loss_fn = torch.nn.functional.cross_entropy
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     d = sum(p.numel() for p in model.parameters())
