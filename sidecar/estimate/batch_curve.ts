@@ -5,7 +5,7 @@
  * @module
  */
 import type { Curvature } from "./curvature.ts";
-import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { type ApplicationCounter, ReducedBasis, reducedSolve } from "./reduced_solve.ts";
 
 /**
  * Batch-noise weight `p = (n − B) / (B (n − 1))` for sampling without replacement.
@@ -54,7 +54,8 @@ export interface BatchCurveOptions {
 /**
  * `η*` and `λ_gen` for each batch size on the grid, and the smallest one at which `lr` is stable.
  * Solves run from the largest `B` down, each warm-started from the previous maximiser (the
- * maximiser changes smoothly with `p`).
+ * maximiser changes smoothly with `p`), all in one {@linkcode ReducedBasis} (it does not depend
+ * on `p`).
  * @param curv per-sample curvature in the basis
  * @param grid batch sizes (filtered to 1..n, sorted, deduplicated)
  * @param lr the current learning rate
@@ -72,12 +73,14 @@ export function batchCurve(
   ].sort((a, b) => a - b);
   const points: BatchPoint[] = [];
   let start = options.start;
+  let basis: ReducedBasis | undefined;
   for (const B of bs.slice().reverse()) {
     const known = options.known?.get(B);
     let value: number;
     if (known !== undefined) value = known;
     else {
-      const sol = reducedSolve(curv, batchNoiseWeight(B, n), {
+      basis ??= new ReducedBasis(curv);
+      const sol = reducedSolve(basis, batchNoiseWeight(B, n), {
         start,
         tol: options.tol ?? 1e-9,
         counter: options.counter,

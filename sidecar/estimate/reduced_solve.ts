@@ -67,8 +67,78 @@ export interface ApplicationCounter {
 }
 
 /**
+ * The part of the reduced problem that does not depend on `p`: the eigenbasis of `K` past its
+ * null space and the curvature rotated into it. Built once, it serves every `p` (the `η*(B)`
+ * curve) and the floors' linear system.
+ */
+export class ReducedBasis {
+  /** The curvature it was built from (samples of weight 0 dropped). */
+  readonly curv: Curvature;
+  /** Weights of `curv`'s samples (undefined: all 1). */
+  readonly weights?: ArrayLike<number>;
+  /** Kept directions: eigenvalues of `K` above `dropTol · κ_max`. */
+  readonly r: number;
+  /** `k × r`, the kept unit eigenvectors of `K` as columns. */
+  readonly Qr: Float64Array;
+  /** The kept eigenvalues of `K`, descending. */
+  readonly kappa: Float64Array;
+  /** Smallest and largest eigenvalue of `K`. */
+  readonly minCurvature: number;
+  readonly maxCurvature: number;
+  #rotated?: Curvature;
+
+  /**
+   * @param curv per-sample curvature in the basis
+   * @param weights per-sample weights (bootstrap multiplicities); default all 1
+   * @param dropTol directions with `κ_a ≤ dropTol · κ_max` are treated as null space
+   * @throws {RangeError} on weights of the wrong length
+   */
+  constructor(curv: Curvature, weights?: ArrayLike<number>, dropTol = 1e-10) {
+    const m = curv.m;
+    if (weights && weights.length !== m) throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+    if (weights && Array.prototype.some.call(weights, (w: number) => w === 0)) {
+      // samples of weight 0 (a bootstrap resample leaves out about a third) add nothing: drop
+      // them, so the operator's GEMMs run over the rows that count
+      const idx: number[] = [];
+      for (let i = 0; i < m; i++) if (weights[i] !== 0) idx.push(i);
+      if (idx.length > 0) {
+        curv = curv.samples(idx);
+        weights = idx.map((i) => weights![i]);
+      }
+    }
+    this.curv = curv;
+    this.weights = weights;
+    const k = curv.k;
+    const { values, vectors } = symEig(curv.mean(weights), k);
+    this.maxCurvature = k > 0 ? values[0] : 0;
+    this.minCurvature = k > 0 ? values[k - 1] : 0;
+    let r = 0;
+    while (r < k && this.maxCurvature > 0 && values[r] > dropTol * this.maxCurvature) r++;
+    this.r = r;
+    this.Qr = leadingColumns(vectors, k, k, r);
+    this.kappa = values.slice(0, r);
+  }
+
+  /** The curvature in the kept eigenbasis (`A_i Q_r` or `Q_rᵀ K_i Q_r`), computed once. */
+  get rotated(): Curvature {
+    return this.#rotated ??= this.curv.rotate(this.Qr, this.r);
+  }
+
+  /** `coef_i = scale · w_i / Σ w`, the per-sample coefficients of the mean. */
+  coefficients(scale: number): Float64Array {
+    const { m } = this.curv, w = this.weights;
+    let wsum = 0;
+    for (let i = 0; i < m; i++) wsum += w ? w[i] : 1;
+    const coef = new Float64Array(m);
+    for (let i = 0; i < m; i++) coef[i] = (scale * (w ? w[i] : 1)) / wsum;
+    return coef;
+  }
+}
+
+/**
  * Solve the reduced problem: top eigenpair of `T` (theory §4).
- * @param curv per-sample curvature in the basis (blocks or factors)
+ * @param problem per-sample curvature in the basis (blocks or factors), or its
+ *   {@linkcode ReducedBasis} when several `p` share it (then `weights` and `dropTol` are its own)
  * @param p batch-noise weight in [0, 1]
  * @returns the reduced `λ_gen`, its PSD maximiser and diagnostics
  * @throws {RangeError} on bad weights, start or `p` outside [0, 1]
@@ -83,40 +153,25 @@ export interface ApplicationCounter {
  * ```
  */
 export function reducedSolve(
-  curv: Curvature,
+  problem: Curvature | ReducedBasis,
   p: number,
   options: ReducedSolveOptions = {},
 ): ReducedSolution {
-  const { m, k } = curv;
   if (!(p >= 0 && p <= 1)) {
     throw new RangeError(`Expected p in [0, 1], got ${p}`);
   }
-  const weights = options.weights;
-  if (weights && weights.length !== m) {
-    throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+  if (problem instanceof ReducedBasis && (options.weights || options.dropTol !== undefined)) {
+    throw new RangeError("Expected no weights or dropTol beside a ReducedBasis (it has its own)");
   }
+  const basis = problem instanceof ReducedBasis ? problem : new ReducedBasis(problem, options.weights, options.dropTol);
+  const k = basis.curv.k;
   if (options.start && options.start.length !== k * k) {
     throw new RangeError(
       `Expected start of ${k}×${k}, got ${options.start.length} entries`,
     );
   }
-  if (weights && Array.prototype.some.call(weights, (w: number) => w === 0)) {
-    // samples of weight 0 (a bootstrap resample leaves out about a third) add nothing: drop
-    // them, so the operator's GEMMs run over the rows that count
-    const idx: number[] = [];
-    for (let i = 0; i < m; i++) if (weights[i] !== 0) idx.push(i);
-    if (idx.length > 0) {
-      return reducedSolve(curv.samples(idx), p, { ...options, weights: idx.map((i) => weights[i]) });
-    }
-  }
-  const dropTol = options.dropTol ?? 1e-10;
   const tol = options.tol ?? 1e-12;
-  const K = curv.mean(weights);
-  const { values: kappaAll, vectors: Q } = symEig(K, k);
-  const kmax = k > 0 ? kappaAll[0] : 0;
-  const kmin = k > 0 ? kappaAll[k - 1] : 0;
-  let r = 0;
-  while (r < k && kmax > 0 && kappaAll[r] > dropTol * kmax) r++;
+  const { r, Qr, kappa, minCurvature: kmin, maxCurvature: kmax } = basis;
   if (r === 0) {
     return {
       lambdaGen: 0,
@@ -129,13 +184,8 @@ export function reducedSolve(
       iterations: 0,
     };
   }
-  const Qr = leadingColumns(Q, k, k, r);
-  const kappa = kappaAll.subarray(0, r);
-  const rot = p > 0 ? curv.rotate(Qr, r) : undefined;
-  const coef = new Float64Array(m);
-  let wsum = 0;
-  for (let i = 0; i < m; i++) wsum += weights ? weights[i] : 1;
-  for (let i = 0; i < m; i++) coef[i] = (p * (weights ? weights[i] : 1)) / wsum;
+  const rot = p > 0 ? basis.rotated : undefined;
+  const coef = basis.coefficients(p);
   const W = new Float64Array(r * r);
   for (let a = 0; a < r; a++) {
     for (let b = 0; b < r; b++) {
