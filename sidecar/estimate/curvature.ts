@@ -43,6 +43,9 @@ export interface MomentumCurvature {
 /** Which route the curvature came from. */
 export type CurvatureKind = "dense" | "factor";
 
+/** Largest per-sample Gram stack (`m k²` entries, 32 MB) a weighted mean caches on factors. */
+const GRAM_STACK_MAX = 4_000_000;
+
 /**
  * Immutable per-sample curvature `K_i` in a basis of size `k`.
  * @example
@@ -67,6 +70,7 @@ export class Curvature {
   readonly data: Float64Array;
   #z?: Float64Array;
   #n?: Float64Array;
+  #grams?: Float64Array;
 
   private constructor(kind: CurvatureKind, data: Float64Array, m: number, rows: number, k: number) {
     if (!Number.isInteger(m) || m < 1 || !Number.isInteger(k) || k < 0 || !Number.isInteger(rows) || rows < 0) {
@@ -113,19 +117,17 @@ export class Curvature {
     let total = 0;
     for (let i = 0; i < m; i++) total += weights ? weights[i] : 1;
     if (!(total > 0) || k === 0) return out;
-    if (this.kind === "factor") {
+    if (this.kind === "factor" && !(weights && m * k * k <= GRAM_STACK_MAX)) {
       const wa = weights ? this.#scaledRows(weights) : this.data;
       gemm(true, false, k, k, m * rows, this.data, wa, out, 1 / total);
       symmetrise(out, k);
       return out;
     }
-    for (let i = 0; i < m; i++) {
-      const w = weights ? weights[i] : 1;
-      if (w === 0) continue;
-      const o = i * k * k;
-      for (let t = 0; t < k * k; t++) out[t] += (w / total) * this.data[o + t];
-    }
-    return out;
+    // a weighted sum of the per-sample blocks (for factors, their Grams, computed once: a
+    // bootstrap takes a weighted mean of the same curvature per resample)
+    const w = new Float64Array(m);
+    for (let i = 0; i < m; i++) w[i] = (weights ? weights[i] : 1) / total;
+    return gemm(false, false, 1, k * k, m, w, this.blocks(), out);
   }
 
   /** Rows of sample `i` scaled by `w_i` (a fresh `m × rows × k` copy). */
@@ -392,16 +394,20 @@ export class Curvature {
     };
   }
 
-  /** Per-sample blocks `K_i` (`m × k × k`), materialised (tests and small problems). */
+  /**
+   * Per-sample blocks `K_i` (`m × k × k`), materialised once (tests, small problems, and the
+   * weighted means of a bootstrap).
+   */
   blocks(): Float64Array {
     if (this.kind === "dense") return this.data;
+    if (this.#grams) return this.#grams;
     const { m, k, rows } = this;
     const out = new Float64Array(m * k * k);
     for (let i = 0; i < m; i++) {
       const a = this.data.subarray(i * rows * k, (i + 1) * rows * k);
       gemm(true, false, k, k, rows, a, a, out.subarray(i * k * k, (i + 1) * k * k));
     }
-    return out;
+    return this.#grams = out;
   }
 }
 

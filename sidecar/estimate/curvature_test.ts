@@ -52,7 +52,12 @@ Deno.test("Curvature factor-form operator equals the dense one on random factors
       assert(maxDiff(f.sandwich(y, coef), ref) < 1e-12 * scale, "factor sandwich");
       assert(maxDiff(d.sandwich(y, coef), ref) < 1e-12 * scale, "dense sandwich");
       assert(maxDiff(f.blocks(), blocks) < 1e-12 * m * c, "factor blocks");
-      assert(maxDiff(f.mean(coef.map(Math.abs)), d.mean(coef.map(Math.abs))) < 1e-12 * scale, "weighted mean");
+      const w = coef.map(Math.abs), wm = new Float64Array(k * k);
+      const wsum = w.reduce((acc, v) => acc + v, 0);
+      for (let i = 0; i < m; i++) for (let t = 0; t < k * k; t++) wm[t] += (w[i] / wsum) * blocks[i * k * k + t];
+      const mscale = wm.reduce((acc, v) => Math.max(acc, Math.abs(v)), 0);
+      assert(maxDiff(f.mean(w), wm) < 1e-12 * mscale, "factor weighted mean");
+      assert(maxDiff(d.mean(w), wm) < 1e-12 * mscale, "dense weighted mean");
       const u = rng.normals(k);
       assert(maxDiff(f.quad(u), d.quad(u)) < 1e-10, "quad");
       assert(maxDiff(f.weightedApply(u, coef), d.weightedApply(u, coef)) < 1e-10, "weightedApply");

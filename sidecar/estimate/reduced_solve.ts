@@ -96,6 +96,8 @@ export class ReducedBasis {
   constructor(curv: Curvature, weights?: ArrayLike<number>, dropTol = 1e-10) {
     const m = curv.m;
     if (weights && weights.length !== m) throw new RangeError(`Expected ${m} weights, got ${weights.length}`);
+    // the mean before dropping samples: the full curvature caches what a weighted mean needs
+    const K = curv.mean(weights);
     if (weights && Array.prototype.some.call(weights, (w: number) => w === 0)) {
       // samples of weight 0 (a bootstrap resample leaves out about a third) add nothing: drop
       // them, so the operator's GEMMs run over the rows that count
@@ -109,7 +111,7 @@ export class ReducedBasis {
     this.curv = curv;
     this.weights = weights;
     const k = curv.k;
-    const { values, vectors } = symEig(curv.mean(weights), k);
+    const { values, vectors } = symEig(K, k);
     this.maxCurvature = k > 0 ? values[0] : 0;
     this.minCurvature = k > 0 ? values[k - 1] : 0;
     let r = 0;
