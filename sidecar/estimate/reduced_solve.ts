@@ -39,6 +39,8 @@ export interface ReducedSolveOptions {
    * guards the gap estimate early on; a warm start close to the answer can skip it).
    */
   settle?: boolean;
+  /** Applications before any stop (default 1). */
+  minIter?: number;
 }
 
 /** Result of {@linkcode reducedSolve}. */
@@ -236,6 +238,7 @@ export function reducedSolve(
     maxIter,
     tol,
     options.settle ?? true,
+    options.minIter ?? 1,
   );
   if (options.counter) options.counter.applications += iterations;
   // back to basis coordinates: S = Qr (W ∘ X) Qrᵀ
@@ -273,6 +276,7 @@ export function lanczosTop(
   maxIter: number,
   tol: number,
   settle = true,
+  minIter = 1,
 ): {
   theta: number;
   x: Float64Array;
@@ -323,7 +327,7 @@ export function lanczosTop(
       const err = gap > rho ? Math.min(rho, (rho * rho) / gap) : rho;
       const settled = !settle || Math.abs(theta - prevTheta) <= tol * th;
       prevTheta = theta;
-      if (invariant || (err <= tol * th && settled)) {
+      if (invariant || (err <= tol * th && settled && iter >= minIter)) {
         if (invariant) residual = b <= 1e-13 * scale ? 0 : residual;
         converged = true;
         break;
