@@ -8,6 +8,7 @@
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { estimateRound, type Report, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { blasInfo, loadBlas } from "./estimate/_blas.ts";
+import { ResamplePool } from "./estimate/resample_pool.ts";
 
 /** What the main thread sends for one round. */
 export interface EstimateTaskInput {
@@ -42,6 +43,14 @@ export function runRound(oracle: CurvatureOracle, input: unknown): Promise<{ rep
     }
   }
   return estimateRound(oracle, params, { state });
+}
+
+/**
+ * Called by a worker when it preloads this module: starts the worker's resample helpers (their
+ * first start compiles the estimators, about a second, which no round should pay).
+ */
+export function warmUp(): Promise<void> {
+  return ResamplePool.shared()?.ready() ?? Promise.resolve();
 }
 
 /** URL of this module, for {@linkcode WorkerPool.run}. */

@@ -16,6 +16,7 @@
 import { Rng } from "./_rng.ts";
 import type { Curvature } from "./curvature.ts";
 import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import type { ResamplePool } from "./resample_pool.ts";
 
 /**
  * Lanczos applications every resample takes at least. A resample's maximiser can lie on another
@@ -50,6 +51,8 @@ export interface BootstrapOptions {
   deadline?: number;
   /** Adds the operator applications spent. */
   counter?: ApplicationCounter;
+  /** Helpers that solve the resamples in parallel (default: all here, in order). */
+  pool?: ResamplePool;
   /**
    * An earlier interval of the same problem: its resamples are reused (not re-solved) when it
    * has the same seed and was solved at least as accurately (`tol` no larger).
@@ -77,18 +80,19 @@ export interface BootstrapInterval {
 }
 /**
  * Percentile bootstrap interval of the reduced `λ_gen`, each resample solved to the accuracy
- * of the point value and warm-started from the point estimate's maximiser `S*`.
+ * of the point value and warm-started from the point estimate's maximiser `S*`. The resamples
+ * are solved in batches (up to each Monte-Carlo check), spread over `pool`'s helpers when given.
  * @param curv per-sample curvature in the basis
  * @param S the point estimate's maximiser (`k × k`)
  * @returns the interval, or undefined when fewer than 2 resamples could be solved
  * @throws {RangeError} on a bad level or count
  */
-export function bootstrapInterval(
+export async function bootstrapInterval(
   curv: Curvature,
   p: number,
   S: Float64Array,
   options: BootstrapOptions = {},
-): BootstrapInterval | undefined {
+): Promise<BootstrapInterval | undefined> {
   const { m, k } = curv;
   const count = options.count ?? 200;
   const level = options.level ?? 0.9;
@@ -101,27 +105,27 @@ export function bootstrapInterval(
   }
   if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   if (count < 2 || m < 2) return undefined;
-  const counter = options.counter;
   const seed = options.seed ?? 1;
   const prior = options.resume && options.resume.seed === seed && options.resume.tol <= tol ? options.resume.values : [];
   const rng = new Rng(seed);
   const drawn: number[] = [];
-  const w = new Float64Array(m);
   let cut = false;
-  for (let b = 0; b < count; b++) {
-    w.fill(0);
-    for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
-    if (b < prior.length) {
-      drawn.push(prior[b]);
-      continue;
+  while (drawn.length < count) {
+    // the next batch ends at the next multiple of 10 (a Monte-Carlo check) or at count
+    const n0 = drawn.length, end = Math.min(count, 10 * Math.floor(n0 / 10) + 10);
+    const batch: Float64Array[] = [];
+    for (let b = n0; b < end; b++) batch.push(draw(rng, m));
+    const reused = Math.max(0, Math.min(end, prior.length) - n0);
+    drawn.push(...prior.slice(n0, n0 + reused));
+    if (reused < batch.length) {
+      const job = { curv, p, S, tol, deadline: options.deadline, counter: options.counter };
+      const solved = options.pool ? await options.pool.solve(job, batch.slice(reused)) : solveResamples(job, batch.slice(reused));
+      drawn.push(...solved);
+      if (drawn.length < end) {
+        cut = true;
+        break;
+      }
     }
-    if (options.deadline !== undefined && performance.now() >= options.deadline) {
-      cut = true;
-      break;
-    }
-    // to half the point value's tolerance, warm-started from S*, never fewer than
-    // RESAMPLE_MIN_STEPS applications (the residual test cannot see a maximiser off S*'s branch)
-    drawn.push(reducedSolve(curv, p, { weights: w, start: S, tol: tol / 2, counter, minIter: RESAMPLE_MIN_STEPS }).lambdaGen);
     const n = drawn.length;
     if (options.mcTarget !== undefined && n >= (options.minCount ?? 40) && n % 10 === 0 && n < count) {
       const v = drawn.filter((x) => x > 0).sort((a, b) => a - b);
@@ -144,6 +148,43 @@ export function bootstrapInterval(
     values: drawn,
     cut,
   };
+}
+
+/** One resample's multiplicity weights: `m` draws with replacement. */
+function draw(rng: Rng, m: number): Float64Array {
+  const w = new Float64Array(m);
+  for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
+  return w;
+}
+
+/** What every resample of one interval shares. */
+export interface ResampleJob {
+  curv: Curvature;
+  p: number;
+  /** The point estimate's maximiser, the warm start. */
+  S: Float64Array;
+  /** The point value's tolerance (each resample is solved to half of it). */
+  tol: number;
+  /** `performance.now()` time (ms) after which no resample starts. */
+  deadline?: number;
+  counter?: ApplicationCounter;
+}
+
+/**
+ * `λ_gen` of each resample in order, solved here; stops at the deadline (fewer values).
+ * To half the point value's tolerance, warm-started from `S*`, never in fewer than
+ * {@linkcode RESAMPLE_MIN_STEPS} applications (the residual test cannot see a maximiser off
+ * `S*`'s branch).
+ */
+export function solveResamples(job: ResampleJob, weights: Float64Array[]): number[] {
+  const out: number[] = [];
+  for (const w of weights) {
+    if (job.deadline !== undefined && performance.now() >= job.deadline) break;
+    const sol = reducedSolve(job.curv, job.p, { weights: w, start: job.S, tol: job.tol / 2, minIter: RESAMPLE_MIN_STEPS });
+    if (job.counter) job.counter.applications += sol.iterations;
+    out.push(sol.lambdaGen);
+  }
+  return out;
 }
 
 /**

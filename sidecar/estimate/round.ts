@@ -19,6 +19,7 @@ import { bootstrapInterval, type BootstrapInterval, type BootstrapOptions } from
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
 import { lossFloors } from "./floors.ts";
+import { ResamplePool } from "./resample_pool.ts";
 import { lanczos, type LanczosResult } from "./lanczos.ts";
 import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 import { type OptimizerOption, type OptimizerReportFields, optimizerRound, replacesSgdReport } from "./momentum_round.ts";
@@ -397,7 +398,7 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
     // interval then continues from those resamples (re-solved only when the tolerance tightened)
     const boot = (d: DavidsonResult, count: number, resume?: BootstrapInterval) =>
       bootstrapInterval(d.curv, p, d.S, { ...bootOptions(x, count), resume });
-    ci = boot(dv, Math.min(nb, PRELIMINARY_RESAMPLES));
+    ci = await boot(dv, Math.min(nb, PRELIMINARY_RESAMPLES));
     const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : x.tol;
     if (want < TIGHTEN_BELOW * x.tol) {
       x.tol = want;
@@ -410,7 +411,7 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
       }
     }
     // an optimizer's report replaces plain SGD's interval: the preliminary one only set the tolerance
-    if (!x.replaced) ci = boot(dv, nb, ci);
+    if (!x.replaced) ci = await boot(dv, nb, ci);
   }
   const converged = dv.converged && dv.errorEstimate <= x.tol;
   let stopped: Report["stopped"] = dv.stopped === "max_iterations" ? "budget_hvps" : dv.stopped;
@@ -513,7 +514,7 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
     x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
   if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0 && !x.replaced) {
-    sol.ci = bootstrapInterval(curv, p, S, bootOptions(x, x.nb));
+    sol.ci = await bootstrapInterval(curv, p, S, bootOptions(x, x.nb));
   }
   const ci = sol.ci;
   if (x.nb > 0 && lambdaGen > 0 && !x.replaced && (!ci || ci.cut)) {
@@ -635,7 +636,7 @@ async function settle<T>(oracle: CurvatureOracle, o: Overlapped<T>, acc: { ms: n
 function bootOptions(x: RoundContext, count: number): BootstrapOptions {
   return {
     count, seed: x.seed + 104729, tol: x.tol, counter: x.counter, deadline: x.deadline,
-    mcTarget: BOOTSTRAP_MC_TARGET, minCount: BOOTSTRAP_MIN_COUNT,
+    mcTarget: BOOTSTRAP_MC_TARGET, minCount: BOOTSTRAP_MIN_COUNT, pool: ResamplePool.shared(),
   };
 }
 

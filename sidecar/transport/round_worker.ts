@@ -36,7 +36,8 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   }
   if (msg.kind === "load") {
     try {
-      await import(msg.module);
+      const mod = await import(msg.module) as { warmUp?: () => Promise<void> };
+      await mod.warmUp?.();
       post({ kind: "loaded" });
     } catch (err) {
       post({ kind: "loaded", error: String((err as Error)?.message ?? err) });

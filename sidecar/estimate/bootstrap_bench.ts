@@ -1,0 +1,40 @@
+/**
+ * Benchmark: one live round's bootstrap (40 resamples, tol 0.02, each at least
+ * RESAMPLE_MIN_STEPS Lanczos steps) on the shape of the main example's rounds (m = 128 probe
+ * samples, c = 10 outputs, basis k = 45), solved in this thread against a ResamplePool of 1–3
+ * helpers (the live default is one per core beyond the first, at most 3). The intervals are
+ * identical (resample_pool_test.ts); only the wall time differs, by the cores the machine has.
+ *
+ * Run (numpy's OpenBLAS, as the sidecar started by Python uses):
+ * ```
+ * EDGEWISE_BLAS_LIB=$(ls .venv/lib/python*\/site-packages/numpy.libs/libscipy_openblas*.so) \
+ *   OPENBLAS_NUM_THREADS=1 tools/deno bench -A sidecar/estimate/bootstrap_bench.ts
+ * ```
+ *
+ * @module
+ */
+import { loadBlas } from "./_blas.ts";
+import { bootstrapInterval } from "./bootstrap.ts";
+import { Curvature } from "./curvature.ts";
+import { reducedSolve } from "./reduced_solve.ts";
+import { ResamplePool } from "./resample_pool.ts";
+import { Rng } from "./_rng.ts";
+
+loadBlas(Deno.env.get("EDGEWISE_BLAS_LIB"));
+const m = 128, c = 10, k = 45, p = 0.0624;
+const rng = new Rng(1), a = rng.normals(m * c * k);
+for (let t = 0; t < a.length; t++) a[t] *= 0.85 ** (t % k);
+const curv = Curvature.factor(a, m, c, k);
+const S = reducedSolve(curv, p, { tol: 1e-10 }).S;
+const options = { count: 40, seed: 2, tol: 0.02 };
+
+Deno.bench({ name: "in this thread", group: "bootstrap 40 resamples", baseline: true, fn: async () => {
+  await bootstrapInterval(curv, p, S, options);
+} });
+for (const size of [1, 2, 3]) {
+  const pool = new ResamplePool(size);
+  await pool.ready();
+  Deno.bench({ name: `pool of ${size}`, group: "bootstrap 40 resamples", fn: async () => {
+    await bootstrapInterval(curv, p, S, { ...options, pool });
+  } });
+}
