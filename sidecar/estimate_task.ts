@@ -46,11 +46,13 @@ export function runRound(oracle: CurvatureOracle, input: unknown): Promise<{ rep
 }
 
 /**
- * Called by a worker when it preloads this module: starts the worker's resample helpers (their
- * first start compiles the estimators, about a second, which no round should pay).
+ * Called by a worker when it preloads this module: starts the worker's resample helpers, without
+ * waiting for them (a helper's start compiles the estimators, about a second; rounds use the
+ * helpers started by then).
  */
 export function warmUp(): Promise<void> {
-  return ResamplePool.shared()?.ready() ?? Promise.resolve();
+  ResamplePool.shared();
+  return Promise.resolve();
 }
 
 /** URL of this module, for {@linkcode WorkerPool.run}. */

@@ -44,6 +44,9 @@ export interface ResampleReply {
 
 interface Helper {
   worker: Worker;
+  /** Started: it answered its first message (a helper compiles its modules first, ~1 s). */
+  started: Promise<boolean>;
+  isStarted: boolean;
   curvatureId: number;
   pending: Map<number, { resolve: (r: ResampleReply) => void; reject: (e: Error) => void }>;
 }
@@ -90,14 +93,16 @@ export class ResamplePool {
   }
 
   /**
-   * `λ_gen` of each resample, in order: contiguous shares go to the helpers, the first share is
-   * solved here meanwhile. After the deadline, the values up to the first unsolved resample.
+   * `λ_gen` of each resample, in order: contiguous shares go to the started helpers, the first
+   * share is solved here meanwhile. After the deadline, the values up to the first unsolved
+   * resample.
    */
   async solve(job: ResampleJob, weights: Float64Array[]): Promise<number[]> {
-    const parts = this.#helpers.length + 1;
+    const helpers = this.#helpers.filter((h) => h.isStarted);
+    const parts = helpers.length + 1;
     const per = Math.ceil(weights.length / parts);
     const shares = Array.from({ length: parts }, (_, i) => weights.slice(i * per, (i + 1) * per));
-    const remote = this.#helpers.map((h, i) => shares[i + 1].length ? this.#ask(h, job, shares[i + 1]) : Promise.resolve([]));
+    const remote = helpers.map((h, i) => shares[i + 1].length ? this.#ask(h, job, shares[i + 1]) : Promise.resolve([]));
     const here = solveResamples(job, shares[0]);
     const values = [here];
     for (let i = 0; i < remote.length; i++) {
@@ -112,9 +117,12 @@ export class ResamplePool {
     return out;
   }
 
-  /** Resolves once every helper has started (compiled its modules): a warm-up, not needed for {@linkcode solve}. */
+  /**
+   * Resolves once every helper has started. Not needed before {@linkcode solve}, which uses the
+   * helpers started by then (a round never waits for a helper's start).
+   */
   async ready(): Promise<void> {
-    await Promise.all(this.#helpers.map((h) => this.#ask(h, undefined, []).catch(() => [])));
+    await Promise.all(this.#helpers.map((h) => h.started));
   }
 
   /** Terminates the helpers. */
@@ -152,7 +160,7 @@ export class ResamplePool {
 
   #spawn(): Helper {
     const worker = new Worker(new URL("./resample_worker.ts", import.meta.url).href, { type: "module" });
-    const h: Helper = { worker, curvatureId: -1, pending: new Map() };
+    const h: Helper = { worker, started: Promise.resolve(false), isStarted: false, curvatureId: -1, pending: new Map() };
     worker.onmessage = (e: MessageEvent<ResampleReply>) => {
       const p = h.pending.get(e.data.call);
       h.pending.delete(e.data.call);
@@ -162,6 +170,8 @@ export class ResamplePool {
       e.preventDefault();
       this.#drop(h, `resample helper failed: ${e.message}`);
     };
+    // a ping: its answer says the helper has started
+    h.started = this.#ask(h, undefined, []).then(() => h.isStarted = true, () => false);
     return h;
   }
 
