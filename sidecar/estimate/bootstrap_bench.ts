@@ -2,7 +2,7 @@
  * Benchmark: one live round's bootstrap (40 resamples, tol 0.02, each at least
  * RESAMPLE_MIN_STEPS Lanczos steps) on the shape of the main example's rounds (m = 128 probe
  * samples, c = 10 outputs, basis k = 45), solved in this thread against a ResamplePool of 1–3
- * helpers (the live default is one per core beyond the first, at most 3). The intervals are
+ * helpers (the live default is one per core beyond two, at most 3). The intervals are
  * identical (resample_pool_test.ts); only the wall time differs, by the cores the machine has.
  *
  * Run (numpy's OpenBLAS, as the sidecar started by Python uses):

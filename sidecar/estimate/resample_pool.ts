@@ -76,12 +76,15 @@ export class ResamplePool {
   }
 
   /**
-   * The pool of this thread for live rounds: one helper per core beyond the first, at most
-   * {@linkcode MAX_HELPERS}; undefined on a single core.
+   * The pool of this thread for live rounds: one helper per core beyond two (one for the training
+   * process beside the sidecar, one for the round's own thread), at most
+   * {@linkcode MAX_HELPERS}; undefined on one or two cores. Measured on two cores: a helper made
+   * the bootstrap alone 1.74× faster but the round no faster, as it slowed the client's
+   * concurrent `grads` by as much.
    */
   static shared(): ResamplePool | undefined {
     if (shared === undefined) {
-      const size = Math.min(MAX_HELPERS, (navigator.hardwareConcurrency ?? 1) - 1);
+      const size = Math.min(MAX_HELPERS, (navigator.hardwareConcurrency ?? 1) - 2);
       shared = size > 0 ? new ResamplePool(size) : null;
     }
     return shared ?? undefined;
