@@ -8,7 +8,6 @@
 import type { CurvatureOracle } from "./estimate/oracle.ts";
 import { estimateRound, type Report, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { blasInfo, loadBlas } from "./estimate/_blas.ts";
-import { ResamplePool } from "./estimate/resample_pool.ts";
 
 /** What the main thread sends for one round. */
 export interface EstimateTaskInput {
@@ -43,16 +42,6 @@ export function runRound(oracle: CurvatureOracle, input: unknown): Promise<{ rep
     }
   }
   return estimateRound(oracle, params, { state });
-}
-
-/**
- * Called by a worker when it preloads this module: starts the worker's resample helpers, without
- * waiting for them (a helper's start compiles the estimators, about a second; rounds use the
- * helpers started by then).
- */
-export function warmUp(): Promise<void> {
-  ResamplePool.shared();
-  return Promise.resolve();
 }
 
 /** URL of this module, for {@linkcode WorkerPool.run}. */

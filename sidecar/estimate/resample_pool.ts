@@ -76,9 +76,11 @@ export class ResamplePool {
   }
 
   /**
-   * The pool of this thread for live rounds: one helper per core beyond two (one for the training
-   * process beside the sidecar, one for the round's own thread), at most
-   * {@linkcode MAX_HELPERS}; undefined on one or two cores. Measured on two cores: a helper made
+   * The pool of this thread for live rounds, created at its first bootstrap (a sidecar has a round
+   * worker per core; only those that run rounds start helpers, and the round that starts them
+   * does not wait for them): one helper per core beyond two (one for the training process beside
+   * the sidecar, one for the round's own thread), at most {@linkcode MAX_HELPERS}; undefined on
+   * one or two cores. Measured on two cores: a helper made
    * the bootstrap alone 1.74× faster but the round no faster, as it slowed the client's
    * concurrent `grads` by as much.
    */

@@ -36,8 +36,7 @@ self.onmessage = async (e: MessageEvent<ToWorker>) => {
   }
   if (msg.kind === "load") {
     try {
-      const mod = await import(msg.module) as { warmUp?: () => Promise<void> };
-      await mod.warmUp?.();
+      await import(msg.module);
       post({ kind: "loaded" });
     } catch (err) {
       post({ kind: "loaded", error: String((err as Error)?.message ?? err) });

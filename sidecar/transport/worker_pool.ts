@@ -86,8 +86,7 @@ export class WorkerPool {
 
   /**
    * Imports `module` in every worker ahead of the first round (a worker's first import
-   * compiles the estimators, seconds on a busy machine), so no round pays for it; then awaits
-   * its `warmUp()` export, when it has one (the estimator task starts its helpers there).
+   * compiles the estimators, seconds on a busy machine), so no round pays for it.
    *
    * @throws {Error} when a worker cannot import it
    */
