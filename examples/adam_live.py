@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mnist_data import load_digits  # noqa: E402
-from mnist_live import build_model  # noqa: E402
+from mnist_live import build_model, parse_run_options  # noqa: E402
 
 import edgewise  # noqa: E402
 
@@ -54,15 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bootstrap", type=int, default=None,
                         help="bootstrap resamples of the interval (default: the sidecar's; 0 disables)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for any one sidecar answer")
-    parser.add_argument("--endpoint", default=None, help="a running sidecar (default: spawn one)")
-    parser.add_argument("--log-dir", default=None, help="write edgewise.jsonl / edgewise.csv here")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--fast", action="store_true", help="tiny run for the test suite")
-    args = parser.parse_args(argv)
-    if args.fast:
-        args.per_class, args.pool, args.epochs, args.probe_size, args.hidden = 32, 4, 3, 64, 16
-    return args
+    return parse_run_options(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

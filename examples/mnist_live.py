@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curvature", choices=("ggn", "ggn_mc", "hessian"), default="ggn",
                         help="per-sample curvature (ggn: PSD Gauss–Newton factors, the default)")
     parser.add_argument("--stability-lr", action="store_true", help="cap the lr at 0.9·η*")
+    return parse_run_options(parser, argv)
+
+
+def parse_run_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Adds the options every MNIST example shares (sidecar, logs, seed, threads, ``--fast``) and
+    parses; ``--fast`` shrinks the run for the test suite."""
     parser.add_argument("--endpoint", default=None, help="a running sidecar (default: spawn one)")
     parser.add_argument("--log-dir", default=None, help="write edgewise.jsonl / edgewise.csv here")
     parser.add_argument("--seed", type=int, default=0)

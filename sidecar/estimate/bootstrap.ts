@@ -114,7 +114,7 @@ export async function bootstrapInterval(
     // the next batch ends at the next multiple of 10 (a Monte-Carlo check) or at count
     const n0 = drawn.length, end = Math.min(count, 10 * Math.floor(n0 / 10) + 10);
     const batch: Float64Array[] = [];
-    for (let b = n0; b < end; b++) batch.push(draw(rng, m));
+    for (let b = n0; b < end; b++) batch.push(resampleWeights(rng, m));
     const reused = Math.max(0, Math.min(end, prior.length) - n0);
     drawn.push(...prior.slice(n0, n0 + reused));
     if (reused < batch.length) {
@@ -151,7 +151,7 @@ export async function bootstrapInterval(
 }
 
 /** One resample's multiplicity weights: `m` draws with replacement. */
-function draw(rng: Rng, m: number): Float64Array {
+export function resampleWeights(rng: Rng, m: number): Float64Array {
   const w = new Float64Array(m);
   for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
   return w;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { quantile } from "./bootstrap.ts";
+import { type BootstrapInterval, quantile, resampleWeights } from "./bootstrap.ts";
 import type { Curvature } from "./curvature.ts";
 import { matmul } from "./_linalg.ts";
 import { momentumThreshold } from "./momentum_threshold.ts";
@@ -33,16 +33,11 @@ export interface MomentumBootstrapOptions {
   xtol?: number;
 }
 
-/** The interval, in the report's units (`lambda_gen = 2/eta_star`). */
-export interface MomentumInterval {
-  lambda_gen_lo: number;
-  lambda_gen_hi: number;
-  eta_star_lo: number;
-  eta_star_hi: number;
-  level: number;
-  /** Resamples solved. */
-  count: number;
-}
+/** The interval, in the report's units (`lambda_gen = 2/eta_star`); `count`: resamples solved. */
+export type MomentumInterval = Pick<
+  BootstrapInterval,
+  "lambda_gen_lo" | "lambda_gen_hi" | "eta_star_lo" | "eta_star_hi" | "level" | "count"
+>;
 
 /**
  * Percentile bootstrap of `2/η*` for `model`.
@@ -73,11 +68,10 @@ export function momentumBootstrap(
   const K = curv.mean(), KK0 = matmul(K, K, k, k, k);
   const outside = K2.map((x, t) => x - KK0[t]);
   const rng = new Rng(o.seed);
-  const w = new Float64Array(m), values: number[] = [];
+  const values: number[] = [];
   for (let b = 0; b < o.count; b++) {
     if (o.deadline !== undefined && performance.now() >= o.deadline) break;
-    w.fill(0);
-    for (let t = 0; t < m; t++) w[rng.int(m)] += 1;
+    const w = resampleWeights(rng, m);
     const Ks = curv.mean(w);
     const KK = matmul(Ks, Ks, k, k, k);
     const mc = curv.withK2(KK.map((x, t) => x + outside[t]), w);
