@@ -15,18 +15,20 @@ import sys
 from typing import Callable
 
 from ._sidecar_location import find_sidecar
+from ._sidecar_process import sidecar_env
 from .errors import SidecarStartError
 
 
 def sidecar(args: list[str]) -> int:
-    """Runs a sidecar in the foreground with ``args`` (``--help`` lists them) until Ctrl-C."""
+    """Runs a sidecar in the foreground with ``args`` (``--help`` lists them) until Ctrl-C, in
+    the environment a spawned one gets (numpy's OpenBLAS for its kernels, pyzmq's libzmq)."""
     try:
         location = find_sidecar()
     except SidecarStartError as exc:
         print(f"edgewise sidecar: {exc}", file=sys.stderr)
         return 1
     try:
-        return subprocess.call(location.command(*args), cwd=location.cwd)
+        return subprocess.call(location.command(*args), cwd=location.cwd, env=sidecar_env())
     except KeyboardInterrupt:  # the child got the same SIGINT and shuts down by itself
         return 0
     except OSError as exc:

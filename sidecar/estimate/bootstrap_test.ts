@@ -126,7 +126,7 @@ Deno.test("bootstrapInterval() resumes an earlier interval's resamples and stops
   assert(Math.abs(mc.lambda_gen_lo - long.lambda_gen_lo) <= 4 * (0.25 * half + errLong), `${mc.lambda_gen_lo} vs ${long.lambda_gen_lo}`);
 });
 
-Deno.test("monteCarloError() shrinks like 1/√n on normal samples", async () => {
+Deno.test("monteCarloError() shrinks like 1/√n on normal samples", () => {
   const rng = new Rng(2);
   const err = (n: number) => {
     let acc = 0;

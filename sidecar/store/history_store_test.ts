@@ -77,8 +77,8 @@ Deno.test("HistoryStore refuses bad reports with a clear error and keeps what it
       store.append("r", syntheticReport("other", 1)),
       /does not match/,
     );
-    // deno-lint-ignore no-explicit-any
     await rejects(
+      // deno-lint-ignore no-explicit-any
       store.append("r", { run: "r", round: 1.5 } as any),
       TypeError,
     );

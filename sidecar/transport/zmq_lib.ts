@@ -10,6 +10,7 @@
  */
 import type { Logger } from "./log.ts";
 import { type Libzmq, openLibzmq } from "./zmq_ffi.ts";
+import { listDir, venvPyzmq } from "../venv_libs.ts";
 
 /** Where to look; the defaults read the process. */
 export interface FindLibzmqOptions {
@@ -36,7 +37,8 @@ export interface Candidate {
  */
 export function libzmqCandidates(options: FindLibzmqOptions = {}): Candidate[] {
   const env = options.env ?? ((k: string) => Deno.env.get(k));
-  const root = options.root ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const root = options.root ??
+    new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
   const out: Candidate[] = [];
   const explicit = options.explicit ?? env("EDGEWISE_ZMQ_LIB");
   if (explicit) {
@@ -110,40 +112,15 @@ export function findLibzmq(
     if (c.source === "--zmq-lib" || c.source === "EDGEWISE_ZMQ_LIB") break;
   }
   throw new LibzmqNotFound(
-    `Cannot load libzmq${options.needCurve ? " with CURVE" : ""}; tried:\n${tried.join("\n")}\n` +
+    `Cannot load libzmq${options.needCurve ? " with CURVE" : ""}; tried:\n${
+      tried.join("\n")
+    }\n` +
       "Run tools/bootstrap.sh (it installs pyzmq, which bundles libzmq, into .venv), or pass --zmq-lib PATH.",
   );
 }
 
 /** Libraries opened so far (kept open: sidecars in one process share them). */
 const loaded = new Map<string, Libzmq>();
-
-function listDir(dir: string): string[] {
-  try {
-    return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-  } catch {
-    return [];
-  }
-}
-
-/** pyzmq wheels put libzmq in `pyzmq.libs/` (Linux, Windows) or `zmq/.dylibs/` (macOS). */
-function venvPyzmq(venv: string): string[] {
-  const sites = [
-    ...listDir(`${venv}/lib`).filter((n) => n.startsWith("python")).map((n) => `${venv}/lib/${n}/site-packages`),
-    `${venv}/Lib/site-packages`,
-  ];
-  const out: string[] = [];
-  for (const site of sites) {
-    for (const dir of [`${site}/pyzmq.libs`, `${site}/zmq/.dylibs`]) {
-      for (const n of listDir(dir)) {
-        if (/^libzmq.*\.(so(\.\d+)*|dylib|dll)$/.test(n)) {
-          out.push(`${dir}/${n}`);
-        }
-      }
-    }
-  }
-  return out;
-}
 
 /** The `zeromq` package's prebuilt `.node` addons (several builds; the loader picks). */
 function npmAddons(nodeModules: string): string[] {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -32,3 +34,18 @@ def test_a_new_command_is_one_entry():
         assert main(["echo", "a", "b"]) == 2
     finally:
         del COMMANDS["echo"]
+
+
+def test_a_standalone_sidecar_runs_its_kernels_on_numpys_openblas():
+    # started by hand, not spawned by a client: it must still find a BLAS (it did not, and its
+    # rounds ran 3-10x slower on the TypeScript kernels)
+    env = {k: v for k, v in os.environ.items() if k != "EDGEWISE_BLAS_LIB"}
+    proc = subprocess.Popen([sys.executable, "-m", "edgewise", "sidecar", "--endpoint", "tcp://127.0.0.1:0",
+                             "--no-dashboard", "--workers", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        blas = next(json.loads(line) for line in proc.stderr if '"blas"' in line)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert "libscipy_openblas" in blas["lib"] and blas.get("dgemm"), blas
