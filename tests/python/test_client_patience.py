@@ -118,3 +118,24 @@ def test_a_silent_sidecar_is_not_waited_for_beyond_its_liveness():
 def test_patience_must_be_positive():
     with pytest.raises(ValueError, match="patience"):
         SidecarClient("tcp://127.0.0.1:9", timeout=1.0, patience=0.0)
+
+
+def test_after_a_silence_hello_waits_the_liveness_window_not_the_timeout():
+    # a dead remote sidecar: every retry of a blocking training loop waited the whole timeout
+    sidecar = SlowSidecar(delay=3.0, echo=False)
+    client = SidecarClient(sidecar.endpoint, timeout=20.0, patience=60.0)
+    try:
+        client.open_session(run_meta())
+        with pytest.raises(SidecarTimeout, match="stopped answering"):
+            client.run_round(NoOps(), step=0, epoch=0, lr=0.1, batch_size=8, n=100)
+        time.sleep(1.5)  # the fake's round is over: it answers again, and a hello goes through
+        assert client.heartbeat() < 2.0
+        sidecar.close()  # now gone for good
+        t0 = time.monotonic()
+        with pytest.raises(SidecarTimeout):
+            client.run_round(NoOps(), step=1, epoch=1, lr=0.1, batch_size=8, n=100)
+        with pytest.raises(SidecarTimeout, match="to hello within 2 s"):
+            client.heartbeat()
+        assert time.monotonic() - t0 < 10.0  # two liveness windows (2 s each) and slack, not 2 × 20 s
+    finally:
+        client.close()
