@@ -21,35 +21,19 @@ import { checkExposure, parseEndpoint } from "./transport/endpoint.ts";
 import { type CurveKeys, loadCurveKeys } from "./transport/curve.ts";
 import { AddressInUse } from "./transport/router.ts";
 import { LibzmqNotFound } from "./transport/zmq_lib.ts";
-import {
-  type OpChannel,
-  type RoundRunner,
-  type SessionInfo,
-  type SidecarOptions,
-  startSidecar,
-} from "./transport/mod.ts";
+import { type OpChannel, type RoundRunner, type SessionInfo, type SidecarOptions, startSidecar } from "./transport/mod.ts";
 import { stubRunRound } from "./transport/stub_runner.ts";
-import {
-  type BoundName,
-  estimateRound,
-  type RoundParams,
-  type RoundState,
-} from "./estimate/round.ts";
+import { type BoundName, estimateRound, type RoundParams, type RoundState } from "./estimate/round.ts";
 import { blasInfo, loadBlas } from "./estimate/_blas.ts";
 import { venvNumpyBlas } from "./venv_libs.ts";
 import type { OptimizerOption } from "./estimate/momentum_round.ts";
-import {
-  HistoryStore,
-  type Report as StoredReport,
-  type RunMeta as StoredRunMeta,
-} from "./store/mod.ts";
+import { HistoryStore, type Report as StoredReport, type RunMeta as StoredRunMeta } from "./store/mod.ts";
 import { startDashboard } from "./dashboard/mod.ts";
 import { WorkerPool } from "./transport/worker_pool.ts";
 import { ESTIMATE_TASK } from "./estimate_task.ts";
 
 /** What `--help` prints. */
-export const USAGE =
-  `usage: edgewise sidecar [options]   (deno run -A sidecar/main.ts [options])
+export const USAGE = `usage: edgewise sidecar [options]   (deno run -A sidecar/main.ts [options])
 
 Serves Edgewise stability reports to training clients over ZeroMQ.
 
@@ -99,10 +83,7 @@ export interface MainArgs {
 }
 
 /** Parses the command line; throws `TypeError` with a usage hint on bad arguments. */
-export function parseMainArgs(
-  argv: string[],
-  env: (k: string) => string | undefined,
-): MainArgs {
+export function parseMainArgs(argv: string[], env: (k: string) => string | undefined): MainArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -124,47 +105,27 @@ export function parseMainArgs(
     strict: true,
   });
   const logLevel = values["log-level"];
-  if (!isLogLevel(logLevel)) {
-    throw new TypeError(
-      `Invalid --log-level: expected debug|info|warn|error, got ${logLevel}`,
-    );
-  }
+  if (!isLogLevel(logLevel)) throw new TypeError(`Invalid --log-level: expected debug|info|warn|error, got ${logLevel}`);
   const runner = values.runner;
-  if (runner !== "estimate" && runner !== "stub") {
-    throw new TypeError(
-      `Invalid --runner: expected estimate|stub, got ${runner}`,
-    );
-  }
+  if (runner !== "estimate" && runner !== "stub") throw new TypeError(`Invalid --runner: expected estimate|stub, got ${runner}`);
   const port = values["http-port"];
   if (port !== undefined && !/^\d+$/.test(port)) {
-    throw new TypeError(
-      `Invalid --http-port: expected a port number (0: any free port), got ${port}`,
-    );
+    throw new TypeError(`Invalid --http-port: expected a port number (0: any free port), got ${port}`);
   }
   const maxBytes = values["max-message-bytes"];
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
-    throw new TypeError(
-      `Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`,
-    );
+    throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
   }
-  const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ??
-    "tcp://127.0.0.1:5555";
+  const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555";
   parseEndpoint(endpoint);
-  checkExposure(endpoint, {
-    curve: values["curve-keys"] !== undefined,
-    insecure: values.insecure,
-  });
+  checkExposure(endpoint, { curve: values["curve-keys"] !== undefined, insecure: values.insecure });
   const workers = values.workers;
   if (workers !== undefined && !/^\d+$/.test(workers)) {
-    throw new TypeError(
-      `Invalid --workers: expected a number of round workers (0: none), got ${workers}`,
-    );
+    throw new TypeError(`Invalid --workers: expected a number of round workers (0: none), got ${workers}`);
   }
   const perMinute = values["sessions-per-minute"];
   if (perMinute !== undefined && !/^[1-9]\d*$/.test(perMinute)) {
-    throw new TypeError(
-      `Invalid --sessions-per-minute: expected a positive integer, got ${perMinute}`,
-    );
+    throw new TypeError(`Invalid --sessions-per-minute: expected a positive integer, got ${perMinute}`);
   }
   return {
     workers: workers === undefined ? undefined : Number(workers),
@@ -177,9 +138,7 @@ export function parseMainArgs(
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
-    allowHosts: (values["allow-host"] ?? []).flatMap((h) => h.split(",")).map((
-      h,
-    ) => h.trim()).filter(Boolean),
+    allowHosts: (values["allow-host"] ?? []).flatMap((h) => h.split(",")).map((h) => h.trim()).filter(Boolean),
     dashboard: !values["no-dashboard"],
     runner,
     blasLib: values["blas-lib"] ?? (env("EDGEWISE_BLAS_LIB") || undefined),
@@ -189,31 +148,20 @@ export function parseMainArgs(
 /**
  * The BLAS library to load: `--blas-lib` / `EDGEWISE_BLAS_LIB`, else numpy's OpenBLAS in the
  * repository's `.venv` (a sidecar started by hand, not by the Python client, which names it),
- * else none (TypeScript kernels: the same numbers, 3–10× slower rounds).
+ * else none (TypeScript kernels: the same numbers, rounds about 6× slower).
  */
-export function blasChoice(
-  args: MainArgs,
-  venvBlas: () => string[] = venvNumpyBlas,
-): { source: string; path: string } | undefined {
+export function blasChoice(args: MainArgs, venvBlas: () => string[] = venvNumpyBlas): { source: string; path: string } | undefined {
   if (args.blasLib) return { source: "asked", path: args.blasLib };
   const found = venvBlas()[0];
   return found ? { source: "numpy in .venv", path: found } : undefined;
 }
 
 /** Reads an optional number from `round.options`; a wrong type is the client's error. */
-function optionalNumber(
-  options: Record<string, unknown>,
-  key: string,
-): number | undefined {
+function optionalNumber(options: Record<string, unknown>, key: string): number | undefined {
   const v = options[key];
   if (v === undefined) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) {
-    throw new ProtocolError(
-      "malformed",
-      `Invalid round option ${key}: expected a finite number, got ${
-        describe(v)
-      }`,
-    );
+    throw new ProtocolError("malformed", `Invalid round option ${key}: expected a finite number, got ${describe(v)}`);
   }
   return v;
 }
@@ -223,44 +171,25 @@ function optionalGrid(options: Record<string, unknown>): number[] | undefined {
   const v = options.batch_grid;
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((b) => Number.isInteger(b) && b >= 1)) {
-    throw new ProtocolError(
-      "malformed",
-      `Invalid round option batch_grid: expected positive integers, got ${
-        describe(v)
-      }`,
-    );
+    throw new ProtocolError("malformed", `Invalid round option batch_grid: expected positive integers, got ${describe(v)}`);
   }
   return v as number[];
 }
 
 /** Reads the optional `target` from `round.options`. */
-function optionalTarget(
-  options: Record<string, unknown>,
-): "lambda_gen" | "lambda_max" | undefined {
+function optionalTarget(options: Record<string, unknown>): "lambda_gen" | "lambda_max" | undefined {
   const v = options.target;
   if (v === undefined || v === "lambda_gen" || v === "lambda_max") return v;
-  throw new ProtocolError(
-    "malformed",
-    `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${
-      describe(v)
-    }`,
-  );
+  throw new ProtocolError("malformed", `Invalid round option target: expected "lambda_gen" or "lambda_max", got ${describe(v)}`);
 }
 
 /** Reads the optional `bounds` list from `round.options`. */
-function optionalBounds(
-  options: Record<string, unknown>,
-): BoundName[] | undefined {
+function optionalBounds(options: Record<string, unknown>): BoundName[] | undefined {
   const v = options.bounds;
   if (v === undefined) return undefined;
   const names = ["top_eigvec", "identity", "rank_one"];
   if (!Array.isArray(v) || !v.every((b) => names.includes(b as string))) {
-    throw new ProtocolError(
-      "malformed",
-      `Invalid round option bounds: expected a subset of ${
-        JSON.stringify(names)
-      }, got ${JSON.stringify(v)}`,
-    );
+    throw new ProtocolError("malformed", `Invalid round option bounds: expected a subset of ${JSON.stringify(names)}, got ${JSON.stringify(v)}`);
   }
   return v as BoundName[];
 }
@@ -269,10 +198,7 @@ function optionalBounds(
 function optionalExact(options: Record<string, unknown>): boolean | undefined {
   const v = options.exact;
   if (v === undefined || typeof v === "boolean") return v;
-  throw new ProtocolError(
-    "malformed",
-    `Invalid round option exact: expected a boolean, got ${JSON.stringify(v)}`,
-  );
+  throw new ProtocolError("malformed", `Invalid round option exact: expected a boolean, got ${JSON.stringify(v)}`);
 }
 
 /**
@@ -280,18 +206,8 @@ function optionalExact(options: Record<string, unknown>): boolean | undefined {
  * comes from the history store when there is one, so a run resumed after a sidecar restart
  * keeps counting where its history ends.
  */
-export function estimateRunner(
-  store?: HistoryStore,
-  pool?: WorkerPool,
-  blasLib?: string,
-): RoundRunner {
-  return async (
-    oracle: CurvatureOracle,
-    round: RoundRequest,
-    session: SessionInfo,
-    channel?: OpChannel,
-    signal?: AbortSignal,
-  ) => {
+export function estimateRunner(store?: HistoryStore, pool?: WorkerPool, blasLib?: string): RoundRunner {
+  return async (oracle: CurvatureOracle, round: RoundRequest, session: SessionInfo, channel?: OpChannel, signal?: AbortSignal) => {
     const o = round.options;
     const index = store?.run(session.run.id)?.nextRound ?? session.rounds;
     const params: RoundParams = {
@@ -330,10 +246,7 @@ export function estimateRunner(
       ) as { report: unknown; state: RoundState }
       : await estimateRound(oracle, params, { state: previous });
     session.state.estimate = state;
-    return {
-      ...(report as Record<string, unknown>),
-      curvature: session.run.curvature,
-    };
+    return { ...(report as Record<string, unknown>), curvature: session.run.curvature };
   };
 }
 
@@ -343,43 +256,23 @@ function makeRunner(
   store: HistoryStore | undefined,
   dashboard: string | undefined,
   pool?: WorkerPool,
-): Pick<
-  SidecarOptions,
-  "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"
-> {
+): Pick<SidecarOptions, "runRound" | "onReport" | "onSessionOpen" | "runSecret" | "dashboard"> {
   if (args.runner === "stub") return { runRound: stubRunRound };
   return {
-    runRound: estimateRunner(
-      store,
-      pool,
-      blasInfo().dgemm ? blasInfo().lib : undefined,
-    ),
+    runRound: estimateRunner(store, pool, blasInfo().dgemm ? blasInfo().lib : undefined),
     dashboard,
     // the secret's hash stays with the run, so a restarted sidecar still knows who owns it
     onSessionOpen: store
-      ? async (run, secretSha256) =>
-        void await store.openRun(
-          { ...run, secret_sha256: secretSha256 } as StoredRunMeta,
-        )
+      ? async (run, secretSha256) => void await store.openRun({ ...run, secret_sha256: secretSha256 } as StoredRunMeta)
       : undefined,
-    runSecret: store
-      ? (runId) => store.run(runId)?.meta.secret_sha256 as string | undefined
-      : undefined,
+    runSecret: store ? (runId) => store.run(runId)?.meta.secret_sha256 as string | undefined : undefined,
     // awaited before the report is sent: a report the client sees is already on disk
-    onReport: store
-      ? async (runId, report) =>
-        void await store.append(runId, report as StoredReport)
-      : undefined,
+    onReport: store ? async (runId, report) => void await store.append(runId, report as StoredReport) : undefined,
   };
 }
 
 /** Starts the dashboard on the asked port; a port in use falls back to a free one. */
-async function startDashboardOrFallback(
-  store: HistoryStore,
-  port: number,
-  log: Logger,
-  allowHosts?: string[],
-) {
+async function startDashboardOrFallback(store: HistoryStore, port: number, log: Logger, allowHosts?: string[]) {
   try {
     return await startDashboard({ store, port, allowHosts });
   } catch (e) {
@@ -398,90 +291,47 @@ async function main(): Promise<number> {
   try {
     args = parseMainArgs(Deno.args, (k) => Deno.env.get(k));
   } catch (e) {
-    console.error(
-      `edgewise sidecar: ${(e as Error).message} (--help for usage)`,
-    );
+    console.error(`edgewise sidecar: ${(e as Error).message} (--help for usage)`);
     return 2;
   }
   const log = jsonLogger(args.logLevel);
   const blas = blasChoice(args);
   try {
-    log("info", "blas", {
-      ...loadBlas(blas?.path),
-      ...(blas ? { source: blas.source } : {}),
-    });
+    log("info", "blas", { ...loadBlas(blas?.path), ...(blas ? { source: blas.source } : {}) });
   } catch (e) {
     // a bad library is not fatal: the TypeScript kernels give the same numbers, slower
-    log("warn", "blas", {
-      lib: "typescript",
-      requested: blas?.path,
-      source: blas?.source,
-      error: (e as Error).message,
-    });
+    log("warn", "blas", { lib: "typescript", requested: blas?.path, source: blas?.source, error: (e as Error).message });
   }
   // listen for signals before announcing, so a spawner that stops us at once is obeyed
   const stopped = new Promise<string>((resolve) => {
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      Deno.addSignalListener(sig, () => resolve(sig));
-    }
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
   });
-  const pool = args.runner === "estimate" && args.workers !== 0
-    ? new WorkerPool({ size: args.workers })
-    : undefined;
+  const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
   const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store
   // with rounds in workers, heartbeats are answered during rounds: clients may rely on it
-  const limits = {
-    ...(args.maxMessageBytes
-      ? { max_message_bytes: args.maxMessageBytes }
-      : {}),
-    ...(pool ? { liveness_ms: 5_000 } : {}),
-  };
-  const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ??
-    "./edgewise-data";
+  const limits = { ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}), ...(pool ? { liveness_ms: 5_000 } : {}) };
+  const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
   const store = args.runner === "stub" ? undefined : await HistoryStore.open({
     dataDir,
     onWarning: (message) => log("warn", "history", { message }),
   });
   const dashboard = store && args.dashboard !== false
-    ? await startDashboardOrFallback(
-      store,
-      args.httpPort ?? 8765,
-      log,
-      args.allowHosts,
-    )
+    ? await startDashboardOrFallback(store, args.httpPort ?? 8765, log, args.allowHosts)
     : undefined;
   let curve: CurveKeys | undefined;
   try {
-    curve = args.curveKeys === undefined
-      ? undefined
-      : loadCurveKeys(args.curveKeys);
+    curve = args.curveKeys === undefined ? undefined : loadCurveKeys(args.curveKeys);
   } catch (e) {
     console.error(`edgewise sidecar: ${(e as Error).message}`);
     return 2;
   }
-  if (curve) {
-    log("info", "curve", {
-      keys: args.curveKeys,
-      clients: [...curve.clients.values()],
-    });
-  } else if (args.insecure) {
-    log("warn", "insecure", {
-      endpoint: args.endpoint,
-      why: "--insecure: no authentication, no encryption",
-    });
-  }
+  if (curve) log("info", "curve", { keys: args.curveKeys, clients: [...curve.clients.values()] });
+  else if (args.insecure) log("warn", "insecure", { endpoint: args.endpoint, why: "--insecure: no authentication, no encryption" });
   await poolReady;
   let sidecar;
   try {
-    sidecar = await startSidecar({
-      endpoint: args.endpoint,
-      log,
-      limits,
-      zmqLib: args.zmqLib,
-      curve,
-      maxNewSessionsPerMinute: args.sessionsPerMinute,
-      ...makeRunner(args, store, dashboard?.url, pool),
-    });
+    sidecar = await startSidecar({ endpoint: args.endpoint, log, limits, zmqLib: args.zmqLib, curve,
+      maxNewSessionsPerMinute: args.sessionsPerMinute, ...makeRunner(args, store, dashboard?.url, pool) });
   } catch (e) {
     if (e instanceof LibzmqNotFound) {
       console.error(`edgewise sidecar: ${e.message}`);
@@ -490,21 +340,12 @@ async function main(): Promise<number> {
       return 1;
     }
     if (!(e instanceof AddressInUse)) throw e;
-    console.error(
-      `edgewise sidecar: cannot bind ${args.endpoint}: address already in use; another sidecar (or program) is listening there: stop it, or pass --endpoint with a free port (tcp://127.0.0.1:* picks one)`,
-    );
+    console.error(`edgewise sidecar: cannot bind ${args.endpoint}: address already in use; another sidecar (or program) is listening there: stop it, or pass --endpoint with a free port (tcp://127.0.0.1:* picks one)`);
     await dashboard?.close();
     store?.close();
     return 3;
   }
-  console.log(
-    JSON.stringify({
-      event: "listening",
-      endpoint: sidecar.endpoint,
-      dashboard: dashboard?.url,
-      pid: Deno.pid,
-    }),
-  );
+  console.log(JSON.stringify({ event: "listening", endpoint: sidecar.endpoint, dashboard: dashboard?.url, pid: Deno.pid }));
   const sig = await stopped;
   log("info", "shutdown", { signal: sig });
   await sidecar.close();
@@ -518,14 +359,7 @@ if (import.meta.main) {
   try {
     Deno.exit(await main());
   } catch (e) {
-    console.error(
-      JSON.stringify({
-        time: new Date().toISOString(),
-        level: "error",
-        event: "fatal",
-        error: String((e as Error)?.stack ?? e),
-      }),
-    );
+    console.error(JSON.stringify({ time: new Date().toISOString(), level: "error", event: "fatal", error: String((e as Error)?.stack ?? e) }));
     Deno.exit(1);
   }
 }

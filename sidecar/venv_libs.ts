@@ -7,10 +7,7 @@
  */
 
 /** The repository root: one level above this file. */
-export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(
-  /\/$/,
-  "",
-);
+export const REPO_ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Sorted entry names of `dir` (none when it cannot be read). */
 export function listDir(dir: string): string[] {
@@ -24,9 +21,7 @@ export function listDir(dir: string): string[] {
 /** The site-packages folders of a virtual environment (POSIX `lib/pythonX.Y`, Windows `Lib`). */
 export function sitePackages(venv: string): string[] {
   return [
-    ...listDir(`${venv}/lib`).filter((n) => n.startsWith("python")).map((n) =>
-      `${venv}/lib/${n}/site-packages`
-    ),
+    ...listDir(`${venv}/lib`).filter((n) => n.startsWith("python")).map((n) => `${venv}/lib/${n}/site-packages`),
     `${venv}/Lib/site-packages`,
   ];
 }
@@ -35,17 +30,11 @@ export function sitePackages(venv: string): string[] {
  * Files named like `name` in the folders `dirs` (relative to each site-packages) of `venv`.
  * @param name matches a file name, e.g. `/^libzmq.*\.so/`
  */
-export function venvLibraries(
-  venv: string,
-  dirs: string[],
-  name: RegExp,
-): string[] {
+export function venvLibraries(venv: string, dirs: string[], name: RegExp): string[] {
   const out: string[] = [];
   for (const site of sitePackages(venv)) {
     for (const dir of dirs) {
-      for (const n of listDir(`${site}/${dir}`)) {
-        if (name.test(n)) out.push(`${site}/${dir}/${n}`);
-      }
+      for (const n of listDir(`${site}/${dir}`)) if (name.test(n)) out.push(`${site}/${dir}/${n}`);
     }
   }
   return out;
@@ -53,18 +42,10 @@ export function venvLibraries(
 
 /** numpy wheels put their OpenBLAS in `numpy.libs/` (Linux, Windows) or `numpy/.dylibs/` (macOS). */
 export function venvNumpyBlas(venv = `${REPO_ROOT}/.venv`): string[] {
-  return venvLibraries(
-    venv,
-    ["numpy.libs", "numpy/.dylibs"],
-    /^libscipy_openblas.*\.(so(\.\d+)*|dylib|dll)$/,
-  );
+  return venvLibraries(venv, ["numpy.libs", "numpy/.dylibs"], /^libscipy_openblas.*\.(so(\.\d+)*|dylib|dll)$/);
 }
 
 /** pyzmq wheels put libzmq in `pyzmq.libs/` (Linux, Windows) or `zmq/.dylibs/` (macOS). */
 export function venvPyzmq(venv = `${REPO_ROOT}/.venv`): string[] {
-  return venvLibraries(
-    venv,
-    ["pyzmq.libs", "zmq/.dylibs"],
-    /^libzmq.*\.(so(\.\d+)*|dylib|dll)$/,
-  );
+  return venvLibraries(venv, ["pyzmq.libs", "zmq/.dylibs"], /^libzmq.*\.(so(\.\d+)*|dylib|dll)$/);
 }

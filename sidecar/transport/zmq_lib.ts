@@ -37,8 +37,7 @@ export interface Candidate {
  */
 export function libzmqCandidates(options: FindLibzmqOptions = {}): Candidate[] {
   const env = options.env ?? ((k: string) => Deno.env.get(k));
-  const root = options.root ??
-    new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
+  const root = options.root ?? new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
   const out: Candidate[] = [];
   const explicit = options.explicit ?? env("EDGEWISE_ZMQ_LIB");
   if (explicit) {
@@ -112,9 +111,7 @@ export function findLibzmq(
     if (c.source === "--zmq-lib" || c.source === "EDGEWISE_ZMQ_LIB") break;
   }
   throw new LibzmqNotFound(
-    `Cannot load libzmq${options.needCurve ? " with CURVE" : ""}; tried:\n${
-      tried.join("\n")
-    }\n` +
+    `Cannot load libzmq${options.needCurve ? " with CURVE" : ""}; tried:\n${tried.join("\n")}\n` +
       "Run tools/bootstrap.sh (it installs pyzmq, which bundles libzmq, into .venv), or pass --zmq-lib PATH.",
   );
 }
