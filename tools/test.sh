@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every Edgewise test: the sidecar's Deno tests (unit, doc examples, browser end-to-end)
+# Runs every Edgewise test: deno lint, the sidecar's Deno tests (unit, doc examples, browser end-to-end)
 # and the Python client's pytest suite (unit, doctests, live client <-> sidecar tests).
 # Sets up first (idempotent), so it works on a fresh clone. Ends with "edgewise: N passed, N failed".
 #   tools/test.sh            all tests
@@ -12,6 +12,10 @@ bash tools/bootstrap.sh || { echo "edgewise: set-up failed"; exit 1; }
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 status=0
+
+echo "== Deno: lint"
+lint=0
+NO_COLOR=1 tools/deno lint --quiet sidecar/ tests/e2e/ || { lint=1; status=1; }
 
 echo "== Deno: sidecar tests"
 NO_COLOR=1 tools/deno test -A --quiet --doc sidecar/ tests/e2e/ 2>&1 | tee "$logs/deno.log"
@@ -28,8 +32,8 @@ count() { grep -aoE "[0-9]+ $1" "$2" | tail -n 1 | grep -oE '^[0-9]+' || echo 0;
 dp=$(grep -aE '^(ok|FAILED) \|' "$logs/deno.log" | tail -n 1 | grep -oE '[0-9]+ passed' | grep -oE '^[0-9]+' || echo 0)
 df=$(grep -aE '^(ok|FAILED) \|' "$logs/deno.log" | tail -n 1 | grep -oE '[0-9]+ failed' | grep -oE '^[0-9]+' || echo 0)
 pp=$(count passed "$logs/py.log"); pf=$(count failed "$logs/py.log"); pe=$(count error "$logs/py.log")
-passed=$((dp + pp)); failed=$((df + pf + pe))
+passed=$((dp + pp)); failed=$((df + pf + pe + lint))
 [ "$failed" -eq 0 ] || status=1
-echo "edgewise: deno ${dp} passed, ${df} failed; python ${pp} passed, $((pf + pe)) failed"
+echo "edgewise: deno ${dp} passed, ${df} failed$([ "$lint" -eq 0 ] || echo ", lint failed"); python ${pp} passed, $((pf + pe)) failed"
 echo "edgewise: ${passed} passed, ${failed} failed"
 exit "$status"
