@@ -70,6 +70,8 @@ export class Curvature {
   readonly data: Float64Array;
   #z?: Float64Array;
   #n?: Float64Array;
+  /** Per-sample views of the factors and of `#z`, `#n` (made once: the operator runs hundreds of times). */
+  #sampleViews?: { ai: Float64Array[]; zi: Float64Array[]; ni: Float64Array[] };
   #grams?: Float64Array;
 
   private constructor(kind: CurvatureKind, data: Float64Array, m: number, rows: number, k: number) {
@@ -163,16 +165,15 @@ export class Curvature {
     if (this.kind === "factor") {
       // N_i = coef_i (Z_i A_iᵀ) A_i with Z_i A_iᵀ = A_i Y A_iᵀ (c × c): two small GEMMs per sample
       const M = new Float64Array(c * c);
+      const { ai, zi, ni } = this.#sampleViews ??= this.#views(z, nn);
       for (let i = 0; i < m; i++) {
-        const base = i * c * k, w = coef[i];
-        const ni = nn.subarray(base, base + c * k);
+        const w = coef[i];
         if (w === 0) {
-          ni.fill(0);
+          ni[i].fill(0);
           continue;
         }
-        const ai = a.subarray(base, base + c * k);
-        gemm(false, true, c, c, k, z.subarray(base, base + c * k), ai, M);
-        gemm(false, false, c, k, c, M, ai, ni, w);
+        gemm(false, true, c, c, k, zi[i], ai[i], M);
+        gemm(false, false, c, k, c, M, ai[i], ni[i], w);
       }
     } else {
       // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_iᵀ N_i = Σ coef_i K_i Y K_i
@@ -186,6 +187,12 @@ export class Curvature {
     gemm(true, false, k, k, mc, a, nn, out);
     symmetrise(out, k);
     return out;
+  }
+
+  #views(z: Float64Array, nn: Float64Array): { ai: Float64Array[]; zi: Float64Array[]; ni: Float64Array[] } {
+    const s = this.rows * this.k;
+    const of = (x: Float64Array) => Array.from({ length: this.m }, (_, i) => x.subarray(i * s, (i + 1) * s));
+    return { ai: of(this.data), zi: of(z), ni: of(nn) };
   }
 
   /**

@@ -10,6 +10,7 @@
 import {
   congruence,
   dot,
+  gemm,
   leadingColumns,
   matmul,
   symEig,
@@ -289,26 +290,23 @@ export function lanczosTop(
   const cap = Math.max(8, Math.min(80, Math.floor(2e7 / Math.max(n, 1))));
   let x = scaled(start, 1 / Math.sqrt(dot(start, start)));
   let theta = 0, residual = Infinity, converged = false, iter = 0;
+  const krylov = new KrylovRows(n);
   while (iter < maxIter && !converged) {
-    const qs: Float64Array[] = [];
+    krylov.clear();
     const alpha: number[] = [];
     const beta: number[] = [];
     let q = x, y = new Float64Array([1]), scale = 0, prevTheta = NaN;
     for (let j = 0; j < cap && iter < maxIter; j++) {
-      qs.push(q);
+      krylov.push(q);
       const w = apply(q);
       iter++;
       const a = dot(q, w);
       alpha.push(a);
-      for (let pass = 0; pass < 2; pass++) {
-        for (const u of qs) {
-          const c = dot(u, w);
-          for (let t = 0; t < n; t++) w[t] -= c * u[t];
-        }
-      }
+      krylov.orthogonalise(w);
+      krylov.orthogonalise(w); // twice is enough (classical Gram–Schmidt)
       const b = Math.sqrt(dot(w, w));
       scale = Math.max(scale, Math.abs(a), b);
-      const jj = qs.length;
+      const jj = krylov.count;
       const tmat = new Float64Array(jj * jj);
       for (let s = 0; s < jj; s++) {
         tmat[s * jj + s] = alpha[s];
@@ -335,14 +333,51 @@ export function lanczosTop(
       beta.push(b);
       q = scaled(w, 1 / b);
     }
-    const nx = new Float64Array(n);
-    y.forEach((c, s) => {
-      const u = qs[s];
-      for (let t = 0; t < n; t++) nx[t] += c * u[t];
-    });
+    const nx = krylov.combine(y);
     x = scaled(nx, 1 / Math.sqrt(dot(nx, nx)));
   }
   return { theta, x, residual, converged, iterations: iter };
+}
+
+/**
+ * Lanczos vectors stored as the rows of one growing matrix, so that reorthogonalisation and
+ * the Ritz vector are two GEMMs each (BLAS), not a loop of dot products.
+ */
+class KrylovRows {
+  #rows = new Float64Array(0);
+  #coef = new Float64Array(0);
+  count = 0;
+  constructor(readonly n: number) {}
+
+  clear(): void {
+    this.count = 0;
+  }
+
+  push(q: Float64Array): void {
+    const n = this.n;
+    if ((this.count + 1) * n > this.#rows.length) {
+      const grown = new Float64Array(Math.max(8, 2 * this.count) * n);
+      grown.set(this.#rows.subarray(0, this.count * n));
+      this.#rows = grown;
+    }
+    this.#rows.set(q, this.count * n);
+    this.count++;
+  }
+
+  /** `w ← w − Qᵀ(Q w)`: removes the rows' components from `w`. */
+  orthogonalise(w: Float64Array): void {
+    const { n, count } = this;
+    if (this.#coef.length < count) this.#coef = new Float64Array(Math.max(8, 2 * count));
+    const Q = this.#rows.subarray(0, count * n), c = this.#coef.subarray(0, count);
+    gemm(false, true, 1, count, n, w, Q, c);
+    gemm(false, false, 1, n, count, c, Q, w, -1, 1);
+  }
+
+  /** `Σ_s y_s q_s`. */
+  combine(y: Float64Array): Float64Array {
+    const { n, count } = this;
+    return gemm(false, false, 1, n, count, y, this.#rows.subarray(0, count * n), new Float64Array(n));
+  }
 }
 
 function scaled(x: Float64Array, s: number): Float64Array {
