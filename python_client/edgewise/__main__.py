@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from typing import Callable
@@ -28,12 +29,20 @@ def sidecar(args: list[str]) -> int:
         print(f"edgewise sidecar: {exc}", file=sys.stderr)
         return 1
     try:
-        return subprocess.call(location.command(*args), cwd=location.cwd, env=sidecar_env())
-    except KeyboardInterrupt:  # the child got the same SIGINT and shuts down by itself
-        return 0
+        child = subprocess.Popen(location.command(*args), cwd=location.cwd, env=sidecar_env())
     except OSError as exc:
         print(f"edgewise sidecar: cannot run {location.deno}: {exc}", file=sys.stderr)
         return 1
+    # a supervisor stops this command with SIGTERM: pass it on, or the sidecar outlives us, bound
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # the child got the same SIGINT and shuts down by itself
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def keys(args: list[str]) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from edgewise.__main__ import COMMANDS, main
 
@@ -36,16 +38,46 @@ def test_a_new_command_is_one_entry():
         del COMMANDS["echo"]
 
 
+def start_standalone(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edgewise", "sidecar", "--endpoint", "tcp://127.0.0.1:*",
+                             "--no-dashboard", "--workers", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` no longer exists within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def test_a_standalone_sidecar_runs_its_kernels_on_numpys_openblas():
     # started by hand, not spawned by a client: it must still find a BLAS (it did not, and its
     # rounds ran 3-10x slower on the TypeScript kernels)
     env = {k: v for k, v in os.environ.items() if k != "EDGEWISE_BLAS_LIB"}
-    proc = subprocess.Popen([sys.executable, "-m", "edgewise", "sidecar", "--endpoint", "tcp://127.0.0.1:0",
-                             "--no-dashboard", "--workers", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = start_standalone(env)
     try:
         blas = next(json.loads(line) for line in proc.stderr if '"blas"' in line)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     assert "libscipy_openblas" in blas["lib"] and blas.get("dgemm"), blas
+
+
+def test_stopping_python_m_edgewise_sidecar_stops_the_sidecar_too():
+    # a supervisor that stops the command with SIGTERM left the Deno sidecar running, bound
+    proc = start_standalone(dict(os.environ))
+    pid = json.loads(proc.stdout.readline())["pid"]
+    try:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        assert gone(pid, within=10.0), f"the sidecar (pid {pid}) outlived python -m edgewise sidecar"
+    finally:
+        if not gone(pid, within=0.0):
+            os.kill(pid, signal.SIGKILL)
