@@ -1,7 +1,7 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
  * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
- * [--zmq-lib FILE] [--curve-keys DIR] [--insecure] [--workers N] [--blas-lib PATH]` (endpoint also from
+ * [--zmq-lib FILE] [--curve-keys DIR] [--insecure] [--workers N] [--blas-lib PATH] [--exit-on-stdin-eof]` (endpoint also from
  * `EDGEWISE_ENDPOINT`, libzmq also from `EDGEWISE_ZMQ_LIB`, the BLAS library from `EDGEWISE_BLAS_LIB`:
  * a CBLAS shared library such as numpy's bundled OpenBLAS, else numpy's in the repository's `.venv`, else TypeScript kernels, one `blas` log
  * line says which; rounds run in N Deno Workers, default the CPU count, 0: on the event loop). Prints one JSON line `{"event":"listening","endpoint":…}` on stdout
@@ -51,6 +51,7 @@ Serves Edgewise stability reports to training clients over ZeroMQ.
   --workers N             round workers (default: the CPU count; 0: rounds on the event loop)
   --blas-lib FILE         CBLAS library for the kernels (default $EDGEWISE_BLAS_LIB, else TypeScript)
   --sessions-per-minute N new sessions admitted per minute (default 120; beyond it hello gets overloaded)
+  --exit-on-stdin-eof     stop when stdin closes (a spawner's pipe: the sidecar ends with its process, even a killed one)
   -h, --help              this text
 
 Prints {"event":"listening","endpoint":...} on stdout once bound; SIGINT/SIGTERM stop it.`;
@@ -76,6 +77,8 @@ export interface MainArgs {
   curveKeys?: string;
   /** Allow a non-loopback endpoint without CURVE. */
   insecure?: boolean;
+  /** Stop when stdin reaches end of file (`--exit-on-stdin-eof`): the spawner holds the pipe's other end. */
+  exitOnStdinEof?: boolean;
   /** Round workers (default: the CPU count); 0 runs rounds on the event loop. */
   workers?: number;
   /** New sessions admitted per minute (default 120 in the server). */
@@ -99,6 +102,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "zmq-lib": { type: "string" },
       "curve-keys": { type: "string" },
       insecure: { type: "boolean", default: false },
+      "exit-on-stdin-eof": { type: "boolean", default: false },
       workers: { type: "string" },
       "sessions-per-minute": { type: "string" },
     },
@@ -135,6 +139,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
     zmqLib: values["zmq-lib"],
     curveKeys: values["curve-keys"],
     insecure: values.insecure,
+    exitOnStdinEof: values["exit-on-stdin-eof"],
     logLevel,
     dataDir: values["data-dir"],
     httpPort: port === undefined ? undefined : Number(port),
@@ -154,6 +159,19 @@ export function blasChoice(args: MainArgs, venvBlas: () => string[] = venvNumpyB
   if (args.blasLib) return { source: "asked", path: args.blasLib };
   const found = venvBlas()[0];
   return found ? { source: "numpy in .venv", path: found } : undefined;
+}
+
+/**
+ * Resolves when stdin reaches end of file. A spawner that holds the pipe's write end closes it by
+ * exiting in any way, SIGKILL and crashes included, which no signal handler of its own can report.
+ */
+export async function stdinClosed(stdin: { read(p: Uint8Array): Promise<number | null> } = Deno.stdin): Promise<void> {
+  const buf = new Uint8Array(256);
+  try {
+    while ((await stdin.read(buf)) !== null) { /* nothing is ever written; discard it */ }
+  } catch {
+    // a stdin that cannot be read counts as closed
+  }
 }
 
 /** Reads an optional number from `round.options`; a wrong type is the client's error. */
@@ -305,6 +323,7 @@ async function main(): Promise<number> {
   // listen for signals before announcing, so a spawner that stops us at once is obeyed
   const stopped = new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => resolve(sig));
+    if (args.exitOnStdinEof) void stdinClosed().then(() => resolve("stdin closed"));
   });
   const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
   const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store

@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
-import { blasChoice, parseMainArgs } from "./main.ts";
+import { blasChoice, parseMainArgs, stdinClosed } from "./main.ts";
 
 const noEnv = () => undefined;
 
@@ -17,6 +17,7 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     zmqLib: undefined,
     curveKeys: undefined,
     insecure: false,
+    exitOnStdinEof: false,
     workers: undefined,
     sessionsPerMinute: undefined,
   });
@@ -48,6 +49,14 @@ Deno.test("blasChoice(): the asked library, else numpy's OpenBLAS in .venv, else
   assertEquals(blasChoice(args, () => []), undefined);
   const asked = parseMainArgs(["--blas-lib", "/lib/b.so"], noEnv);
   assertEquals(blasChoice(asked, () => ["/venv/libscipy_openblas.so"]), { source: "asked", path: "/lib/b.so" });
+});
+
+Deno.test("stdinClosed() resolves at end of file, not before", async () => {
+  const chunks = [3, 5, null];
+  let reads = 0;
+  await stdinClosed({ read: () => Promise.resolve(chunks[reads++]) });
+  assertEquals(reads, 3);
+  assertEquals(parseMainArgs(["--exit-on-stdin-eof"], noEnv).exitOnStdinEof, true);
 });
 
 Deno.test("parseMainArgs() passes --data-dir and --http-port through", () => {

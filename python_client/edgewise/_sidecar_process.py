@@ -120,7 +120,8 @@ class SidecarProcess:
         self.location = find_sidecar()
         self.root = self.location.root
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
-        self.command = self.location.command("--endpoint", self.endpoint, *extra_args)
+        # the child stops when our end of its stdin closes: when we exit, even by SIGKILL or a crash
+        self.command = self.location.command("--endpoint", self.endpoint, "--exit-on-stdin-eof", *extra_args)
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="edgewise-sidecar-", suffix=".log")
             os.close(fd)
@@ -170,7 +171,7 @@ class SidecarProcess:
         log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
-                self.command, cwd=self.location.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                self.command, cwd=self.location.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 start_new_session=True,  # Ctrl-C in the training console is for the trainer
                 env=sidecar_env(),
             )
@@ -252,11 +253,12 @@ class SidecarProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout is not None:
-            try:
-                proc.stdout.close()
-            except OSError:
-                pass
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
     def __enter__(self) -> SidecarProcess:
         return self.start()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import warnings
 
@@ -120,3 +122,31 @@ def test_an_attached_sidecar_that_stops_answering_is_detected_by_heartbeats_not_
         os.kill(proc.pid, signal.SIGCONT)
         client.close()
         proc.stop()
+
+
+def test_a_spawned_sidecar_ends_with_a_training_process_that_is_sigkilled(tmp_path):
+    # an OOM kill or a crash runs no atexit: the sidecar used to stay, bound, for good
+    script = ("import sys, time\n"
+              "from edgewise._client import SidecarClient\n"
+              f"c = SidecarClient(None, sidecar_args=['--data-dir', {str(tmp_path)!r}, '--no-dashboard'])\n"
+              "print(c.process.pid, flush=True)\n"
+              "time.sleep(120)\n")
+    trainer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    sidecar = int(trainer.stdout.readline())
+    try:
+        trainer.send_signal(signal.SIGKILL)
+        trainer.wait(timeout=30)
+        deadline = time.monotonic() + 15.0
+        while time.monotonic() < deadline:
+            try:
+                os.kill(sidecar, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"the sidecar (pid {sidecar}) outlived its SIGKILLed training process")
+    finally:
+        try:
+            os.kill(sidecar, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
