@@ -47,6 +47,9 @@ PROBE_INTERVAL = 1.0
 PROCESS_CHECK = 0.1
 #: Longest pause between two restarts of a spawned sidecar that keeps dying (seconds).
 REVIVE_BACKOFF_CAP = 60.0
+#: How long a ``hello`` after a silence waits when the sidecar announced no liveness window
+#: (it never answered, or runs rounds on its event loop): seconds.
+SILENT_HELLO_TIMEOUT = 5.0
 
 
 class Oracle(Protocol):
@@ -337,12 +340,15 @@ class SidecarClient:
         return self.session
 
     def _hello_timeout(self) -> float | None:
-        """After the sidecar went silent, a ``hello`` waits only its liveness window (a live
-        sidecar answers hello from its event loop at once); else the client's timeout. Without
-        this a blocking training loop waited the whole timeout at every retry of a dead remote
-        sidecar (30 s each, measured on the main example)."""
+        """After the sidecar went silent, a ``hello`` waits only its liveness window, or
+        :data:`SILENT_HELLO_TIMEOUT` without one (a live sidecar answers hello from its event
+        loop at once); else the client's timeout. Without this a blocking training loop waited
+        the whole timeout at every retry of a dead or mistyped remote sidecar (30 s each,
+        measured on the main example)."""
+        if not self._silent:
+            return None
         liveness = self._liveness()
-        return min(self.timeout, liveness) if self._silent and liveness is not None else None
+        return min(self.timeout, liveness if liveness is not None else SILENT_HELLO_TIMEOUT)
 
     def _with_session(self, call: Any) -> Any:
         """Runs ``call()`` with a session, saying hello first if needed, and once more on

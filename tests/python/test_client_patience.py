@@ -139,3 +139,20 @@ def test_after_a_silence_hello_waits_the_liveness_window_not_the_timeout():
         assert time.monotonic() - t0 < 10.0  # two liveness windows (2 s each) and slack, not 2 × 20 s
     finally:
         client.close()
+
+
+def test_an_endpoint_that_never_answered_is_retried_with_a_short_hello():
+    # a mistyped endpoint: the first hello waits the timeout (8 s), a retry only 5 s
+    with zmq.Context() as ctx, ctx.socket(zmq.ROUTER) as mute:  # bound, never answers
+        port = mute.bind_to_random_port("tcp://127.0.0.1")
+        client = SidecarClient(f"tcp://127.0.0.1:{port}", timeout=8.0)
+        try:
+            with pytest.raises(SidecarTimeout, match="within 8 s"):
+                client.open_session(run_meta())
+            t0 = time.monotonic()
+            with pytest.raises(SidecarTimeout, match="to hello within 5 s"):
+                client.heartbeat()
+            assert time.monotonic() - t0 < 6.5
+        finally:
+            client.close()
+            mute.close(linger=0)
