@@ -290,7 +290,7 @@ export function lanczosTop(
   const cap = Math.max(8, Math.min(80, Math.floor(2e7 / Math.max(n, 1))));
   let x = scaled(start, 1 / Math.sqrt(dot(start, start)));
   let theta = 0, residual = Infinity, converged = false, iter = 0;
-  const krylov = new KrylovRows(n);
+  const krylov = new KrylovRows(n, cap);
   while (iter < maxIter && !converged) {
     krylov.clear();
     const alpha: number[] = [];
@@ -347,7 +347,8 @@ class KrylovRows {
   #rows = new Float64Array(0);
   #coef = new Float64Array(0);
   count = 0;
-  constructor(readonly n: number) {}
+  /** @param cap rows at most (the restart length): storage never grows past it */
+  constructor(readonly n: number, readonly cap: number) {}
 
   clear(): void {
     this.count = 0;
@@ -356,7 +357,7 @@ class KrylovRows {
   push(q: Float64Array): void {
     const n = this.n;
     if ((this.count + 1) * n > this.#rows.length) {
-      const grown = new Float64Array(Math.max(8, 2 * this.count) * n);
+      const grown = new Float64Array(Math.min(this.cap, Math.max(8, 2 * this.count)) * n);
       grown.set(this.#rows.subarray(0, this.count * n));
       this.#rows = grown;
     }

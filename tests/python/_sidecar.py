@@ -15,6 +15,19 @@ from edgewise._sidecar_process import sidecar_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def process_gone(pid: int, within: float) -> bool:
+    """Whether process ``pid`` no longer exists, checked until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from edgewise.__main__ import COMMANDS, main
+
+from _sidecar import process_gone
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -44,19 +45,6 @@ def start_standalone(env: dict[str, str]) -> subprocess.Popen:
                             text=True, env=env)
 
 
-def gone(pid: int, within: float) -> bool:
-    """Whether process ``pid`` no longer exists within ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-
-
 def test_a_standalone_sidecar_runs_its_kernels_on_numpys_openblas():
     # started by hand, not spawned by a client: it must still find a BLAS (it did not, and its
     # rounds ran 3-10x slower on the TypeScript kernels)
@@ -77,7 +65,7 @@ def test_stopping_python_m_edgewise_sidecar_stops_the_sidecar_too():
     try:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
-        assert gone(pid, within=10.0), f"the sidecar (pid {pid}) outlived python -m edgewise sidecar"
+        assert process_gone(pid, within=10.0), f"the sidecar (pid {pid}) outlived python -m edgewise sidecar"
     finally:
-        if not gone(pid, within=0.0):
+        if not process_gone(pid, within=0.0):
             os.kill(pid, signal.SIGKILL)

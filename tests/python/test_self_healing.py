@@ -18,6 +18,8 @@ import edgewise
 from edgewise._client import SidecarClient
 from edgewise.monitor import EdgewiseWarning
 
+from _sidecar import process_gone
+
 LIMIT = 120.0  # seconds of training the test allows for the whole story (a bug, not slowness)
 
 
@@ -136,17 +138,7 @@ def test_a_spawned_sidecar_ends_with_a_training_process_that_is_sigkilled(tmp_pa
     try:
         trainer.send_signal(signal.SIGKILL)
         trainer.wait(timeout=30)
-        deadline = time.monotonic() + 15.0
-        while time.monotonic() < deadline:
-            try:
-                os.kill(sidecar, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"the sidecar (pid {sidecar}) outlived its SIGKILLed training process")
+        assert process_gone(sidecar, within=15.0), f"the sidecar (pid {sidecar}) outlived its SIGKILLed training process"
     finally:
-        try:
+        if not process_gone(sidecar, within=0.0):
             os.kill(sidecar, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
