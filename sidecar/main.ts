@@ -49,7 +49,7 @@ Serves Edgewise stability reports to training clients over ZeroMQ.
   --curve-keys DIR        serve CURVE: DIR/server.key_secret, allowed clients in DIR/clients/*.key
   --insecure              allow a non-loopback endpoint without CURVE
   --workers N             round workers (default: the CPU count; 0: rounds on the event loop)
-  --blas-lib FILE         CBLAS library for the kernels (default $EDGEWISE_BLAS_LIB, else TypeScript)
+  --blas-lib FILE         CBLAS library for the kernels (default $EDGEWISE_BLAS_LIB, else numpy's OpenBLAS in .venv, else TypeScript)
   --sessions-per-minute N new sessions admitted per minute (default 120; beyond it hello gets overloaded)
   --exit-on-stdin-eof     stop when stdin closes (a spawner's pipe: the sidecar ends with its process, even a killed one)
   -h, --help              this text
