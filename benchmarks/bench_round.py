@@ -120,6 +120,7 @@ def run_rounds(model, loss_fn, probe, *, n, batch_size, curvature, options, roun
                 "operator_applications": report.get("operator_applications"),
                 "lambda_gen": report.get("lambda_gen"), "converged": report.get("converged"),
                 "tol": report.get("tol"), "stopped": report.get("stopped"), "basis": report.get("basis_size"),
+                "ci": report.get("ci"),
                 "client_by_op": {k: round(v, 4) for k, v in timed.by_op.items()},
             })
     return out

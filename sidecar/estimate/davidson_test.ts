@@ -5,6 +5,7 @@ import { reducedSolve } from "./reduced_solve.ts";
 import { SyntheticOracle } from "./synthetic_oracle.ts";
 import { denseLambdaGen, factorsOf, randomPsd, rel, stack } from "./_testing.ts";
 import { Curvature } from "./curvature.ts";
+import { symEig } from "./_linalg.ts";
 import { fetchCurvature } from "./oracle.ts";
 
 const dense = (hs: Float64Array[], d: number) => Curvature.dense(stack(hs), hs.length, d);
@@ -100,7 +101,7 @@ Deno.test("compactBasis() keeps S* and the top of K, without HVPs", async () => 
   const b = await fetchCurvature(o, undefined, 0, d);
   const sol = reducedSolve(b, 1);
   const before = o.hvps;
-  const c = await compactBasis(o, b, sol.S, { carryTol: 1e-3, carryMax: 10 });
+  const c = await compactBasis(o, b, sol.S, { p: 1, carryMax: 10 });
   assert(o.hvps === before && c.k <= 11 && o.basisSize === c.k);
   // blocks returned match what the client would now compute
   const fresh = await o.blocks(0, c.k);
@@ -109,6 +110,35 @@ Deno.test("compactBasis() keeps S* and the top of K, without HVPs", async () => 
     err = Math.max(err, Math.abs(fresh[t] - c.curv.data[t]));
   }
   assert(err < 1e-10, `block mismatch ${err}`);
+});
+
+Deno.test("compactBasis() carries the fewest directions of S* that hold λ_gen to carryLoss", async () => {
+  // incoherent rank-2 samples: S* has many directions of weight, few of which hold the value
+  const d = 20, m = 30, p = 0.3, loss = 2e-2;
+  const hs = randomPsd(m, d, 2, 61);
+  const o = new SyntheticOracle(hs);
+  await o.random(d, 1);
+  const b = await fetchCurvature(o, undefined, 0, d);
+  const sol = reducedSolve(b, p, { tol: 1e-12 });
+  const es = symEig(sol.S, d);
+  const weighted = es.values.filter((v) => v > 1e-2 * es.values[0]).length;
+  const c = await compactBasis(o, b, sol.S, { p, carryLoss: loss, carryMin: 2 });
+  // the value in the client's new basis, by a dense Kronecker solve of the projected Hessians
+  const V = o.basis();
+  const projected = hs.map((h) => {
+    const out = new Float64Array(c.k * c.k);
+    for (let a = 0; a < c.k; a++) {
+      for (let e = 0; e < c.k; e++) {
+        let s = 0;
+        for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) s += V[a][i] * h[i * d + j] * V[e][j];
+        out[a * c.k + e] = s;
+      }
+    }
+    return out;
+  });
+  const exact = denseLambdaGen(hs, d, p), kept = denseLambdaGen(projected, c.k, p);
+  assert(kept >= (1 - loss) * exact, `${kept} vs ${exact}`);
+  assert(c.k >= 2 && c.k < weighted, `${c.k} carried of ${weighted} weighted directions`);
 });
 
 /**
