@@ -415,8 +415,9 @@ function carriedDirections(
     return reducedSolve(curv.rotate(U, n), p, { tol: loss / 10, start: congruence(S, U, k, n) }).lambdaGen;
   };
   const target = (1 - loss) * reducedSolve(curv, p, { tol: loss / 10, start: S }).lambdaGen;
-  if (!(target > 0) || min >= max) return max;
-  let lo = Math.min(min, max), hi = max; // the answer is in [lo, hi]; hi is taken when nothing smaller holds it
+  if (!(target > 0)) return max;
+  if (min >= max || value(min) >= target) return Math.min(min, max);
+  let lo = min + 1, hi = max; // the answer is in [lo, hi]; hi is taken when nothing smaller holds it
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (value(mid) >= target) hi = mid;
