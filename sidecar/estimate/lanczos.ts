@@ -21,6 +21,8 @@ export interface LanczosOptions {
   tol?: number;
   /** Steps at most (default 100). */
   maxSteps?: number;
+  /** Steps at least, unless the Krylov space is invariant (default 1). */
+  minSteps?: number;
   /** Seed of the random start (default 1). */
   seed?: number;
   /**
@@ -157,7 +159,7 @@ export async function lanczos(
     // eigenvalue error ≈ ρ²/gap; the gap from the Ritz values (or the warm basis at step 1)
     const gap = n > 1 ? theta - e.values[1] : warmGap;
     const err = gap > rho ? (rho * rho) / gap : rho;
-    if (invariant || err <= tol * th) {
+    if (invariant || (err <= tol * th && steps >= (options.minSteps ?? 1))) {
       stopped = "converged";
       break;
     }

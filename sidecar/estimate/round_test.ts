@@ -165,7 +165,7 @@ Deno.test("estimateRound() omits what cannot be computed and warns on negative c
   );
 });
 
-Deno.test("estimateRound() warm round after a small perturbation is cheap and accurate", async () => {
+Deno.test("estimateRound() warm round after a small perturbation is accurate at a bounded cost", async () => {
   // coherent problem: shared dominant directions plus small per-sample parts (typical networks)
   const d = 80, m = 16;
   const shared = randomPsd(1, d, 3, 51)[0];
@@ -221,9 +221,10 @@ Deno.test("estimateRound() warm round after a small perturbation is cheap and ac
       ratio.toFixed(3)
     }`,
   );
-  // an honest stop needs two measured gains after the warm start (davidson.ts), so a warm
-  // round costs two expansions; measured 0.56 (the residual-only rule it replaces: 0.25)
-  assert(ratio <= 0.6, `ratio ${ratio}`);
+  // an honest warm round is not cheaper than a cold one here: it takes WARM_LANCZOS_MIN_STEPS
+  // Lanczos steps (a maximiser that moved to another branch) and two measured gains with the
+  // conservative extrapolation (davidson.ts GAIN_RATIO_FLOOR); measured 1.28 (0.56 before both)
+  assert(ratio <= 1.4, `ratio ${ratio}`);
   const H = mean(h1);
   assert(warm.report.lambda_max <= symEig(H, d).values[0] * (1 + 1e-12));
 });

@@ -8,7 +8,9 @@ value, solved in the whole span of the Gauss–Newton factor rows (tests/python/
 independent of the oracle and the sidecar). Rounds at fixed parameters (test_exact_convergence.py)
 did not show it: along training the Davidson gains plateau after a large first one, and the
 stop that extrapolated them with a ratio of ½ claimed convergence up to 2.5 % low at a 2 %
-tolerance (epochs 3 and 4 here).
+tolerance (epochs 3 and 4 here); and a warm round whose maximiser moved to another branch
+converged on the old one, 11 % low (epoch 9), until warm rounds took at least
+WARM_LANCZOS_MIN_STEPS Lanczos steps of H (sidecar/estimate/round.ts).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from _sidecar import SidecarProcess  # noqa: E402
 from mnist_data import load_digits  # noqa: E402
 from mnist_live import build_model  # noqa: E402
 
-EPOCHS = 6
+EPOCHS = 10
 
 
 @pytest.fixture(scope="module")
@@ -39,35 +41,35 @@ def sidecar():
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def rounds_and_exact(sidecar):
-    """(report, exact λ_gen at B = 16) after each epoch of the main example's training."""
+def train_with_rounds(endpoint: str, lr: float, epochs: int) -> list[tuple]:
+    """(report, exact λ_gen at B = 16) after each epoch of the main example's training at ``lr``."""
     torch.manual_seed(0)
     x, y, _ = load_digits(tuple(range(10)), per_class=None, pool=1, seed=0)
     model = build_model(x.shape[1], 32, 10, seed=0)
     loss_fn = torch.nn.functional.mse_loss
-    opt = torch.optim.SGD(model.parameters(), lr=2.0)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(0)
     probe = draw_probe((x, y), 128, seed=0)
     out = []
-    with edgewise.Monitor(model, loss_fn, probe=probe, n_train=len(x), batch_size=16, endpoint=sidecar,
+    with edgewise.Monitor(model, loss_fn, probe=probe, n_train=len(x), batch_size=16, endpoint=endpoint,
                           console=False, blocking=True) as monitor:
-        for epoch in range(EPOCHS):
+        for epoch in range(epochs):
             order = torch.randperm(len(x), generator=gen)
             for start in range(0, len(x) - 15, 16):
                 idx = order[start : start + 16]
                 opt.zero_grad(set_to_none=True)
                 loss_fn(model(x[idx]), y[idx]).backward()
                 opt.step()
-            report = monitor.round(lr=2.0, epoch=epoch)
+            report = monitor.round(lr=lr, epoch=epoch)
             exact = lambda_gen(span_factors(factor_rows(model, loss_fn, *probe)), batch_noise(len(x), 16))
             out.append((report, exact))
     return out
 
 
-def test_converged_live_rounds_are_within_their_tolerance_along_training(rounds_and_exact):
+def outside_tolerance(rounds: list[tuple]) -> list[str]:
+    """Rounds above the exact value (beyond rounding) or converged outside their tolerance."""
     lines, failures = [], []
-    for epoch, (r, exact) in enumerate(rounds_and_exact):
+    for epoch, (r, exact) in enumerate(rounds):
         assert not r.missing, r.reason
         rel = (r.lambda_gen - exact) / exact
         line = f"epoch {epoch}: λ_gen {r.lambda_gen:.5f} exact {exact:.5f} rel {rel:+.2e} tol {r.tol:.3g} converged {r.converged}"
@@ -76,6 +78,16 @@ def test_converged_live_rounds_are_within_their_tolerance_along_training(rounds_
         if rel > 1e-9 or (r.converged and abs(rel) > r.tol):
             failures.append(line)
     print("\n".join(lines))
+    return failures
+
+
+@pytest.fixture(scope="module")
+def rounds_and_exact(sidecar):
+    return train_with_rounds(sidecar, lr=2.0, epochs=EPOCHS)
+
+
+def test_converged_live_rounds_are_within_their_tolerance_along_training(rounds_and_exact):
+    failures = outside_tolerance(rounds_and_exact)
     assert not failures, "\n".join(failures)
 
 
@@ -83,3 +95,10 @@ def test_most_live_rounds_along_training_converge(rounds_and_exact):
     """The conservative stop may leave a round at the basis budget, honestly, but not most."""
     converged = sum(r.converged for r, _ in rounds_and_exact)
     assert converged >= EPOCHS - 2, [(r.converged, r.stopped) for r, _ in rounds_and_exact]
+
+
+@pytest.mark.xfail(strict=True, reason="known: a branch carried by a few high-curvature samples that neither the "
+                   "basis nor its expansions reach (README, Known limits); the round after epoch 4 converges 16.5 % low")
+def test_converged_live_rounds_are_within_their_tolerance_at_lr_1(sidecar):
+    failures = outside_tolerance(train_with_rounds(sidecar, lr=1.0, epochs=5))
+    assert not failures, "\n".join(failures)
