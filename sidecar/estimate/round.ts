@@ -124,7 +124,8 @@ export const CARRY_LOSS_OF_TOL = 0.1;
  * the previous top vector, Lanczos converged in 2–4 steps on the old branch, and Davidson, grown
  * from the carried `S*`, then converged on it too. Measured on the main example along training
  * (12 epochs, m = 128, against the exact span solve): the round after epoch 9 claimed
- * convergence 11 % low (cold: 1 % low); with 6 steps or more at most 0.8× the tolerance.
+ * convergence 11 % low (a cold round there: 1.2 % low); with 6 steps or more at most 0.8× the
+ * tolerance. It does not catch every such case (README, Known limits).
  */
 export const WARM_LANCZOS_MIN_STEPS = 8;
 

@@ -97,8 +97,8 @@ def test_most_live_rounds_along_training_converge(rounds_and_exact):
     assert converged >= EPOCHS - 2, [(r.converged, r.stopped) for r, _ in rounds_and_exact]
 
 
-@pytest.mark.xfail(strict=True, reason="known: a branch carried by a few high-curvature samples that neither the "
-                   "basis nor its expansions reach (README, Known limits); the round after epoch 4 converges 16.5 % low")
+@pytest.mark.xfail(strict=True, reason="known: a maximiser outside the basis and its expansions (README, Known "
+                   "limits); the round after epoch 4 converges 16.5 % low")
 def test_converged_live_rounds_are_within_their_tolerance_at_lr_1(sidecar):
     failures = outside_tolerance(train_with_rounds(sidecar, lr=1.0, epochs=5))
     assert not failures, "\n".join(failures)
