@@ -133,7 +133,7 @@ def mnist_setup(epochs: int, probe_size: int):
     """The main example's network after ``epochs`` epochs; returns it, the probe, n and s/epoch."""
     sys.path.insert(0, str(ROOT / "examples"))
     from mnist_data import load_digits
-    from mnist_live import build_model
+    from mnist_live import build_model, sgd_epoch
 
     from edgewise._probe import draw_probe
 
@@ -144,12 +144,7 @@ def mnist_setup(epochs: int, probe_size: int):
     gen = torch.Generator().manual_seed(0)
     started = time.perf_counter()
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for s in range(0, len(x) - 15, 16):
-            idx = order[s : s + 16]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
+        sgd_epoch(model, loss_fn, opt, x, y, 16, gen)
     epoch_s = (time.perf_counter() - started) / max(epochs, 1)
     return model, loss_fn, draw_probe((x, y), probe_size, seed=0), len(x), epoch_s
 

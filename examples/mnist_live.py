@@ -47,6 +47,20 @@ def build_model(inputs: int, hidden: int, outputs: int, seed: int) -> torch.nn.M
     ).double()
 
 
+def sgd_epoch(model, loss_fn, optimizer, x, y, batch_size: int, generator: torch.Generator,
+              after_step=None) -> None:
+    """One epoch of minibatch training: a seeded permutation, batches without replacement (the
+    last partial batch dropped), ``after_step()`` after each step."""
+    order = torch.randperm(len(x), generator=generator)
+    for start in range(0, len(x) - batch_size + 1, batch_size):
+        idx = order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x[idx]), y[idx]).backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Train on MNIST digits with Edgewise attached.")
     parser.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9", help="digit classes")
@@ -111,13 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         for epoch in range(args.epochs):
             epoch_started = time.perf_counter()
             model.train()
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n - args.batch_size + 1, args.batch_size):
-                idx = order[start : start + args.batch_size]  # batches without replacement
-                optimizer.zero_grad(set_to_none=True)
-                loss_fn(model(x[idx]), y[idx]).backward()
-                optimizer.step()
-                monitor.step()
+            sgd_epoch(model, loss_fn, optimizer, x, y, args.batch_size, generator, after_step=monitor.step)
             epoch_time = time.perf_counter() - epoch_started
             train_time += epoch_time
 

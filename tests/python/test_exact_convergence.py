@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from _exact_span import batch_noise, factor_rows, lambda_gen, span_factors  # noqa: E402
 from _sidecar import SidecarProcess  # noqa: E402
 from mnist_data import load_digits  # noqa: E402
-from mnist_live import build_model  # noqa: E402
+from mnist_live import build_model, sgd_epoch  # noqa: E402
 
 GRID = [1, 2, 4, 8, 16, 32, 64, 128]
 SIZES = {
@@ -49,12 +49,7 @@ def trained_network(per_class: int, pool: int, hidden: int, probe: int, epochs: 
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
     gen = torch.Generator().manual_seed(0)
     for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen)
-        for start in range(0, len(x) - 15, 16):
-            idx = order[start : start + 16]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(x[idx]), y[idx]).backward()
-            opt.step()
+        sgd_epoch(model, loss_fn, opt, x, y, 16, gen)
     pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))[:probe]
     return model, loss_fn, (x[pick], y[pick]), len(x)
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from _exact_span import batch_noise, factor_rows, lambda_gen, span_factors  # noqa: E402
 from _sidecar import SidecarProcess  # noqa: E402
 from mnist_data import load_digits  # noqa: E402
-from mnist_live import build_model  # noqa: E402
+from mnist_live import build_model, sgd_epoch  # noqa: E402
 
 EPOCHS = 10
 
@@ -54,12 +54,7 @@ def train_with_rounds(endpoint: str, lr: float, epochs: int) -> list[tuple]:
     with edgewise.Monitor(model, loss_fn, probe=probe, n_train=len(x), batch_size=16, endpoint=endpoint,
                           console=False, blocking=True) as monitor:
         for epoch in range(epochs):
-            order = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x) - 15, 16):
-                idx = order[start : start + 16]
-                opt.zero_grad(set_to_none=True)
-                loss_fn(model(x[idx]), y[idx]).backward()
-                opt.step()
+            sgd_epoch(model, loss_fn, opt, x, y, 16, gen)
             report = monitor.round(lr=lr, epoch=epoch)
             exact = lambda_gen(span_factors(factor_rows(model, loss_fn, *probe)), batch_noise(len(x), 16))
             out.append((report, exact))
