@@ -18,6 +18,7 @@ import {
 import { bootstrapInterval, type BootstrapInterval, type BootstrapOptions } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
 import { compactBasis, davidson, type DavidsonResult } from "./davidson.ts";
+import { probeSampleBranches, SAMPLE_PROBE_STAGES, sampleTops } from "./sample_branches.ts";
 import { lossFloors } from "./floors.ts";
 import { ResamplePool } from "./resample_pool.ts";
 import { lanczos, type LanczosResult } from "./lanczos.ts";
@@ -85,6 +86,8 @@ export interface RoundState {
   halfWidth?: number;
   /** The run was told once that its optimizer is assumed to be plain SGD. */
   assumedWarned?: boolean;
+  /** Each probe sample's top curvature in this round's final basis (factor route): the next round probes the largest first. */
+  sampleCurvatures?: Float64Array;
 }
 
 /** Loosest automatic tolerance. */
@@ -128,6 +131,13 @@ export const CARRY_LOSS_OF_TOL = 0.1;
  * tolerance. It does not catch every such case (README, Known limits).
  */
 export const WARM_LANCZOS_MIN_STEPS = 8;
+
+/**
+ * Default basis budget of a live round on the factor route: 64 plus the sample probes'
+ * columns (sample_branches.ts). With 64, rounds that found a branch by the probes stopped at
+ * the budget before converging.
+ */
+export const LIVE_FACTOR_BASIS = 64 + SAMPLE_PROBE_STAGES.reduce((s, n) => s + n, 0);
 
 /** Options of {@linkcode estimateRound}. */
 export interface RoundOptions {
@@ -235,6 +245,7 @@ export async function estimateRound(
   if (params.optimizer) {
     ({ curv: sol.curv, S: sol.S, assumedWarned } = await optimizerRound(optimizerInput(x, sol, assumedWarned), report));
   }
+  const finalCurv = sol.curv;
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
   if (!x.identity && sol.curv.k > 0) {
@@ -255,6 +266,7 @@ export async function estimateRound(
     basis: basisAfter,
     halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / (x.replaced ? report.lambda_gen : sol.lambdaGen) : options.state?.halfWidth,
     assumedWarned,
+    sampleCurvatures: finalCurv.kind === "factor" && finalCurv.k > 0 ? sampleTops(finalCurv).values : undefined,
   };
   return { report: dropNonFinite(report), state };
 }
@@ -269,6 +281,8 @@ interface RoundContext {
   p: number;
   /** Rows of each factor (factor route) or undefined (Hessian route). */
   c?: number;
+  /** The previous round's per-sample top curvatures ({@linkcode RoundState.sampleCurvatures}). */
+  prior?: Float64Array;
   exact: boolean;
   /** The tolerance follows the bootstrap (no `tol`, not `exact`). */
   auto: boolean;
@@ -316,6 +330,16 @@ interface Solution {
   ciCurv?: Curvature;
 }
 
+/** The sample-probe stages that fit in `room` columns (the later stages shrink first). */
+function probeStages(room: number): number[] {
+  let left = Math.max(0, room);
+  return SAMPLE_PROBE_STAGES.map((n) => {
+    const take = Math.min(n, left);
+    left -= take;
+    return take;
+  }).filter((n) => n > 0);
+}
+
 /** Validate the parameters and settle the round's tolerance, budgets and route. */
 function roundContext(oracle: CurvatureOracle, params: RoundParams, options: RoundOptions): RoundContext {
   const t0 = performance.now();
@@ -333,12 +357,12 @@ function roundContext(oracle: CurvatureOracle, params: RoundParams, options: Rou
   const tol = params.tol ?? (exact ? TOL_FLOOR : clampTol(prevHalf !== undefined ? 0.1 * prevHalf : TOL_CAP));
   const c = oracle.outputs;
   // factors make a large basis cheap; dense blocks cost m k³ per application
-  const maxBasis = params.max_basis ?? (exact && c !== undefined ? 512 : 64);
+  const maxBasis = params.max_basis ?? (exact && c !== undefined ? 512 : c !== undefined ? LIVE_FACTOR_BASIS : 64);
   const d = params.params;
   const identity = d !== undefined && d <= maxBasis && c === undefined;
   const whole = identity || (exact && c !== undefined && m * c <= (options.exactSpanMax ?? EXACT_SPAN_MAX));
   return {
-    oracle, params, t0, wait0: oracle.waitMs ?? 0, m, p, c, exact,
+    oracle, params, t0, wait0: oracle.waitMs ?? 0, m, p, c, exact, prior: options.state?.sampleCurvatures,
     auto: params.tol === undefined && !exact,
     replaced: params.optimizer !== undefined && replacesSgdReport(params.optimizer, whole, params.hessianGram ?? false),
     tol,
@@ -404,6 +428,10 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
   }
   curv = lz.curv ?? curv;
   if (oracle.basisSize > curv.k) curv = await fetchCurvature(oracle, curv, curv.k, oracle.basisSize - curv.k);
+  if (x.c !== undefined) {
+    const stages = probeStages(maxBasis - curv.k - 2 * block);
+    curv = (await probeSampleBranches(oracle, curv, stages, x.prior)).curv;
+  }
   const grow = (t: number, from?: DavidsonResult) =>
     davidson(oracle, from?.curv ?? curv, {
       p, tol: t, block, maxBasis, counter, deadline, seed,
