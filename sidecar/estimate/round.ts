@@ -242,10 +242,10 @@ export async function estimateRound(
   const pointConverged = await refineCurveStep(x, sol);
   const report = await assembleReport(x, sol, pointConverged);
   let assumedWarned = options.state?.assumedWarned;
+  const sgdCurv = sol.curv; // what the next round's probes rank in (an optimizer's round may replace it)
   if (params.optimizer) {
     ({ curv: sol.curv, S: sol.S, assumedWarned } = await optimizerRound(optimizerInput(x, sol, assumedWarned), report));
   }
-  const finalCurv = sol.curv;
   // keep the client's basis small for the next round (no HVPs)
   let basisAfter = oracle.basisSize;
   if (!x.identity && sol.curv.k > 0) {
@@ -266,7 +266,7 @@ export async function estimateRound(
     basis: basisAfter,
     halfWidth: ci ? (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / (x.replaced ? report.lambda_gen : sol.lambdaGen) : options.state?.halfWidth,
     assumedWarned,
-    sampleCurvatures: finalCurv.kind === "factor" && finalCurv.k > 0 ? sampleTops(finalCurv).values : undefined,
+    sampleCurvatures: sgdCurv.kind === "factor" && sgdCurv.k > 0 ? sampleTops(sgdCurv).values : undefined,
   };
   return { report: dropNonFinite(report), state };
 }
