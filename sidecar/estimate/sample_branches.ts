@@ -25,7 +25,7 @@
  */
 import type { CurvatureOracle } from "./oracle.ts";
 import type { Curvature } from "./curvature.ts";
-import { symEig } from "./_linalg.ts";
+import { gemm, symEig } from "./_linalg.ts";
 
 /** Samples probed per stage (two stages of 8: one stage of 16 missed the 7.9 % case). */
 export const SAMPLE_PROBE_STAGES: readonly number[] = [8, 8];
@@ -50,14 +50,7 @@ export function sampleTops(curv: Curvature): SampleTops {
   const g = new Float64Array(c * c);
   for (let i = 0; i < m; i++) {
     const a = data.subarray(i * c * k, (i + 1) * c * k);
-    for (let r = 0; r < c; r++) {
-      for (let s = r; s < c; s++) {
-        let x = 0;
-        for (let t = 0; t < k; t++) x += a[r * k + t] * a[s * k + t];
-        g[r * c + s] = x;
-        g[s * c + r] = x;
-      }
-    }
+    gemm(false, true, c, c, k, a, a, g); // A_j A_jᵀ
     const e = symEig(g, c);
     values[i] = e.values[0];
     for (let r = 0; r < c; r++) directions[i * c + r] = e.vectors[r * c];
