@@ -26,7 +26,7 @@ two warm Gauss–Newton rounds, plus the cost of one factor column (a batched JV
 batch) against one per-sample-HVP column of the exact-Hessian route. ``--smoke`` shrinks it
 to run anywhere in a minute (checks the code path, numbers meaningless).
 
-``--baseline REV`` also runs REV's ``ggn`` route (its own Monitor defaults, its sidecar) on the same
+``--baseline REV`` (a git revision, or a tar of one made by ``git archive REV``) also runs REV's ``ggn`` route (its own Monitor defaults, its sidecar) on the same
 model and probe, and prints warm-round medians per route: wall, sidecar compute (``sidecar_ms``,
 which includes compute overlapped with the client's ``grads``), and the client's wait (wall −
 client time: the sidecar's share of the critical path plus transport).
@@ -155,7 +155,7 @@ def baseline_rounds(model, probe, n: int, rev: str, rounds: int, *, loss: str = 
     change) on the same model and probe, with its Monitor defaults, in a subprocess."""
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.pt"
-        torch.save({"model": model, "probe": probe, "n": n, "label": f"base:{rev}", "options": {"seed": 0},
+        torch.save({"model": model, "probe": probe, "n": n, "label": f"base:{Path(rev).name}", "options": {"seed": 0},
                     "rounds": rounds, "loss": loss, "batch_size": batch_size, "memory_budget": memory_budget}, state)
         return old_code_rounds(state, rev)
 
@@ -163,8 +163,11 @@ def baseline_rounds(model, probe, n: int, rev: str, rounds: int, *, loss: str = 
 def old_code_rounds(state_file: Path, rev: str) -> list[dict]:
     """The previous code (``rev``) on the same model and probe, in a subprocess."""
     tmp = Path(tempfile.mkdtemp(prefix="edgewise-old-"))
-    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    if Path(rev).is_file():  # a tar of the tree (`git archive REV`), for machines without the history
+        subprocess.run(["tar", "-x", "-C", str(tmp), "-f", rev], check=True)
+    else:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     for link in ("tools/node_modules", "node_modules"):
         target = (ROOT / link).resolve()
         if not (tmp / link).exists():
@@ -369,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-old", action="store_true", help="CPU mode: skip the previous code")
     parser.add_argument("--old-rev", default=OLD_REV, help="git revision of the previous code")
     parser.add_argument("--baseline", default=None,
-                        help="CPU mode: also run this revision's ggn route (its Monitor defaults) side by side")
+                        help="also run this revision's ggn route (its Monitor defaults) side by side; a git revision or a tar of one")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per route (a cold one, then warm ones)")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--_old-worker", dest="old_worker", default=None, help=argparse.SUPPRESS)
