@@ -62,6 +62,33 @@ export function denseLambdaGen(
   d: number,
   p: number,
 ): number {
+  return 2 * symEig(scaledOperator(hs, d, p), d * d).values[0];
+}
+
+/**
+ * The eigenvalues of `2 P^{1/2} D P^{1/2}` whose eigenvectors are symmetric matrices (the
+ * generalized problem over symmetric `S`, which the reduced solves work in), descending.
+ */
+export function denseSymmetricSpectrum(hs: Float64Array[], d: number, p: number): number[] {
+  const n = d * d;
+  const e = symEig(scaledOperator(hs, d, p), n);
+  const out: number[] = [];
+  for (let j = 0; j < n; j++) {
+    let asym = 0, norm = 0;
+    for (let a = 0; a < d; a++) {
+      for (let b = 0; b < d; b++) {
+        const v = e.vectors[(a * d + b) * n + j];
+        asym += (v - e.vectors[(b * d + a) * n + j]) ** 2;
+        norm += v * v;
+      }
+    }
+    if (asym < 1e-12 * norm) out.push(2 * e.values[j]);
+  }
+  return out;
+}
+
+/** `P^{1/2} D P^{1/2}` with `P = (H ⊕ H)^†`, `d² × d²`. */
+function scaledOperator(hs: Float64Array[], d: number, p: number): Float64Array {
   const { sum, D } = kroneckerOperators(hs, d, p);
   const n = d * d;
   const e = symEig(sum, n);
@@ -77,8 +104,7 @@ export function denseLambdaGen(
       }
     }
   }
-  const RD = mm(R, D, n), M = mm(RD, R, n);
-  return 2 * symEig(M, n).values[0];
+  return mm(mm(R, D, n), R, n);
 }
 
 /** Spectral radius of the (symmetric) second-moment map `Q = I − η(H⊕H) + η² D`. */

@@ -42,6 +42,11 @@ export interface ReducedSolveOptions {
   settle?: boolean;
   /** Applications before any stop (default 1). */
   minIter?: number;
+  /**
+   * Eigenpairs of `T` in this basis to project out (maximisers `S` of earlier solves with their
+   * values): the solve then returns the next pair, e.g. the second branch a block Davidson tracks.
+   */
+  deflate?: { S: Float64Array; lambdaGen: number }[];
 }
 
 /** Result of {@linkcode reducedSolve}. */
@@ -199,8 +204,26 @@ export function reducedSolve(
   }
   const y = new Float64Array(r * r);
   const acc = new Float64Array(r * r);
-  // T(X) = W ∘ [(1 − p) κ (W ∘ X) κ + p mean_i K_i' (W ∘ X) K_i']
+  // T(X) = W ∘ [(1 − p) κ (W ∘ X) κ + p mean_i K_i' (W ∘ X) K_i'], less the deflated pairs
+  const deflated = (options.deflate ?? []).map(({ S, lambdaGen }) => ({
+    x: toScaledCoordinates(S, Qr, W, k, r),
+    lambdaGen,
+  }));
   const apply = (x: Float64Array): Float64Array => {
+    const out = applyT(x);
+    for (const d of deflated) {
+      const c = d.lambdaGen * dot(d.x, x);
+      for (let t = 0; t < r * r; t++) out[t] -= c * d.x[t];
+    }
+    return out;
+  };
+  const projectOut = (x: Float64Array): void => {
+    for (const d of deflated) {
+      const c = dot(d.x, x);
+      for (let t = 0; t < r * r; t++) x[t] -= c * d.x[t];
+    }
+  };
+  const applyT = (x: Float64Array): Float64Array => {
     for (let t = 0; t < r * r; t++) y[t] = W[t] * x[t];
     if (rot) rot.sandwich(y, coef, acc);
     const out = new Float64Array(r * r);
@@ -219,7 +242,9 @@ export function reducedSolve(
     const sr = congruence(options.start, Qr, k, r);
     for (let t = 0; t < r * r; t++) x0[t] = sr[t] / W[t];
   }
-  if (!(dot(x0, x0) > 0)) {
+  const startNorm = dot(x0, x0);
+  projectOut(x0);
+  if (!(dot(x0, x0) > 1e-16 * startNorm)) {
     const rng = new Rng(options.seed ?? 1);
     x0 = new Float64Array(r * r);
     for (let a = 0; a < r; a++) {
@@ -227,6 +252,7 @@ export function reducedSolve(
         x0[a * r + b] = x0[b * r + a] = rng.normal();
       }
     }
+    projectOut(x0);
   }
   const dim = (r * (r + 1)) / 2;
   const maxIter = Math.max(
@@ -260,6 +286,14 @@ export function reducedSolve(
     droppedDirections: k - r,
     iterations,
   };
+}
+
+/** A maximiser `S` (basis coordinates) as a unit vector of the solve's coordinates `(Qrᵀ S Qr) / W`. */
+function toScaledCoordinates(S: Float64Array, Qr: Float64Array, W: Float64Array, k: number, r: number): Float64Array {
+  if (S.length !== k * k) throw new RangeError(`Expected a deflated S of ${k}×${k}, got ${S.length} entries`);
+  const x = congruence(S, Qr, k, r);
+  for (let t = 0; t < r * r; t++) x[t] /= W[t];
+  return scaled(x, 1 / Math.sqrt(Math.max(dot(x, x), 1e-300)));
 }
 
 /**

@@ -5,6 +5,7 @@ import { symEig } from "./_linalg.ts";
 import {
   denseLambdaGen,
   denseQRadius,
+  denseSymmetricSpectrum,
   randomPsd,
   bothRoutes,
   rel,
@@ -53,6 +54,24 @@ Deno.test("reducedSolve() matches the dense Kronecker λ_gen on random PSD probl
         }
       }
     });
+  }
+});
+
+Deno.test("reducedSolve() with the top pairs deflated returns the next ones of the dense spectrum", () => {
+  for (const [d, m, rank, seed] of [[4, 6, 2, 11], [6, 5, 2, 12]]) {
+    const hs = randomPsd(m, d, rank, seed);
+    for (const [route, b] of bothRoutes(hs, d)) {
+      for (const B of [1, 3]) {
+        const p = batchNoiseWeight(B, m);
+        const ref = denseSymmetricSpectrum(hs, d, p);
+        const deflate: { S: Float64Array; lambdaGen: number }[] = [];
+        for (let j = 0; j < 3; j++) {
+          const s = reducedSolve(b, p, { deflate, tol: 1e-12 });
+          assert(rel(s.lambdaGen, ref[j]) < 1e-7, `${route} B=${B} pair ${j}: ${s.lambdaGen} vs dense ${ref[j]}`);
+          deflate.push({ S: s.S, lambdaGen: s.lambdaGen });
+        }
+      }
+    }
   }
 });
 
