@@ -3,15 +3,19 @@
  * iteration sends ONE `expand` whose columns are the generalized-eigen residual `G V E`: `E`
  * holds two random-sign combinations of ALL of `S*`'s eigenvectors weighted by their
  * eigenvalues (so the residual of the whole maximiser is probed, not only its leading
- * directions) and then its leading eigenvectors. The new columns' curvature is fetched and the
- * reduced problem re-solved, warm-started from the previous maximiser.
+ * directions) and then its leading eigenvectors; beside them, the residuals of the next
+ * {@linkcode FOLLOWED_PAIRS} Ritz pairs (a lower branch in this basis may be the operator's top
+ * one). The new columns' curvature is fetched and the reduced problem re-solved, warm-started
+ * from the previous maximisers.
  *
  * Stopping. A Ritz value approaches `λ_gen` from below, and for a high-rank maximiser each
  * expansion adds only part of what is missing, so a small change per expansion does not mean a
  * small error. The error left is estimated by extrapolating the gains geometrically:
  * `Δ_j ρ / (1 − ρ)` with `ρ` the larger of the last two gain ratios, within [0.85, 0.95] (so the
- * estimate is never below the last gain); the call converges when that estimate is at most `tol · μ` (after at least two measured gains)
- * or when the expansion adds no new direction (the basis is invariant: exact).
+ * estimate is never below the last gain). A followed pair's extrapolated limit above `μ` counts
+ * as error too. The call converges when that estimate is at most `tol · μ` (after at least two
+ * measured gains of each pair) or when the expansion adds no new direction (the basis is
+ * invariant: exact).
  *
  * @module
  */
@@ -43,6 +47,8 @@ export interface DavidsonOptions {
   counter?: ApplicationCounter;
   /** Maximiser to warm-start the first solve (`k × k`). */
   start?: Float64Array;
+  /** Ritz pairs below the top one to grow beside it (default {@linkcode FOLLOWED_PAIRS}). */
+  followedPairs?: number;
 }
 
 /** Result of {@linkcode davidson}. */
@@ -107,8 +113,12 @@ export async function davidson(
   // inner solves two orders below the outer tolerance
   const inner = { tol: Math.min(1e-6, tol / 100), counter };
   let sol = reducedSolve(curv, p, { ...inner, start: options.start });
+  // a budget under four blocks has no room for the followed pairs' columns beside S*'s
+  const follow = { ...inner, pairs: maxBasis >= 4 * block ? options.followedPairs ?? FOLLOWED_PAIRS : 0 };
+  let followers = followingPairs(curv, p, sol, [], follow);
   const history = [sol.lambdaGen];
   let gains: number[] = [];
+  let followerGains: number[][] = followers.map(() => []);
   let residual = Infinity, iterations = 0, restarts = 0, errorEstimate = Infinity;
   let stopped: DavidsonResult["stopped"] = "max_iterations";
   const fullBasisValues: number[] = [];
@@ -118,7 +128,7 @@ export async function davidson(
       errorEstimate = 0;
       break;
     }
-    errorEstimate = extrapolatedError(gains) / sol.lambdaGen;
+    errorEstimate = branchError(sol.lambdaGen, gains, followers, followerGains) / sol.lambdaGen;
     if (errorEstimate <= tol) {
       stopped = "converged";
       break;
@@ -132,9 +142,11 @@ export async function davidson(
       break;
     }
     let es = symEig(sol.S, k);
+    // the followed pairs' columns come out of the same budget
+    const budget = maxBasis - FOLLOWER_COLUMNS * follow.pairs;
     let r = leadingCount(es.values, Math.min(block, k));
-    if (k + r > maxBasis && maxBasis - k >= Math.max(1, block / 2)) r = maxBasis - k;
-    if (k + r > maxBasis) {
+    if (k + r > budget && budget - k >= Math.max(1, block / 2)) r = budget - k;
+    if (k + r > budget) {
       // the basis budget is the limit when restarts stop paying
       fullBasisValues.push(sol.lambdaGen);
       const f = fullBasisValues.length;
@@ -142,12 +154,14 @@ export async function davidson(
         stopped = "max_basis";
         break;
       }
-      ({ curv, sol } = await restart(oracle, curv, sol.S, es, maxBasis, block, p, inner));
+      const followed = followers.map((f) => f.S);
+      ({ curv, sol, followers } = await restart(oracle, curv, sol.S, followed, es, budget, block, p, follow));
       k = curv.k;
       restarts++;
       gains = [];
+      followerGains = followers.map(() => []);
       es = symEig(sol.S, k);
-      r = leadingCount(es.values, Math.min(block, k, maxBasis - k));
+      r = leadingCount(es.values, Math.min(block, k, budget - k));
       if (r === 0) {
         stopped = "max_basis";
         break;
@@ -156,15 +170,13 @@ export async function davidson(
     const E = expansionDirections(es, k, r, rng);
     const mu = sol.lambdaGen;
     const S = sol.S;
-    const K = curv.mean();
-    const SK = matmul(S, K, k, k, k);
-    // C_i = ((1 − p) S K − (μ/2) S)/m + (p/m) S K_i, applied to E
-    const common = new Float64Array(k * k);
-    for (let t = 0; t < k * k; t++) common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
-    const coeffs = curv.expansionCoeffs(matmul(common, E, k, k, r), r, p / m, S, E);
-    const skE = matmul(SK, E, k, k, r);
-    const basisCoeffs = skE.map((x) => -(mu / 2) * x);
-    const res = await oracle.expand(coeffs, basisCoeffs, r, false);
+    let cols = residualColumns(curv, S, mu, E, r, p);
+    for (const f of followers) {
+      // the branches below S* grow too: FOLLOWER_COLUMNS of each one's residual
+      const rf = Math.min(FOLLOWER_COLUMNS, k);
+      cols = appendColumns(cols, residualColumns(curv, f.S, f.lambdaGen, dominantDirections(f.S, k, rf), rf, p));
+    }
+    const res = await oracle.expand(cols.coeffs, cols.basisCoeffs, cols.r, false);
     iterations++;
     residual = relativeResidual(res.norms, matmul(S, E, k, k, r), k, r) /
       (mu * Math.max(sol.maxCurvature, 1e-300));
@@ -192,13 +204,18 @@ export async function davidson(
     for (let a = 0; a < k; a++) {
       for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
     }
+    const before = followers;
     k = kNew;
     sol = reducedSolve(curv, p, { ...inner, start });
+    followers = followingPairs(curv, p, sol, before, follow);
     history.push(sol.lambdaGen);
     gains.push(Math.max(0, sol.lambdaGen - mu));
+    followerGains = followers.map((f, j) =>
+      before[j] ? [...(followerGains[j] ?? []), Math.max(0, f.lambdaGen - before[j].lambdaGen)] : []
+    );
   }
   if (stopped !== "converged" && Number.isFinite(errorEstimate) === false) {
-    errorEstimate = extrapolatedError(gains) / Math.max(sol.lambdaGen, 1e-300);
+    errorEstimate = branchError(sol.lambdaGen, gains, followers, followerGains) / Math.max(sol.lambdaGen, 1e-300);
   }
   return {
     lambdaGen: sol.lambdaGen,
@@ -256,6 +273,130 @@ export function extrapolatedError(gains: number[]): number {
   return (last * rho) / (1 - rho);
 }
 
+/**
+ * Ritz pairs below the top one that each expansion also grows ({@linkcode FOLLOWER_COLUMNS}
+ * columns each). The top pair of a basis can belong to a lower branch of the operator than
+ * the maximiser: on the main example's network at lr 1.5 after epoch 2 the operator's top
+ * eigenvalues were 0.751, 0.725, 0.706 and a round grown from its top pair alone converged at
+ * 0.704, its basis' next pairs at 0.661 and 0.647.
+ */
+export const FOLLOWED_PAIRS = 2;
+
+/** Expansion columns per followed pair (the leading eigenvectors of its maximiser). */
+export const FOLLOWER_COLUMNS = 2;
+
+/** A Ritz pair of the reduced problem: maximiser `S` (basis coordinates) and value. */
+export interface RitzPair {
+  S: Float64Array;
+  lambdaGen: number;
+}
+
+/**
+ * The next `inner.pairs` Ritz pairs after `top`, each by a solve with the pairs
+ * above it deflated, warm-started from the previous basis' pairs (`k_old × k_old`, padded).
+ */
+function followingPairs(
+  curv: Curvature,
+  p: number,
+  top: RitzPair,
+  previous: RitzPair[],
+  inner: { tol: number; counter?: ApplicationCounter; pairs: number },
+): RitzPair[] {
+  const k = curv.k, out: RitzPair[] = [];
+  const { pairs, ...solve } = inner;
+  const deflate: RitzPair[] = [top];
+  for (let j = 0; j < pairs; j++) {
+    const start = previous[j] ? padded(previous[j].S, k) : undefined;
+    const pair = reducedSolve(curv, p, { ...solve, deflate: [...deflate], start });
+    if (!(pair.lambdaGen > 0)) break;
+    out.push({ S: pair.S, lambdaGen: pair.lambdaGen });
+    deflate.push(pair);
+  }
+  return out;
+}
+
+/** `S` (`k0 × k0`) in the first coordinates of a `k × k` matrix, zeros elsewhere. */
+function padded(S: Float64Array, k: number): Float64Array {
+  const k0 = Math.round(Math.sqrt(S.length));
+  const out = new Float64Array(k * k);
+  for (let a = 0; a < Math.min(k0, k); a++) {
+    for (let b = 0; b < Math.min(k0, k); b++) out[a * k + b] = S[a * k0 + b];
+  }
+  return out;
+}
+
+/**
+ * Error left in the top value: the larger of its own extrapolated gain and how far any
+ * followed pair's extrapolated limit reaches above it (a lower branch still growing may
+ * overtake it). Infinity while any pair has fewer than two gains.
+ * @example
+ * ```ts
+ * import { branchError, extrapolatedError } from "./davidson.ts";
+ * const S = new Float64Array(1);
+ * // the top (0.70) has settled; the pair below (0.66) still gains 0.02 per expansion
+ * const e = branchError(0.7, [0.01, 0.001], [{ S, lambdaGen: 0.66 }], [[0.02, 0.02]]);
+ * if (!(e > 0.3)) throw new Error(`a growing lower branch is error: ${e}`);
+ * const settled = branchError(0.7, [0.01, 0.001], [{ S, lambdaGen: 0.66 }], [[0.001, 0.0005]]);
+ * if (settled !== extrapolatedError([0.01, 0.001])) throw new Error("a settled one is not");
+ * ```
+ */
+export function branchError(top: number, gains: number[], followers: RitzPair[], followerGains: number[][]): number {
+  let err = extrapolatedError(gains);
+  followers.forEach((f, j) => {
+    err = Math.max(err, f.lambdaGen + extrapolatedError(followerGains[j] ?? []) - top);
+  });
+  return err;
+}
+
+/** Columns of one `expand`: per-sample coefficients (`m × rows × r`) and basis coefficients (`k × r`). */
+interface ExpansionColumns {
+  coeffs: Float64Array;
+  basisCoeffs: Float64Array;
+  r: number;
+}
+
+/**
+ * The generalized-eigen residual `G V E` of the pair `(S, μ)` as `expand` columns:
+ * `C_i = ((1 − p) S K − (μ/2) S)/m + (p/m) S K_i` applied to `E`, less `(μ/2) S K E` on `V`.
+ */
+function residualColumns(curv: Curvature, S: Float64Array, mu: number, E: Float64Array, r: number, p: number): ExpansionColumns {
+  const { k, m } = curv;
+  const SK = matmul(S, curv.mean(), k, k, k);
+  const common = new Float64Array(k * k);
+  for (let t = 0; t < k * k; t++) common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
+  const coeffs = curv.expansionCoeffs(matmul(common, E, k, k, r), r, p / m, S, E);
+  const basisCoeffs = matmul(SK, E, k, k, r).map((x) => -(mu / 2) * x);
+  return { coeffs, basisCoeffs, r };
+}
+
+/** The columns of `a` then those of `b` (both row-major with columns last). */
+function appendColumns(a: ExpansionColumns, b: ExpansionColumns): ExpansionColumns {
+  const r = a.r + b.r;
+  const join = (x: Float64Array, y: Float64Array) => {
+    const rows = x.length / a.r, out = new Float64Array(rows * r);
+    for (let i = 0; i < rows; i++) {
+      out.set(x.subarray(i * a.r, (i + 1) * a.r), i * r);
+      out.set(y.subarray(i * b.r, (i + 1) * b.r), i * r + a.r);
+    }
+    return out;
+  };
+  return { coeffs: join(a.coeffs, b.coeffs), basisCoeffs: join(a.basisCoeffs, b.basisCoeffs), r };
+}
+
+/**
+ * The `count` eigenvectors of symmetric `X` (`k × k`) of largest |eigenvalue|, as `k × count`
+ * columns: a lower pair's maximiser can be indefinite, and its negative directions count too.
+ */
+function dominantDirections(X: Float64Array, k: number, count: number): Float64Array {
+  const { values, vectors } = symEig(X, k);
+  const order = Array.from(values.keys()).sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]));
+  const out = new Float64Array(k * count);
+  for (let a = 0; a < k; a++) {
+    for (let j = 0; j < count; j++) out[a * count + j] = vectors[a * k + order[j]];
+  }
+  return out;
+}
+
 /** How many leading eigenvalues (at most `cap`) are above 1e-8 of the largest. */
 function leadingCount(values: Float64Array, cap: number): number {
   let r = 0;
@@ -301,31 +442,40 @@ function relativeResidual(norms: Float64Array, SE: Float64Array, k: number, r: n
   return out;
 }
 
-/** Rotate onto as many of `S*`'s leading eigenvectors as the budget allows plus the top of `K`. */
+/**
+ * Rotate onto as many of `S*`'s leading eigenvectors as the budget allows, the leading
+ * {@linkcode FOLLOWER_COLUMNS} of each followed pair's maximiser and the top of `K`.
+ */
 async function restart(
   oracle: CurvatureOracle,
   curv: Curvature,
   S: Float64Array,
+  followed: Float64Array[],
   es: { values: Float64Array; vectors: Float64Array },
-  maxBasis: number,
+  budget: number,
   block: number,
   p: number,
-  inner: { tol: number; counter?: ApplicationCounter },
-): Promise<{ curv: Curvature; sol: ReturnType<typeof reducedSolve> }> {
+  inner: { tol: number; counter?: ApplicationCounter; pairs: number },
+): Promise<{ curv: Curvature; sol: ReturnType<typeof reducedSolve>; followers: RitzPair[] }> {
   const k = curv.k;
-  const nK = Math.min(2, k);
-  const ek = symEig(curv.mean(), k);
-  const nS = Math.max(1, Math.min(maxBasis - block, k) - nK);
-  const cand = new Float64Array(k * (nS + nK));
+  const nE = Math.min(2, k);
+  const extra = [curv.mean(), ...followed].map((X) => dominantDirections(X, k, nE));
+  const nX = nE * extra.length;
+  const nS = Math.max(1, Math.min(budget - block, k) - nX);
+  const n = nS + nX;
+  const cand = new Float64Array(k * n);
   for (let a = 0; a < k; a++) {
-    for (let j = 0; j < nS; j++) cand[a * (nS + nK) + j] = es.vectors[a * k + j];
-    for (let j = 0; j < nK; j++) cand[a * (nS + nK) + nS + j] = ek.vectors[a * k + j];
+    for (let j = 0; j < nS; j++) cand[a * n + j] = es.vectors[a * k + j];
+    extra.forEach((V, x) => {
+      for (let j = 0; j < nE; j++) cand[a * n + nS + x * nE + j] = V[a * nE + j];
+    });
   }
-  const { q: U, k: kNew } = orthonormalColumns(cand, k, nS + nK, 1e-8);
+  const { q: U, k: kNew } = orthonormalColumns(cand, k, n, 1e-8);
   await oracle.rotate(U, kNew);
   const rotated = curv.rotate(U, kNew);
-  const sol = reducedSolve(rotated, p, { ...inner, start: congruence(S, U, k, kNew) });
-  return { curv: rotated, sol };
+  const sol = reducedSolve(rotated, p, { tol: inner.tol, counter: inner.counter, start: congruence(S, U, k, kNew) });
+  const previous = followed.map((F) => ({ S: congruence(F, U, k, kNew), lambdaGen: 0 }));
+  return { curv: rotated, sol, followers: followingPairs(rotated, p, sol, previous, inner) };
 }
 
 /**

@@ -17,6 +17,12 @@ basis held it poorly, converged low until every factor-route round probed the sa
 in-basis curvature with one power step each (sidecar/estimate/sample_branches.ts): lr 1.0 after
 epoch 4 (16.5 % low), lr 3.0 after epoch 5 (6.3 %), 14×14 inputs at lr 2.0 after epochs 8 and 9
 (9.6 % and 7.9 %; the latter on the operator's second eigenvalue).
+
+At lr 1.5 the operator's top eigenvalues after epoch 2 were 0.751, 0.725 and 0.706, and a round
+that grew only its basis' top Ritz pair converged at 0.704 (6.3 % low; after epoch 0, 4.3 % low
+at 2 %). Davidson now also grows the next Ritz pairs and counts their extrapolated limits as
+error (sidecar/estimate/davidson.ts, FOLLOWED_PAIRS): those rounds stop at the basis budget,
+not converged.
 """
 
 from __future__ import annotations
@@ -94,13 +100,16 @@ def test_converged_live_rounds_are_within_their_tolerance_along_training(rounds_
 
 
 def test_most_live_rounds_along_training_converge(rounds_and_exact):
-    """The conservative stop may leave a round at the basis budget, honestly, but not most."""
+    """The conservative stop may leave a round at the basis budget, honestly, but not most.
+    Since Davidson follows the next Ritz pairs (a lower branch still growing blocks the stop)
+    7 of these 10 rounds converged (2026-11-28; before, all 10), the others within 0.4× their
+    tolerance at the budget."""
     converged = sum(r.converged for r, _ in rounds_and_exact)
-    assert converged >= EPOCHS - 2, [(r.converged, r.stopped) for r, _ in rounds_and_exact]
+    assert converged > EPOCHS // 2, [(r.converged, r.stopped) for r, _ in rounds_and_exact]
 
 
-@pytest.mark.parametrize(("lr", "epochs", "pool"), [(1.0, 5, 1), (3.0, 6, 1), (2.0, 10, 2)],
-                         ids=["lr1-28x28", "lr3-28x28", "lr2-14x14"])
+@pytest.mark.parametrize(("lr", "epochs", "pool"), [(1.0, 5, 1), (3.0, 6, 1), (2.0, 10, 2), (1.5, 3, 1)],
+                         ids=["lr1-28x28", "lr3-28x28", "lr2-14x14", "lr1.5-28x28"])
 def test_live_rounds_reach_branches_carried_by_a_few_samples(sidecar, lr, epochs, pool):
     failures = outside_tolerance(train_with_rounds(sidecar, lr=lr, epochs=epochs, pool=pool))
     assert not failures, "\n".join(failures)
