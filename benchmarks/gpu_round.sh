@@ -6,6 +6,7 @@
 # skips it): BASELINE=527d145 (default), a revision this checkout holds, or a tar made by
 # `git archive REV` (for a machine without the history). Extra arguments go to bench_round.py
 # (`--smoke --device cpu` checks the path anywhere).
+# On a bare lent machine: bash benchmarks/gpu_lease.sh (carries its own setup).
 # Needs: a Python with a CUDA build of torch 2.13 plus pyzmq, msgpack, numpy and the client installed
 # or on PYTHONPATH (PYTHON=..., default .venv/bin/python); tools/deno working (tools/node_modules
 # carried) and the sidecar's npm modules in node_modules/. The sidecar runs on the host CPU.
