@@ -170,11 +170,12 @@ export async function davidson(
     const E = expansionDirections(es, k, r, rng);
     const mu = sol.lambdaGen;
     const S = sol.S;
-    let cols = residualColumns(curv, S, mu, E, r, p);
+    const K = curv.mean();
+    let cols = residualColumns(curv, K, S, mu, E, r, p);
     for (const f of followers) {
       // the branches below S* grow too: FOLLOWER_COLUMNS of each one's residual
       const rf = Math.min(FOLLOWER_COLUMNS, k);
-      cols = appendColumns(cols, residualColumns(curv, f.S, f.lambdaGen, dominantDirections(f.S, k, rf), rf, p));
+      cols = appendColumns(cols, residualColumns(curv, K, f.S, f.lambdaGen, dominantDirections(f.S, k, rf), rf, p));
     }
     const res = await oracle.expand(cols.coeffs, cols.basisCoeffs, cols.r, false);
     iterations++;
@@ -200,13 +201,9 @@ export async function davidson(
     const add = await oracle.blocks(k, kept);
     const kNew = k + kept;
     curv = curv.extend(add, kept);
-    const start = new Float64Array(kNew * kNew);
-    for (let a = 0; a < k; a++) {
-      for (let b = 0; b < k; b++) start[a * kNew + b] = S[a * k + b];
-    }
     const before = followers;
     k = kNew;
-    sol = reducedSolve(curv, p, { ...inner, start });
+    sol = reducedSolve(curv, p, { ...inner, start: padded(S, kNew) });
     followers = followingPairs(curv, p, sol, before, follow);
     history.push(sol.lambdaGen);
     gains.push(Math.max(0, sol.lambdaGen - mu));
@@ -356,12 +353,21 @@ interface ExpansionColumns {
 }
 
 /**
- * The generalized-eigen residual `G V E` of the pair `(S, μ)` as `expand` columns:
+ * The generalized-eigen residual `G V E` of the pair `(S, μ)` as `expand` columns (`K` the
+ * mean curvature of `curv`, computed once per expansion):
  * `C_i = ((1 − p) S K − (μ/2) S)/m + (p/m) S K_i` applied to `E`, less `(μ/2) S K E` on `V`.
  */
-function residualColumns(curv: Curvature, S: Float64Array, mu: number, E: Float64Array, r: number, p: number): ExpansionColumns {
+function residualColumns(
+  curv: Curvature,
+  K: Float64Array,
+  S: Float64Array,
+  mu: number,
+  E: Float64Array,
+  r: number,
+  p: number,
+): ExpansionColumns {
   const { k, m } = curv;
-  const SK = matmul(S, curv.mean(), k, k, k);
+  const SK = matmul(S, K, k, k, k);
   const common = new Float64Array(k * k);
   for (let t = 0; t < k * k; t++) common[t] = ((1 - p) * SK[t] - (mu / 2) * S[t]) / m;
   const coeffs = curv.expansionCoeffs(matmul(common, E, k, k, r), r, p / m, S, E);
