@@ -17,6 +17,9 @@ batched Jacobian products of the probe batch) on a fixed probe set and prints:
   suggested lr ≤ 0.9·η*, and the smallest batch size at which the current lr is stable
   epoch s / round s: wall time of the epoch's training and of the round (the round's share of
   the epoch is printed at the end)
+  flags: "!" the margin is above 1; "~" the round stopped at its basis budget before converging:
+  its λ_gen is then a lower bound (η* and the suggested lr are upper bounds), and the interval's
+  upper end is the safer value to act on
 
 Expect the margin to climb towards 1 while training: SGD settles where it is just stable
 (the paper's "edge of mean-square stability"), while λ_max stays well below 2/lr for small
@@ -119,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     generator = torch.Generator().manual_seed(args.seed)
     train_time = monitor_time = 0.0
+    unconverged = 0
     print(f"{'epoch':>5} {'loss':>8} {'acc':>6} | {'λ_max':>8} {'λ_gen [90% CI]':>24} "
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
@@ -137,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             report = monitor.end_epoch(epoch)
             round_time = time.perf_counter() - started
             monitor_time += round_time
+            unconverged += report is not None and report.converged is False
             print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} {round_time:7.2f}", flush=True)
             if epoch == 0 and monitor.dashboard_url:
                 print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
@@ -149,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch), monitoring "
           f"{monitor_time:.2f} s ({monitor_time / epochs_run:.2f} s per round, "
           f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time)")
+    if unconverged:
+        print(f"~ {unconverged} of {epochs_run} rounds stopped at their basis budget before converging: their λ_gen "
+              "is a lower bound (η* and the suggested lr upper bounds); act on the interval's upper end there.")
     if stability is not None and stability.changes:
         print(f"StabilityLR changed the lr {len(stability.changes)} time(s); now {optimizer.param_groups[0]['lr']:.4g}")
     if last is None:
@@ -167,7 +175,8 @@ def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport)
     if "lambda_gen_lo" in r.ci and "lambda_gen_hi" in r.ci:
         ci = f" [{r.ci['lambda_gen_lo']:.3g}, {r.ci['lambda_gen_hi']:.3g}]"
     gen = f"{r.lambda_gen:.4g}{ci}"
-    flag = " !" if r.margin is not None and r.margin > 1 else ""
+    flags = ("~" if r.converged is False else "") + ("!" if r.margin is not None and r.margin > 1 else "")
+    flag = f" {flags}" if flags else ""
     min_b = str(r.min_stable_batch) if r.min_stable_batch is not None else "-"
     return (f"{head} {r.lambda_max:8.4g} {gen:>24} {r.eta_star:8.4g} {r.lr:8.4g} "
             f"{r.margin:7.3f} {r.suggested_lr:8.4g} {min_b:>5}{flag}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import edgewise
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,17 @@ def test_mnist_live_prints_a_report_every_epoch(tmp_path):
     assert len(epochs) == 3 and not any("skipped" in line for line in epochs), out
     assert "Last round:" in out and "margin" in out
     assert len((tmp_path / "edgewise.jsonl").read_text().splitlines()) == 3
+
+
+def test_mnist_live_rows_flag_unconverged_rounds_and_margins_above_one():
+    sys.path.insert(0, str(ROOT / "examples"))
+    from mnist_live import format_row
+
+    base = dict(lambda_max=0.5, lambda_gen=0.8, eta_star=2.5, lr=2.0, suggested_lr=2.25, margin=0.8)
+    assert not format_row(0, 0.1, 0.9, edgewise.StabilityReport(**base, converged=True)).endswith(("~", "!"))
+    assert format_row(0, 0.1, 0.9, edgewise.StabilityReport(**base, converged=False)).endswith(" ~")
+    unstable = edgewise.StabilityReport(**{**base, "margin": 1.2}, converged=False)
+    assert format_row(0, 0.1, 0.9, unstable).endswith(" ~!")
 
 
 def test_checkpoint_report_reports_eta_star_and_the_batch_curve():
