@@ -237,11 +237,7 @@ export function reducedSolve(
   };
 
   // starting vector in the rotated, W-scaled coordinates
-  let x0 = new Float64Array(r * r);
-  if (options.start) {
-    const sr = congruence(options.start, Qr, k, r);
-    for (let t = 0; t < r * r; t++) x0[t] = sr[t] / W[t];
-  }
+  let x0 = options.start ? toScaledCoordinates(options.start, Qr, W, k, r) : new Float64Array(r * r);
   const startNorm = dot(x0, x0);
   projectOut(x0);
   if (!(dot(x0, x0) > 1e-16 * startNorm)) {
@@ -288,9 +284,12 @@ export function reducedSolve(
   };
 }
 
-/** A maximiser `S` (basis coordinates) as a unit vector of the solve's coordinates `(Qrᵀ S Qr) / W`. */
+/**
+ * A symmetric `S` (`k × k`, basis coordinates: a start or a deflated maximiser) as a unit vector
+ * of the solve's coordinates `(Qrᵀ S Qr) / W` (zero stays zero).
+ */
 function toScaledCoordinates(S: Float64Array, Qr: Float64Array, W: Float64Array, k: number, r: number): Float64Array {
-  if (S.length !== k * k) throw new RangeError(`Expected a deflated S of ${k}×${k}, got ${S.length} entries`);
+  if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   const x = congruence(S, Qr, k, r);
   for (let t = 0; t < r * r; t++) x[t] /= W[t];
   return scaled(x, 1 / Math.sqrt(Math.max(dot(x, x), 1e-300)));
