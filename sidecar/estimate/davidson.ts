@@ -22,7 +22,7 @@
 import { type CurvatureOracle } from "./oracle.ts";
 import type { Curvature } from "./curvature.ts";
 import { congruence, matmul, orthonormalColumns, symEig } from "./_linalg.ts";
-import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { type ApplicationCounter, ReducedBasis, reducedSolve, type ReducedSolution } from "./reduced_solve.ts";
 import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode davidson}. */
@@ -112,10 +112,9 @@ export async function davidson(
   const counter = options.counter;
   // inner solves two orders below the outer tolerance
   const inner = { tol: Math.min(1e-6, tol / 100), counter };
-  let sol = reducedSolve(curv, p, { ...inner, start: options.start });
   // a budget under four blocks has no room for the followed pairs' columns beside S*'s
   const follow = { ...inner, pairs: maxBasis >= 4 * block ? options.followedPairs ?? FOLLOWED_PAIRS : 0 };
-  let followers = followingPairs(curv, p, sol, [], follow);
+  let { sol, followers } = solvePairs(curv, p, options.start, [], follow);
   const history = [sol.lambdaGen];
   let gains: number[] = [];
   let followerGains: number[][] = followers.map(() => []);
@@ -203,8 +202,7 @@ export async function davidson(
     curv = curv.extend(add, kept);
     const before = followers;
     k = kNew;
-    sol = reducedSolve(curv, p, { ...inner, start: padded(S, kNew) });
-    followers = followingPairs(curv, p, sol, before, follow);
+    ({ sol, followers } = solvePairs(curv, p, padded(S, kNew), before, follow));
     history.push(sol.lambdaGen);
     gains.push(Math.max(0, sol.lambdaGen - mu));
     followerGains = followers.map((f, j) =>
@@ -289,27 +287,29 @@ export interface RitzPair {
 }
 
 /**
- * The next `inner.pairs` Ritz pairs after `top`, each by a solve with the pairs
- * above it deflated, warm-started from the previous basis' pairs (`k_old × k_old`, padded).
+ * The top Ritz pair from `start`, then the next `inner.pairs` ones, each by a solve with the
+ * pairs above it deflated, warm-started from the previous basis' pairs (`k_old × k_old`,
+ * padded). The solves share one eigenbasis of `K` and one rotated curvature.
  */
-function followingPairs(
+function solvePairs(
   curv: Curvature,
   p: number,
-  top: RitzPair,
+  start: Float64Array | undefined,
   previous: RitzPair[],
   inner: { tol: number; counter?: ApplicationCounter; pairs: number },
-): RitzPair[] {
-  const k = curv.k, out: RitzPair[] = [];
+): { sol: ReducedSolution; followers: RitzPair[] } {
+  const basis = new ReducedBasis(curv);
   const { pairs, ...solve } = inner;
-  const deflate: RitzPair[] = [top];
+  const sol = reducedSolve(basis, p, { ...solve, start });
+  const out: RitzPair[] = [], deflate: RitzPair[] = [sol];
   for (let j = 0; j < pairs; j++) {
-    const start = previous[j] ? padded(previous[j].S, k) : undefined;
-    const pair = reducedSolve(curv, p, { ...solve, deflate: [...deflate], start });
+    const from = previous[j] ? padded(previous[j].S, curv.k) : undefined;
+    const pair = reducedSolve(basis, p, { ...solve, deflate: [...deflate], start: from });
     if (!(pair.lambdaGen > 0)) break;
     out.push({ S: pair.S, lambdaGen: pair.lambdaGen });
     deflate.push(pair);
   }
-  return out;
+  return { sol, followers: out };
 }
 
 /** `S` (`k0 × k0`) in the first coordinates of a `k × k` matrix, zeros elsewhere. */
@@ -462,7 +462,7 @@ async function restart(
   block: number,
   p: number,
   inner: { tol: number; counter?: ApplicationCounter; pairs: number },
-): Promise<{ curv: Curvature; sol: ReturnType<typeof reducedSolve>; followers: RitzPair[] }> {
+): Promise<{ curv: Curvature; sol: ReducedSolution; followers: RitzPair[] }> {
   const k = curv.k;
   const nE = Math.min(2, k);
   const extra = [curv.mean(), ...followed].map((X) => dominantDirections(X, k, nE));
@@ -479,9 +479,8 @@ async function restart(
   const { q: U, k: kNew } = orthonormalColumns(cand, k, n, 1e-8);
   await oracle.rotate(U, kNew);
   const rotated = curv.rotate(U, kNew);
-  const sol = reducedSolve(rotated, p, { tol: inner.tol, counter: inner.counter, start: congruence(S, U, k, kNew) });
   const previous = followed.map((F) => ({ S: congruence(F, U, k, kNew), lambdaGen: 0 }));
-  return { curv: rotated, sol, followers: followingPairs(rotated, p, sol, previous, inner) };
+  return { curv: rotated, ...solvePairs(rotated, p, congruence(S, U, k, kNew), previous, inner) };
 }
 
 /**
