@@ -162,3 +162,39 @@ def rademacher(d: int, r: int, seed: int, *, dtype: torch.dtype, device: torch.d
     dev = torch.device(device)
     signs = torch.randint(0, 2, (d, r), generator=_generator(seed, dev), dtype=torch.int64, device=dev) * 2 - 1
     return signs.to(dtype=dtype)
+
+
+#: ``W`` is "orthonormal up to rounding" when ``|WᵀW − I|`` is at most this (entrywise).
+NEARLY_ORTHONORMAL = 1e-3
+
+
+def reorthonormalize(w: Tensor) -> Tensor | None:
+    """``W R⁻¹`` with ``R`` the Cholesky factor of ``WᵀW``, twice (CholeskyQR2), for columns that
+    are orthonormal up to rounding, such as ``V U`` in a rotation; None when they are not.
+
+    Why not :func:`orthonormalize`: it is the same ``Q`` (Gram–Schmidt is ``W R⁻¹`` with the same
+    triangular ``R``), but column by column; on the main example's basis (d = 25,450, 80 → 60
+    columns) CholeskyQR2 took a third of the time (two Gram products and two triangular solves).
+    It is accurate to working precision only for well-conditioned ``W``, hence the guard.
+
+    Example:
+        >>> import torch
+        >>> w = torch.tensor([[1.0, 0.0], [1e-9, 1.0], [0.0, 0.0]], dtype=torch.float64)
+        >>> q = reorthonormalize(w)
+        >>> bool((q.T @ q - torch.eye(2, dtype=torch.float64)).abs().max() < 1e-15)
+        True
+        >>> reorthonormalize(2 * w) is None
+        True
+    """
+    if w.shape[1] == 0:
+        return w
+    eye = torch.eye(w.shape[1], dtype=w.dtype, device=w.device)
+    for _ in range(2):
+        gram = w.T @ w
+        if not bool(torch.isfinite(gram).all()) or float((gram - eye).abs().max()) > NEARLY_ORTHONORMAL:
+            return None
+        r, info = torch.linalg.cholesky_ex(gram, upper=True)
+        if int(info) != 0:
+            return None
+        w = torch.linalg.solve_triangular(r, w, upper=True, left=False)
+    return w

@@ -51,7 +51,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
 from ._batch import Forward, ModelCall, batch_size, move, take
-from ._basis import gaussian, orthonormalize, rademacher
+from ._basis import gaussian, orthonormalize, rademacher, reorthonormalize
 from ._column_cache import ColumnCache
 from ._factor_route import FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
@@ -563,7 +563,11 @@ class CurvatureOracle:
         err = (gram - torch.eye(u.shape[1], dtype=u.dtype, device=u.device)).abs().max() if u.numel() else 0.0
         if err > 1e-6:
             raise ValueError(f"expected u with orthonormal columns, got max |UᵀU − I| = {float(err):.3g}")
-        q, _, kept = orthonormalize(self._v[:, :0], self._v @ u)
+        w = self._v @ u
+        q = reorthonormalize(w)
+        kept = list(range(u.shape[1])) if q is not None else None
+        if q is None:  # V was not orthonormal to rounding: column by column, with the drop rule
+            q, _, kept = orthonormalize(self._v[:, :0], w)
         if len(kept) != u.shape[1]:
             raise ValueError(
                 f"expected V U to keep its {u.shape[1]} columns, got {len(kept)}: the basis V is not orthonormal"

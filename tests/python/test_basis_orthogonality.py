@@ -90,3 +90,27 @@ def test_second_pass_drops_a_column_that_was_mostly_rounding() -> None:
     n = _second_pass(v, q, 0, 4, [1, 2], kept)
     assert n == 3 and kept == [0, 5, 6]
     torch.testing.assert_close(q[:, :3].abs(), full[:, 3:].abs(), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rotation_reorthonormalised_by_cholesky_qr_as_by_gram_schmidt(dtype):
+    """A rotation ``V U`` is re-orthonormalised by CholeskyQR2 (two Gram products): the same
+    columns as Gram–Schmidt column by column, orthonormal to working precision after many
+    rotations; a ``W`` that is not orthonormal up to rounding is left to Gram–Schmidt."""
+    from edgewise._basis import reorthonormalize
+
+    g = torch.Generator().manual_seed(3)
+    v, _ = torch.linalg.qr(torch.randn(2000, 40, generator=g, dtype=torch.float64))
+    v = v.to(dtype)
+    eps = torch.finfo(dtype).eps
+    for step in range(30):
+        u, _ = torch.linalg.qr(torch.randn(v.shape[1], v.shape[1] - (step % 2), generator=g, dtype=torch.float64))
+        w = v @ u.to(dtype)
+        q = reorthonormalize(w)
+        ref, _, kept = orthonormalize(v[:, :0], w)
+        assert q is not None and len(kept) == w.shape[1]
+        assert float((q - ref).abs().max()) < 100 * eps
+        v = q
+    assert orthogonality(v) < 10 * eps
+    assert reorthonormalize(torch.cat([v[:, :3], v[:, :1]], dim=1)) is None  # a repeated column
+    assert reorthonormalize(1.1 * v) is None
