@@ -132,16 +132,11 @@ def run_rounds(model, loss_fn, probe, *, n, batch_size, curvature, options, roun
 def mnist_setup(epochs: int, probe_size: int):
     """The main example's network after ``epochs`` epochs; returns it, the probe, n and s/epoch."""
     sys.path.insert(0, str(ROOT / "examples"))
-    from mnist_data import load_digits
-    from mnist_live import build_model, sgd_epoch
+    from mnist_live import sgd_epoch, training_setup
 
     from edgewise._probe import draw_probe
 
-    x, y, _ = load_digits(tuple(range(10)), per_class=None, pool=1, seed=0)
-    model = build_model(x.shape[1], 32, 10, seed=0)
-    loss_fn = torch.nn.functional.mse_loss
-    opt = torch.optim.SGD(model.parameters(), lr=2.0)
-    gen = torch.Generator().manual_seed(0)
+    x, y, model, loss_fn, opt, gen = training_setup(2.0)
     started = time.perf_counter()
     for _ in range(epochs):
         sgd_epoch(model, loss_fn, opt, x, y, 16, gen)

@@ -51,14 +51,9 @@ def one_run(epochs: int, pool: int, lr: float, probe_seed: int) -> None:
     import edgewise
     from _exact_span import batch_noise, factor_rows, lambda_gen, span_factors
     from edgewise._probe import draw_probe
-    from mnist_data import load_digits
-    from mnist_live import build_model, sgd_epoch
+    from mnist_live import sgd_epoch, training_setup
 
-    x, y, _ = load_digits(tuple(range(10)), per_class=None, pool=pool, seed=0)
-    model = build_model(x.shape[1], 32, 10, seed=0)
-    loss_fn = torch.nn.functional.mse_loss
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
+    x, y, model, loss_fn, opt, gen = training_setup(lr, pool=pool)
     if probe_seed == 0:
         probe = draw_probe((x, y), 128, seed=0)
     else:

@@ -565,15 +565,14 @@ class CurvatureOracle:
             raise ValueError(f"expected u with orthonormal columns, got max |UᵀU − I| = {float(err):.3g}")
         w = self._v @ u
         q = reorthonormalize(w)
-        kept = list(range(u.shape[1])) if q is not None else None
         if q is None:  # V was not orthonormal to rounding: column by column, with the drop rule
             q, _, kept = orthonormalize(self._v[:, :0], w)
-        if len(kept) != u.shape[1]:
-            raise ValueError(
-                f"expected V U to keep its {u.shape[1]} columns, got {len(kept)}: the basis V is not orthonormal"
-            )
+            if len(kept) != u.shape[1]:
+                raise ValueError(
+                    f"expected V U to keep its {u.shape[1]} columns, got {len(kept)}: the basis V is not orthonormal"
+                )
         self._v = q
-        self._caches("rotate" if len(kept) == u.shape[1] else "clear", u)
+        self._caches("rotate", u)
 
     def hessian_gram(self, start: int, count: int) -> Tensor:
         """Rows ``start … start+count−1`` of ``(HV)ᵀ(HV) = Vᵀ H² V``, ``H = mean_i H_i``: ``count × k``.

@@ -40,8 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 from _exact_span import batch_noise, factor_rows, lambda_gen, span_factors  # noqa: E402
 from _sidecar import SidecarProcess  # noqa: E402
-from mnist_data import load_digits  # noqa: E402
-from mnist_live import build_model, sgd_epoch  # noqa: E402
+from mnist_live import sgd_epoch, training_setup  # noqa: E402
 
 EPOCHS = 10
 
@@ -57,11 +56,7 @@ def train_with_rounds(endpoint: str, lr: float, epochs: int, pool: int = 1) -> l
     """(report, exact λ_gen at B = 16) after each epoch of the main example's training at ``lr``
     (inputs average-pooled by ``pool``: 1 is 28×28)."""
     torch.manual_seed(0)
-    x, y, _ = load_digits(tuple(range(10)), per_class=None, pool=pool, seed=0)
-    model = build_model(x.shape[1], 32, 10, seed=0)
-    loss_fn = torch.nn.functional.mse_loss
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(0)
+    x, y, model, loss_fn, opt, gen = training_setup(lr, pool=pool)
     probe = draw_probe((x, y), 128, seed=0)
     out = []
     with edgewise.Monitor(model, loss_fn, probe=probe, n_train=len(x), batch_size=16, endpoint=endpoint,
