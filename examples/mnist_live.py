@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     stability = edgewise.StabilityLR(optimizer, monitor, safety=0.9) if args.stability_lr else None
 
     train_time = monitor_time = 0.0
-    unconverged = 0
+    unconverged = unstable = 0
     print(f"{'epoch':>5} {'loss':>8} {'acc':>6} | {'λ_max':>8} {'λ_gen [90% CI]':>24} "
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             round_time = time.perf_counter() - started
             monitor_time += round_time
             unconverged += report is not None and report.converged is False
+            unstable += report is not None and (report.margin or 0) > 1
             print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} {round_time:7.2f}", flush=True)
             if epoch == 0 and monitor.dashboard_url:
                 print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
@@ -173,9 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch), monitoring "
           f"{monitor_time:.2f} s ({monitor_time / epochs_run:.2f} s per round, "
           f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time)")
-    if unconverged:
-        print(f"~ {unconverged} of {epochs_run} rounds stopped at their basis budget before converging: their λ_gen "
-              "is a lower bound (η* and the suggested lr upper bounds); act on the interval's upper end there.")
+    for line in flag_legend(unconverged, unstable, epochs_run):
+        print(line)
     if stability is not None and stability.changes:
         print(f"StabilityLR changed the lr {len(stability.changes)} time(s); now {optimizer.param_groups[0]['lr']:.4g}")
     if last is None:
@@ -199,6 +199,19 @@ def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport)
     min_b = str(r.min_stable_batch) if r.min_stable_batch is not None else "-"
     return (f"{head} {r.lambda_max:8.4g} {gen:>24} {r.eta_star:8.4g} {r.lr:8.4g} "
             f"{r.margin:7.3f} {r.suggested_lr:8.4g} {min_b:>5}{flag}")
+
+
+def flag_legend(unconverged: int, unstable: int, rounds: int) -> list[str]:
+    """What the table's flags mean, for the flags that appeared."""
+    lines = []
+    if unconverged:
+        lines.append(f"~ {unconverged} of {rounds} rounds stopped at their basis budget before converging: their λ_gen "
+                     "is a lower bound (η* and the suggested lr upper bounds); act on the interval's upper end there.")
+    if unstable:
+        lines.append(f"! {unstable} of {rounds} rounds had a margin above 1: SGD was mean-square unstable there; lower "
+                     "the lr to the suggested lr, or raise the batch size to min B (`-`: no batch size is stable at this lr); "
+                     "--stability-lr lowers the lr for you.")
+    return lines
 
 
 def explain(r: edgewise.StabilityReport) -> str:

@@ -47,6 +47,17 @@ def test_mnist_live_rows_flag_unconverged_rounds_and_margins_above_one():
     assert format_row(0, 0.1, 0.9, unstable).endswith(" ~!")
 
 
+def test_mnist_live_explains_the_flags_that_appeared():
+    sys.path.insert(0, str(ROOT / "examples"))
+    from mnist_live import flag_legend
+
+    assert flag_legend(0, 0, 12) == []
+    assert [line[0] for line in flag_legend(4, 0, 12)] == ["~"]
+    unstable = flag_legend(0, 2, 12)
+    assert len(unstable) == 1 and unstable[0].startswith("! 2 of 12") and "lower the lr" in unstable[0]
+    assert [line[0] for line in flag_legend(1, 1, 3)] == ["~", "!"]
+
+
 def test_checkpoint_report_reports_eta_star_and_the_batch_curve():
     out = run_example("checkpoint_report.py", "--fast")
     assert "η*     =" in out and "η*(B):" in out and "bound top_eigvec" in out
