@@ -69,8 +69,8 @@ export interface BootstrapOptions {
   /** Helpers that solve the resamples in parallel (default: all here, in order). */
   pool?: ResamplePool;
   /**
-   * An earlier interval of the same problem: its resamples are reused (not re-solved) when it
-   * has the same seed and was solved at least as accurately (`tol` no larger).
+   * An earlier interval of the same problem: its resamples and their start are reused (not
+   * re-solved) when it has the same seed and was solved at least as accurately (`tol` no larger).
    */
   resume?: BootstrapInterval;
 }
@@ -92,6 +92,8 @@ export interface BootstrapInterval {
   seed: number;
   /** The resamples' values in draw order (non-positive ones included), for `resume`. */
   values: number[];
+  /** The resamples' start ({@linkcode branchStart}; empty when none was solved), for `resume`. */
+  start: Float64Array;
 }
 /**
  * Percentile bootstrap interval of the reduced `λ_gen`, each resample solved to the accuracy
@@ -121,10 +123,11 @@ export async function bootstrapInterval(
   if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   if (count < 2 || m < 2) return undefined;
   const seed = options.seed ?? 1;
-  const prior = options.resume && options.resume.seed === seed && options.resume.tol <= tol ? options.resume.values : [];
+  const resumed = options.resume && options.resume.seed === seed && options.resume.tol <= tol ? options.resume : undefined;
+  const prior = resumed?.values ?? [];
   const rng = new Rng(seed);
   const drawn: number[] = [];
-  let cut = false, start: Float64Array | undefined;
+  let cut = false, start = resumed?.start.length === k * k ? resumed.start : undefined;
   while (drawn.length < count) {
     // the next batch ends at the next multiple of 10 (a Monte-Carlo check) or at count
     const n0 = drawn.length, end = Math.min(count, 10 * Math.floor(n0 / 10) + 10);
@@ -162,6 +165,7 @@ export async function bootstrapInterval(
     tol,
     seed,
     values: drawn,
+    start: start ?? new Float64Array(0),
     cut,
   };
 }
