@@ -34,11 +34,13 @@ export const RESAMPLE_MIN_STEPS = 10;
  * Branches of the point problem below `S*`'s mixed into the resamples' start. From `S*` alone,
  * ten steps were no longer enough once live bases reached 60–80 columns: on 34 live rounds of
  * the main example's network (two runs for choosing, two held out; 40 resamples each, against
- * resample solves to 1e-11), 14 of 720 and 9 of 640 resamples ended outside tol/2 (worst 6.1× and
+ * resample solves to 1e-11), 7 of 720 and 9 of 640 resamples ended outside tol/2 (worst 6.1× and
  * 4.1× tol/2), the interval's ends up to 0.58× and 0.74× tol off. With 4 branches in the start:
  * 1 of 720 and 6 of 640 (worst 1.7× and 3.7×), the ends within 0.20× and 0.31× tol, for about
  * 10 more applications per branch and interval (the resamples' own counts are unchanged). With
- * 2 branches 5 of 720 (2.3×); with 4 and 8 steps, 11 of 640 (9.3×). It is not a certificate:
+ * 2 branches 5 of 720 (2.3×); with 4 and 8 steps, 11 of 640 (9.3×). From `S*` alone with 12
+ * steps, 3 and 3 (ends 0.08× and 0.34×), with 15 steps 1 and 0: 100 and 250 more applications
+ * per interval of 50 resamples, against about 40 for the branches. It is not a certificate:
  * on synthetic problems of 7 groups (12 seeds × 60 resamples) it left 4 resamples outside
  * tol/2 where `S*` alone left 9, and on problems of 4 groups (16 × 60) 1 where `S*` alone left 1,
  * a different one (benchmarks/RESULTS.md, tenth session).
