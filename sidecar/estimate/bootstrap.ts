@@ -138,7 +138,7 @@ export async function bootstrapInterval(
     const reused = Math.max(0, Math.min(end, prior.length) - n0);
     drawn.push(...prior.slice(n0, n0 + reused));
     if (reused < batch.length) {
-      start ??= branchStart(curv, p, S, tol, options.counter);
+      start ??= branchStart(curv, p, S, tol, options.counter, options.deadline);
       const job = { curv, p, S: start, tol, deadline: options.deadline, counter: options.counter };
       const solved = options.pool ? await options.pool.solve(job, batch.slice(reused)) : solveResamples(job, batch.slice(reused));
       drawn.push(...solved);
@@ -178,9 +178,17 @@ export async function bootstrapInterval(
  * a resample whose maximiser lies on one of those branches has it in its Krylov space from the
  * first step.
  * @param S the point estimate's maximiser (`k × k`)
+ * @param deadline `performance.now()` time (ms) after which no more branches are solved
  * @returns a `k × k` start
  */
-export function branchStart(curv: Curvature, p: number, S: Float64Array, tol: number, counter?: ApplicationCounter): Float64Array {
+export function branchStart(
+  curv: Curvature,
+  p: number,
+  S: Float64Array,
+  tol: number,
+  counter?: ApplicationCounter,
+  deadline?: number,
+): Float64Array {
   const basis = new ReducedBasis(curv);
   // S*'s value as its Rayleigh quotient (one application): S* is the first deflated pair
   const top = reducedSolve(basis, p, { start: S, maxIter: 1, counter });
@@ -188,7 +196,7 @@ export function branchStart(curv: Curvature, p: number, S: Float64Array, tol: nu
   const start = Float64Array.from(S);
   // a deflated solve needs a direction left over: at most dim − 1 pairs beside S*
   const room = Math.min(START_BRANCHES, (basis.r * (basis.r + 1)) / 2 - 1);
-  for (let j = 0; j < room && top.lambdaGen > 0; j++) {
+  for (let j = 0; j < room && top.lambdaGen > 0 && !(deadline !== undefined && performance.now() >= deadline); j++) {
     const next = reducedSolve(basis, p, { tol: tol / 2, deflate: pairs, seed: 7 + j, counter });
     if (!(next.lambdaGen > 0)) break;
     pairs.push({ S: next.S, lambdaGen: next.lambdaGen });

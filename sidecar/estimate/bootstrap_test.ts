@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { bootstrapInterval, monteCarloError } from "./bootstrap.ts";
+import { bootstrapInterval, branchStart, monteCarloError, START_BRANCHES } from "./bootstrap.ts";
 import { reducedSolve } from "./reduced_solve.ts";
 import { bothRoutes, denseLambdaGen, randomPsd, stack } from "./_testing.ts";
 import { Curvature } from "./curvature.ts";
@@ -214,4 +214,19 @@ Deno.test("bootstrapInterval() solves resamples whose maximiser is on another br
     const exact = denseLambdaGen(drawn, k, p);
     assert((exact - ci.values[r]) / exact <= tol / 2, `resample ${r}: ${ci.values[r]} vs ${exact}`);
   }
+});
+
+Deno.test("branchStart() adds the next branches to S*, and only S* past its deadline or with no direction left", () => {
+  const f = groups(24, 2, 8, 3, 4, 0.03, 1), p = 0.1, tol = 0.01;
+  const S = reducedSolve(f, p, { tol: 1e-12 }).S;
+  const counter = { applications: 0 };
+  const start = branchStart(f, p, S, tol, counter);
+  const branches = start.map((v, t) => v - S[t]);
+  // START_BRANCHES unit-norm maximisers, so their sum is far from zero, and each was solved
+  assert(Math.hypot(...branches) > 1, `branches' norm ${Math.hypot(...branches)}`);
+  assert(counter.applications > START_BRANCHES, `applications ${counter.applications}`);
+  assertEquals(branchStart(f, p, S, tol, undefined, performance.now() - 1), S);
+  // k = 1: one symmetric direction, S* holds it
+  const one = Curvature.factor(new Float64Array([1, 2, 3, 4]), 2, 2, 1);
+  assertEquals(branchStart(one, p, new Float64Array([1]), tol), new Float64Array([1]));
 });
