@@ -1,10 +1,9 @@
 /**
  * Bootstrap interval for `λ_gen` and `η*` (theory §4, "Sampling error"): resample the probe
  * samples with replacement (as multiplicity weights) and re-solve the reduced problem; no new
- * HVPs. Each resample is solved in the whole basis to the accuracy of the point value, in at
- * least {@linkcode RESAMPLE_MIN_STEPS} Lanczos steps over its samples of positive weight, from
- * one start shared by all resamples: the point estimate's maximiser `S*` plus the point
- * problem's next {@linkcode START_BRANCHES} maximisers ({@linkcode branchStart}).
+ * HVPs. Each resample is solved in the whole basis to the accuracy of the point value,
+ * warm-started from the point estimate's maximiser `S*`, over its samples of positive weight,
+ * in at least {@linkcode RESAMPLE_MIN_STEPS} Lanczos steps.
  *
  * Why the whole basis: a span of `S*`'s leading directions that reproduces the point value to
  * `tol / 2` does not reproduce the resamples' values (their maximisers leave it): measured
@@ -16,7 +15,7 @@
  */
 import { Rng } from "./_rng.ts";
 import type { Curvature } from "./curvature.ts";
-import { type ApplicationCounter, ReducedBasis, reducedSolve } from "./reduced_solve.ts";
+import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
 import type { ResamplePool } from "./resample_pool.ts";
 
 /**
@@ -25,27 +24,18 @@ import type { ResamplePool } from "./resample_pool.ts";
  * orthogonal to `S*` (|⟨S_w, S*⟩| ≈ 0.02), so the Krylov space from `S*` reaches it only after
  * several steps, and until then the Ritz value converges, with a small residual and a large
  * Ritz gap, to `S*`'s branch. Measured on the main example's network (4 rounds × 100 resamples,
- * basis 45, tol/2 = 0.01): 5–13 % of the resamples stopped after 2–3 steps up to 27 % low; with
- * at least 6 steps 1–3 % were still outside tol/2, with 8 none, with 10 none (worst 4e-5).
+ * tol/2 = 0.01): 5–13 % of the resamples stopped after 2–3 steps up to 27 % low (the interval's
+ * lower end 1.5–5 % low); with at least 6 steps 1–3 % were still outside tol/2, with 8 none
+ * (worst 1.1e-3), with 10 none (worst 4e-5). Those bases had 45 columns. At the 46–80 columns of
+ * later live rounds (34 rounds, 40 resamples each, against solves to 1e-11), 10 steps left
+ * 1.0–1.4 % of the resamples outside tol/2 (worst 6.1×), but the interval's ends stayed within
+ * 0.74× tol. With 12 steps the ends were within 0.34× tol, and with 15 within 0.04×. Those
+ * steps would cost 100 and 250 more applications per live round, so the count stays at 10.
+ * A start that also held the point problem's next four maximisers did better on those rounds
+ * (ends within 0.31×), but on synthetic class-like problems it moved one interval's end
+ * 1.18× tol (benchmarks/RESULTS.md, tenth session), so it was not kept.
  */
 export const RESAMPLE_MIN_STEPS = 10;
-
-/**
- * Branches of the point problem below `S*`'s mixed into the resamples' start. From `S*` alone,
- * ten steps were no longer enough once live bases reached 60–80 columns: on 34 live rounds of
- * the main example's network (two runs for choosing, two held out; 40 resamples each, against
- * resample solves to 1e-11), 7 of 720 and 9 of 640 resamples ended outside tol/2 (worst 6.1× and
- * 4.1× tol/2), the interval's ends up to 0.58× and 0.74× tol off. With 4 branches in the start:
- * 1 of 720 and 6 of 640 (worst 1.7× and 3.7×), the ends within 0.20× and 0.31× tol, for about
- * 10 more applications per branch and interval (the resamples' own counts are unchanged). With
- * 2 branches 5 of 720 (2.3×); with 4 and 8 steps, 11 of 640 (9.3×). From `S*` alone with 12
- * steps, 3 and 3 (ends 0.08× and 0.34×), with 15 steps 1 and 0: 100 and 250 more applications
- * per interval of 50 resamples, against about 40 for the branches. It is not a certificate:
- * on synthetic problems of 7 groups (12 seeds × 60 resamples) it left 4 resamples outside
- * tol/2 where `S*` alone left 9, and on problems of 4 groups (16 × 60) 1 where `S*` alone left 1,
- * a different one (benchmarks/RESULTS.md, tenth session).
- */
-export const START_BRANCHES = 4;
 
 /** Options of {@linkcode bootstrapInterval}. */
 export interface BootstrapOptions {
@@ -71,8 +61,8 @@ export interface BootstrapOptions {
   /** Helpers that solve the resamples in parallel (default: all here, in order). */
   pool?: ResamplePool;
   /**
-   * An earlier interval of the same problem: its resamples and their start are reused (not
-   * re-solved) when it has the same seed and was solved at least as accurately (`tol` no larger).
+   * An earlier interval of the same problem: its resamples are reused (not re-solved) when it
+   * has the same seed and was solved at least as accurately (`tol` no larger).
    */
   resume?: BootstrapInterval;
 }
@@ -94,12 +84,10 @@ export interface BootstrapInterval {
   seed: number;
   /** The resamples' values in draw order (non-positive ones included), for `resume`. */
   values: number[];
-  /** The resamples' start ({@linkcode branchStart}; empty when none was solved), for `resume`. */
-  start: Float64Array;
 }
 /**
  * Percentile bootstrap interval of the reduced `λ_gen`, each resample solved to the accuracy
- * of the point value and started from `S*` and the branches below it ({@linkcode branchStart}). The resamples
+ * of the point value and warm-started from the point estimate's maximiser `S*`. The resamples
  * are solved in batches (up to each Monte-Carlo check), spread over `pool`'s helpers when given.
  * @param curv per-sample curvature in the basis
  * @param S the point estimate's maximiser (`k × k`)
@@ -125,11 +113,10 @@ export async function bootstrapInterval(
   if (S.length !== k * k) throw new RangeError(`Expected S of ${k}×${k}, got ${S.length} entries`);
   if (count < 2 || m < 2) return undefined;
   const seed = options.seed ?? 1;
-  const resumed = options.resume && options.resume.seed === seed && options.resume.tol <= tol ? options.resume : undefined;
-  const prior = resumed?.values ?? [];
+  const prior = options.resume && options.resume.seed === seed && options.resume.tol <= tol ? options.resume.values : [];
   const rng = new Rng(seed);
   const drawn: number[] = [];
-  let cut = false, start = resumed?.start.length === k * k ? resumed.start : undefined;
+  let cut = false;
   while (drawn.length < count) {
     // the next batch ends at the next multiple of 10 (a Monte-Carlo check) or at count
     const n0 = drawn.length, end = Math.min(count, 10 * Math.floor(n0 / 10) + 10);
@@ -138,8 +125,7 @@ export async function bootstrapInterval(
     const reused = Math.max(0, Math.min(end, prior.length) - n0);
     drawn.push(...prior.slice(n0, n0 + reused));
     if (reused < batch.length) {
-      start ??= branchStart(curv, p, S, tol, options.counter, options.deadline);
-      const job = { curv, p, S: start, tol, deadline: options.deadline, counter: options.counter };
+      const job = { curv, p, S, tol, deadline: options.deadline, counter: options.counter };
       const solved = options.pool ? await options.pool.solve(job, batch.slice(reused)) : solveResamples(job, batch.slice(reused));
       drawn.push(...solved);
       if (drawn.length < end) {
@@ -167,42 +153,8 @@ export async function bootstrapInterval(
     tol,
     seed,
     values: drawn,
-    start: start ?? new Float64Array(0),
     cut,
   };
-}
-
-/**
- * The resamples' common start: `S*` plus the point problem's next {@linkcode START_BRANCHES}
- * maximisers (solves deflated by the pairs before them, to `tol / 2`), each of unit norm, so that
- * a resample whose maximiser lies on one of those branches has it in its Krylov space from the
- * first step.
- * @param S the point estimate's maximiser (`k × k`)
- * @param deadline `performance.now()` time (ms) after which no more branches are solved
- * @returns a `k × k` start
- */
-export function branchStart(
-  curv: Curvature,
-  p: number,
-  S: Float64Array,
-  tol: number,
-  counter?: ApplicationCounter,
-  deadline?: number,
-): Float64Array {
-  const basis = new ReducedBasis(curv);
-  // S*'s value as its Rayleigh quotient (one application): S* is the first deflated pair
-  const top = reducedSolve(basis, p, { start: S, maxIter: 1, counter });
-  const pairs = [{ S, lambdaGen: top.lambdaGen }];
-  const start = Float64Array.from(S);
-  // a deflated solve needs a direction left over: at most dim − 1 pairs beside S*
-  const room = Math.min(START_BRANCHES, (basis.r * (basis.r + 1)) / 2 - 1);
-  for (let j = 0; j < room && top.lambdaGen > 0 && !(deadline !== undefined && performance.now() >= deadline); j++) {
-    const next = reducedSolve(basis, p, { tol: tol / 2, deflate: pairs, seed: 7 + j, counter });
-    if (!(next.lambdaGen > 0)) break;
-    pairs.push({ S: next.S, lambdaGen: next.lambdaGen });
-    for (let t = 0; t < start.length; t++) start[t] += next.S[t];
-  }
-  return start;
 }
 
 /** One resample's multiplicity weights: `m` draws with replacement. */
@@ -216,7 +168,7 @@ export function resampleWeights(rng: Rng, m: number): Float64Array {
 export interface ResampleJob {
   curv: Curvature;
   p: number;
-  /** The resamples' start ({@linkcode branchStart}). */
+  /** The point estimate's maximiser, the warm start. */
   S: Float64Array;
   /** The point value's tolerance (each resample is solved to half of it). */
   tol: number;
@@ -227,7 +179,7 @@ export interface ResampleJob {
 
 /**
  * `λ_gen` of each resample in order, solved here; stops at the deadline (fewer values).
- * To half the point value's tolerance, from the job's start, never in fewer than
+ * To half the point value's tolerance, warm-started from `S*`, never in fewer than
  * {@linkcode RESAMPLE_MIN_STEPS} applications (the residual test cannot see a maximiser off
  * `S*`'s branch).
  */
