@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             report = monitor.end_epoch(epoch)
             round_time = time.perf_counter() - started
             monitor_time += round_time
-            unconverged += report is not None and report.converged is False
-            unstable += report is not None and (report.margin or 0) > 1
+            flags = row_flags(report)
+            unconverged += "~" in flags
+            unstable += "!" in flags
             print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} {round_time:7.2f}", flush=True)
             if epoch == 0 and monitor.dashboard_url:
                 print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
@@ -194,11 +195,19 @@ def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport)
     if "lambda_gen_lo" in r.ci and "lambda_gen_hi" in r.ci:
         ci = f" [{r.ci['lambda_gen_lo']:.3g}, {r.ci['lambda_gen_hi']:.3g}]"
     gen = f"{r.lambda_gen:.4g}{ci}"
-    flags = ("~" if r.converged is False else "") + ("!" if r.margin is not None and r.margin > 1 else "")
+    flags = row_flags(r)
     flag = f" {flags}" if flags else ""
     min_b = str(r.min_stable_batch) if r.min_stable_batch is not None else "-"
     return (f"{head} {r.lambda_max:8.4g} {gen:>24} {r.eta_star:8.4g} {r.lr:8.4g} "
             f"{r.margin:7.3f} {r.suggested_lr:8.4g} {min_b:>5}{flag}")
+
+
+def row_flags(r: edgewise.StabilityReport | None) -> str:
+    """``~`` for a round that stopped before converging, ``!`` for a margin above 1 (none for a
+    skipped round)."""
+    if r is None or r.missing:
+        return ""
+    return ("~" if r.converged is False else "") + ("!" if r.margin is not None and r.margin > 1 else "")
 
 
 def flag_legend(unconverged: int, unstable: int, rounds: int) -> list[str]:
