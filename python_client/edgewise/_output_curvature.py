@@ -14,8 +14,9 @@ so that ``A_iᵀ A_i = Vᵀ H_i V``; expansions use ``J_iᵀ L_iᵀ U_i``.
   not convex in the outputs, is clipped: the Gauss–Newton matrix is then its PSD part).
 
 A closed form is used only after it matched the generic Hessian on the first probe sample (to
-1e-8 relative); otherwise the generic path is taken, so a user loss that merely looks like MSE
-(weights, label smoothing, other reductions) is still handled exactly.
+1e-8 relative, in float64 whatever the model's dtype); otherwise the generic path is taken, so a
+user loss that merely looks like MSE (weights, label smoothing, other reductions) is still
+handled exactly. The generic path too works in float64 (on the CPU) and casts its factors back.
 
 Monte Carlo (``curvature="ggn_mc"``, ``s`` rows): cross-entropy uses ``s`` labels drawn from
 the model's own ``π`` per sample, rows ``(π − e_ŷ)ᵀ/√s`` (the Fisher form, unbiased:
@@ -56,6 +57,13 @@ def _per_sample_loss(loss_fn: LossFn, shape: tuple[int, ...]) -> Callable[[Tenso
     return loss
 
 
+def _on_cpu_float64(t: Tensor) -> Tensor:
+    """``t`` detached on the CPU, in float64 when floating point (labels keep their dtype); the
+    CPU because some devices (MPS) have no float64."""
+    t = t.detach().to("cpu")
+    return t.double() if t.is_floating_point() else t
+
+
 def _guess_kind(loss_fn: LossFn, out_shape: tuple[int, ...]) -> str:
     mse = loss_fn is torch.nn.functional.mse_loss or type(loss_fn) is torch.nn.MSELoss
     ce = loss_fn is torch.nn.functional.cross_entropy or (
@@ -91,7 +99,9 @@ class OutputCurvature:
             self.kind = "generic"
 
     def _closed_form_matches(self, out0: Tensor, y0: Tensor) -> bool:
-        o = out0.reshape(1, -1).detach()
+        # float64: a float32 model's rounding alone (~1e-7) would fail the 1e-8 check and send
+        # every float32 run down the generic path
+        o, y0 = _on_cpu_float64(out0.reshape(1, -1)), _on_cpu_float64(y0)
         lam = hessian(self._loss)(o[0], y0[0])
         if self.kind == "mse":
             self._scale = float(lam[0, 0])
@@ -114,10 +124,19 @@ class OutputCurvature:
             pi = torch.softmax(o, dim=1)
             root = pi.sqrt()
             return torch.diag_embed(root) - root.unsqueeze(2) * pi.unsqueeze(1)
-        lam = vmap(hessian(self._loss))(o, y)
+        lam = self._output_hessians(o, y)
         lam = 0.5 * (lam + lam.transpose(1, 2))
         mu, q = torch.linalg.eigh(lam)
-        return mu.clamp_min(0).sqrt().unsqueeze(2) * q.transpose(1, 2)
+        return (mu.clamp_min(0).sqrt().unsqueeze(2) * q.transpose(1, 2)).to(o.device, o.dtype)
+
+    def _output_hessians(self, o: Tensor, y: Tensor) -> Tensor:
+        """``Λ_i`` for every sample, in float64 on the CPU (a float32 eigh of a nearly singular
+        ``Λ_i``, logits far apart, can return NaN), or in the outputs' own dtype and device for a
+        loss that works only there."""
+        try:
+            return vmap(hessian(self._loss))(_on_cpu_float64(o), _on_cpu_float64(y))
+        except RuntimeError:
+            return vmap(hessian(self._loss))(o, y)
 
     def sampled_factors(self, out: Tensor, y: Tensor, rows: int, generator: torch.Generator) -> Tensor:
         """Monte Carlo ``L_i`` with ``rows`` rows (``(m, rows, c)``), ``E[L_iᵀ L_i] = Λ_i``.

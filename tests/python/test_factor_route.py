@@ -226,3 +226,44 @@ def test_float32_columns_already_in_the_span_are_dropped():
     v64 = v.double()
     w64 = torch.cat([v64 @ torch.randn(5, 3, generator=g, dtype=F64), 1e-8 * torch.randn(40, 1, generator=g, dtype=F64)], 1)
     assert orthonormalize(v64, w64)[2] == [3]  # float64 keeps the 1e-10 rule: a 1e-8 column is real
+
+
+@pytest.mark.parametrize("loss,target", [(nn.functional.cross_entropy, "labels"), (nn.functional.mse_loss, "values"),
+                                         (nn.CrossEntropyLoss(reduction="sum"), "labels")])
+def test_float32_outputs_use_the_closed_form(loss, target):
+    """A float32 model's rounding (~1e-7) must not fail the closed form's 1e-8 check (it did,
+    for every float32 run, which then took the generic path). Factors against float64 Λ_i."""
+    from edgewise._output_curvature import OutputCurvature
+
+    g = torch.Generator().manual_seed(5)
+    out = 3 * torch.randn(M, 10, generator=g)
+    y = torch.randint(0, 10, (M,), generator=g) if target == "labels" else torch.randn(M, 10, generator=g)
+    curvature = OutputCurvature(loss, out[:1], y[:1])
+    expected = "mse" if loss is nn.functional.mse_loss else "cross_entropy"
+    assert curvature.kind == expected
+    factors = curvature.factors(out, y)
+    assert factors.dtype == torch.float32
+    y64 = y.double() if y.is_floating_point() else y
+    for i in range(M):
+        lam = hessian(lambda z: loss(z[None], y64[i][None]))(out[i].double())
+        close((factors[i].T.double() @ factors[i].double()).numpy(), lam.numpy(), rel=2e-6)
+
+
+def test_generic_factors_stay_finite_for_float32_logits_far_apart():
+    """Logits 400 apart (a BatchNorm network early in training, in eval mode): Λ_i is nearly
+    singular, with entries below float32's normal range; the generic path's float32 eigh
+    returned NaN there and the round failed. The factors must be finite and square to Λ_i."""
+    from edgewise._output_curvature import OutputCurvature
+
+    logits = torch.tensor([[-24.6125, 47.0443, 114.4352, 0.2822, -130.9353, 103.7693, 130.9282, -260.5878, 28.7383,
+                            -10.7113]])
+    out = torch.cat([logits, 0.5 * logits.flip(1), torch.randn(2, 10, generator=torch.Generator().manual_seed(0))])
+    y = torch.tensor([3, 7, 0, 1])
+    wrapped = lambda o, t: 1.0 * nn.functional.cross_entropy(o, t)  # noqa: E731  (not recognised: generic path)
+    curvature = OutputCurvature(wrapped, out[:1], y[:1])
+    assert curvature.kind == "generic"
+    factors = curvature.factors(out, y)
+    assert bool(torch.isfinite(factors).all())
+    for i in range(len(out)):
+        lam = hessian(lambda z: nn.functional.cross_entropy(z[None], y[i][None]))(out[i].double())
+        close((factors[i].T.double() @ factors[i].double()).numpy(), lam.numpy(), rel=1e-6)
