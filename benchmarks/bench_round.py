@@ -24,7 +24,10 @@ ResNet-18 (written here; torchvision is not a dependency) on synthetic CIFAR-10-
 n = 50,000, B = 128, m = 128, float32, cross-entropy: one timed epoch of SGD against a cold and
 two warm Gauss–Newton rounds, plus the cost of one factor column (a batched JVP of the probe
 batch) against one per-sample-HVP column of the exact-Hessian route. ``--smoke`` shrinks it
-to run anywhere in a minute (checks the code path, numbers meaningless).
+to run anywhere in a minute (checks the code path, numbers meaningless). ``--steps N`` trains
+and times N steps instead of two epochs and scales them to an epoch: with ``--device cpu`` it
+runs the full-size case on a CPU (a round there is tens of minutes; its HVP-equivalents and
+applications are what a GPU round of the same model would need).
 
 ``--baseline REV`` (a git revision, or a tar of one made by ``git archive REV``) also runs REV's ``ggn`` route (its own Monitor defaults, its sidecar) on the same
 model and probe, and prints warm-round medians per route: wall, sidecar compute (``sidecar_ms``,
@@ -36,6 +39,7 @@ Run:   .venv/bin/python benchmarks/bench_round.py                 (CPU, ~5-10 mi
        .venv/bin/python benchmarks/bench_round.py --no-old        (skip the previous code)
        .venv/bin/python benchmarks/bench_round.py --gpu           (on a GPU machine, ~3-5 min)
        .venv/bin/python benchmarks/bench_round.py --gpu --smoke --device cpu
+       .venv/bin/python benchmarks/bench_round.py --gpu --device cpu --steps 10 --memory-budget 4294967296 --rounds 3
 """
 
 from __future__ import annotations
@@ -266,22 +270,27 @@ def gpu_main(args) -> list[dict]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"# GPU mode on {name}: ResNet-18 width {width}, d = {d}, n = {n}, B = {batch}, m = {m}", flush=True)
 
-    def epoch() -> float:
+    steps_per_epoch = n // batch
+
+    def train(steps: int) -> float:
+        """``steps`` SGD steps over a fresh permutation; their wall time."""
         model.train()
         order = torch.randperm(n, device=device)
         sync(device)
         t0 = time.perf_counter()
-        for s in range(0, n - batch + 1, batch):
-            idx = order[s : s + batch]
+        for s in range(steps):
+            idx = order[s * batch : (s + 1) * batch]
             opt.zero_grad(set_to_none=True)
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
         sync(device)
         return time.perf_counter() - t0
 
-    epoch()  # warm-up (cudnn autotuning, allocator)
-    epoch_s = epoch()
-    print(f"# one epoch of training: {epoch_s:.2f} s", flush=True)
+    steps = min(args.steps or steps_per_epoch, steps_per_epoch)
+    train(steps)  # warm-up (cudnn autotuning, allocator)
+    epoch_s = train(steps) * steps_per_epoch / steps
+    scaled = f" (scaled from {steps} timed steps of {steps_per_epoch})" if steps < steps_per_epoch else ""
+    print(f"# one epoch of training: {epoch_s:.2f} s{scaled}", flush=True)
     probe = (x[:m].clone(), y[:m].clone())
     budget = args.memory_budget
     rows = [dict(route="epoch", wall_s=epoch_s)]
@@ -362,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-budget", type=int, default=16 * 2**30,
                         help="GPU mode: bytes per product chunk (Jacobian columns and per-sample gradients batched together)")
     parser.add_argument("--epochs", type=int, default=2, help="CPU mode: epochs before the rounds")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="GPU mode: train and time this many steps, scaled to an epoch, instead of whole epochs "
+                             "(to run the ResNet-18 case on a CPU: its round's columns and applications are the same)")
     parser.add_argument("--probe", type=int, default=128)
     parser.add_argument("--no-hessian", action="store_true", help="CPU mode: skip the per-sample Hessian route")
     parser.add_argument("--no-old", action="store_true", help="CPU mode: skip the previous code")
