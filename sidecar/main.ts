@@ -1,6 +1,6 @@
 /**
  * The sidecar process: `tools/deno run -A sidecar/main.ts [--endpoint E] [--log-level L]
- * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N]
+ * [--data-dir D] [--http-port P] [--allow-host NAME,...] [--no-dashboard] [--runner estimate|stub] [--max-message-bytes N] [--op-timeout S]
  * [--zmq-lib FILE] [--curve-keys DIR] [--insecure] [--workers N] [--blas-lib PATH] [--exit-on-stdin-eof]` (endpoint also from
  * `EDGEWISE_ENDPOINT`, libzmq also from `EDGEWISE_ZMQ_LIB`, the BLAS library from `EDGEWISE_BLAS_LIB`:
  * a CBLAS shared library such as numpy's bundled OpenBLAS, else numpy's in the repository's `.venv`, else TypeScript kernels, one `blas` log
@@ -44,6 +44,8 @@ Serves Edgewise stability reports to training clients over ZeroMQ.
   --no-dashboard          do not serve the dashboard
   --runner R              estimate (default) | stub (protocol tests)
   --max-message-bytes N   soft message size limit (default 64 MiB)
+  --op-timeout S          seconds a client may take on one op before its round is abandoned
+                          (default 60; raise it for a large model on a slow device)
   --allow-host NAME,...   Host header names the dashboard also answers (default: its bound address)
   --zmq-lib FILE          libzmq to load (default $EDGEWISE_ZMQ_LIB, else discovery: pyzmq, npm zeromq, system)
   --curve-keys DIR        serve CURVE: DIR/server.key_secret, allowed clients in DIR/clients/*.key
@@ -69,6 +71,8 @@ export interface MainArgs {
   runner: "estimate" | "stub";
   /** Soft size limit (SPEC §7); default 64 MiB. */
   maxMessageBytes?: number;
+  /** Seconds a client may spend on one op (SPEC §7 `op_timeout_ms`); default 60. */
+  opTimeoutSeconds?: number;
   /** CBLAS shared library for the dense kernels (`--blas-lib` or `EDGEWISE_BLAS_LIB`). */
   blasLib?: string;
   /** libzmq file (`--zmq-lib`); default: discovery, see transport/zmq_lib.ts. */
@@ -98,6 +102,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
       "no-dashboard": { type: "boolean", default: false },
       runner: { type: "string", default: "estimate" },
       "max-message-bytes": { type: "string" },
+      "op-timeout": { type: "string" },
       "blas-lib": { type: "string" },
       "zmq-lib": { type: "string" },
       "curve-keys": { type: "string" },
@@ -120,6 +125,10 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
   if (maxBytes !== undefined && !/^[1-9]\d*$/.test(maxBytes)) {
     throw new TypeError(`Invalid --max-message-bytes: expected a positive integer, got ${maxBytes}`);
   }
+  const opTimeout = values["op-timeout"];
+  if (opTimeout !== undefined && !(/^\d+(\.\d+)?$/.test(opTimeout) && Number(opTimeout) > 0 && Number(opTimeout) <= 86_400)) {
+    throw new TypeError(`Invalid --op-timeout: expected seconds in (0, 86400], got ${opTimeout}`);
+  }
   const endpoint = values.endpoint ?? env("EDGEWISE_ENDPOINT") ?? "tcp://127.0.0.1:5555";
   parseEndpoint(endpoint);
   checkExposure(endpoint, { curve: values["curve-keys"] !== undefined, insecure: values.insecure });
@@ -135,6 +144,7 @@ export function parseMainArgs(argv: string[], env: (k: string) => string | undef
     workers: workers === undefined ? undefined : Number(workers),
     sessionsPerMinute: perMinute === undefined ? undefined : Number(perMinute),
     maxMessageBytes: maxBytes === undefined ? undefined : Number(maxBytes),
+    opTimeoutSeconds: opTimeout === undefined ? undefined : Number(opTimeout),
     endpoint,
     zmqLib: values["zmq-lib"],
     curveKeys: values["curve-keys"],
@@ -328,7 +338,11 @@ async function main(): Promise<number> {
   const pool = args.runner === "estimate" && args.workers !== 0 ? new WorkerPool({ size: args.workers }) : undefined;
   const poolReady = pool?.preload(ESTIMATE_TASK); // in parallel with opening the store
   // with rounds in workers, heartbeats are answered during rounds: clients may rely on it
-  const limits = { ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}), ...(pool ? { liveness_ms: 5_000 } : {}) };
+  const limits = {
+    ...(args.maxMessageBytes ? { max_message_bytes: args.maxMessageBytes } : {}),
+    ...(args.opTimeoutSeconds ? { op_timeout_ms: Math.round(args.opTimeoutSeconds * 1000) } : {}),
+    ...(pool ? { liveness_ms: 5_000 } : {}),
+  };
   const dataDir = args.dataDir ?? Deno.env.get("EDGEWISE_DATA_DIR") ?? "./edgewise-data";
   const store = args.runner === "stub" ? undefined : await HistoryStore.open({
     dataDir,

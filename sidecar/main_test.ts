@@ -13,6 +13,7 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     dashboard: true,
     runner: "estimate",
     maxMessageBytes: undefined,
+    opTimeoutSeconds: undefined,
     blasLib: undefined,
     zmqLib: undefined,
     curveKeys: undefined,
@@ -22,6 +23,7 @@ Deno.test("parseMainArgs() defaults to tcp://127.0.0.1:5555, the estimator and i
     sessionsPerMinute: undefined,
   });
   assertEquals(parseMainArgs(["--workers", "0"], noEnv).workers, 0);
+  assertEquals(parseMainArgs(["--op-timeout", "600"], noEnv).opTimeoutSeconds, 600);
   assertEquals(parseMainArgs(["--sessions-per-minute", "100000"], noEnv).sessionsPerMinute, 100000);
   assertEquals(parseMainArgs(["--no-dashboard"], noEnv).dashboard, false);
   assertEquals(parseMainArgs(["--allow-host", "a.example,b.example", "--allow-host", "c"], noEnv).allowHosts, [
@@ -65,7 +67,7 @@ Deno.test("parseMainArgs() passes --data-dir and --http-port through", () => {
 });
 
 Deno.test("parseMainArgs() refuses bad flags", async (t) => {
-  for (const argv of [["--log-level", "loud"], ["--runner", "x"], ["--http-port", "http"], ["--max-message-bytes", "0"], ["--nope"], ["--endpoint", "udp://1.2.3.4:5"]]) {
+  for (const argv of [["--log-level", "loud"], ["--runner", "x"], ["--http-port", "http"], ["--max-message-bytes", "0"], ["--op-timeout", "0"], ["--op-timeout", "1e9"], ["--nope"], ["--endpoint", "udp://1.2.3.4:5"]]) {
     await t.step(argv.join(" "), () => throws(() => parseMainArgs(argv, noEnv)));
   }
 });

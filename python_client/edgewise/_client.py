@@ -467,7 +467,22 @@ class SidecarClient:
             except (TypeError, ValueError) as exc:
                 self._tell_error("oracle_failed", f"result of {op}: {exc}", seq)
                 raise OracleFailed(f"the oracle returned a bad result for {op}: {exc}") from exc
-            ans = self._request(msg, patience=self.patience)
+            try:
+                ans = self._request(msg, patience=self.patience)
+            except BadState as exc:
+                raise self._explain_refused_result(exc, op, seq, wall_ms) from exc
+
+    def _explain_refused_result(self, exc: BadState, op: str, seq: int, wall_ms: float) -> ProtocolError:
+        """A result refused after a slow op: the sidecar abandoned the round at its op timeout
+        (SPEC §7), which its bare ``bad_state`` does not say."""
+        timeout_ms = float(self.limits.get("op_timeout_ms", 60_000))
+        if wall_ms < 0.5 * timeout_ms:
+            return exc
+        return OracleFailed(
+            f"the oracle took {wall_ms / 1000:.1f} s on {op} (seq {seq}), too close to or over the sidecar's op "
+            f"timeout of {timeout_ms / 1000:.0f} s, so the sidecar abandoned the round; for a model this slow, run "
+            "`python -m edgewise sidecar --op-timeout 600` and pass its endpoint (endpoint=...)",
+            {"op": op, "seq": seq, "wall_ms": wall_ms})
 
     def _tell_error(self, code: str, message: str, seq: int) -> None:
         """Tells the sidecar that an op failed (it abandons the round); best effort."""
