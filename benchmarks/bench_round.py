@@ -105,7 +105,7 @@ def run_rounds(model, loss_fn, probe, *, n, batch_size, curvature, options, roun
     if _protocol.PROTOCOL_VERSION >= 2:
         run["outputs"] = oracle.outputs
     out = []
-    with SidecarClient(timeout=600.0, sidecar_args=["--op-timeout", "1800"]) as client:  # CPU ResNet-18 ops take minutes
+    with SidecarClient(timeout=600.0) as client:
         client.open_session(run)
         for i in range(rounds):
             timed = TimedOracle(oracle)

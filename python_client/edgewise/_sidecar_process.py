@@ -98,6 +98,9 @@ def _port_free(host: str, port: str) -> bool:
     except (OSError, ValueError):
         return False
 
+#: Op timeout (seconds) of a spawned sidecar, whose only client is this process.
+SPAWNED_OP_TIMEOUT_S = 3600
+
 
 class SidecarProcess:
     """A sidecar child process bound to ``endpoint``.
@@ -120,8 +123,11 @@ class SidecarProcess:
         self.location = find_sidecar()
         self.root = self.location.root
         self.endpoint = endpoint or f"tcp://127.0.0.1:{free_port()}"
-        # the child stops when our end of its stdin closes: when we exit, even by SIGKILL or a crash
-        self.command = self.location.command("--endpoint", self.endpoint, "--exit-on-stdin-eof", *extra_args)
+        # the child stops when our end of its stdin closes: when we exit, even by SIGKILL or a crash;
+        # so it needs no short op timeout to notice a dead client, and a slow one (a large model on
+        # a CPU takes minutes on an op) keeps its rounds; ``extra_args`` may set another
+        self.command = self.location.command("--endpoint", self.endpoint, "--exit-on-stdin-eof",
+                                             "--op-timeout", str(SPAWNED_OP_TIMEOUT_S), *extra_args)
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="edgewise-sidecar-", suffix=".log")
             os.close(fd)

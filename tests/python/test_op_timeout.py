@@ -1,5 +1,6 @@
 """An op slower than the sidecar's op timeout (SPEC §7): the round is abandoned, the client says
-why and what to do, and the next round works; ``--op-timeout`` raises the limit.
+why and what to do, and the next round works; ``--op-timeout`` sets the limit, and a sidecar the
+client spawns (its only client, stopped when the client exits) gets an hour.
 
 A large model on a slow device (ResNet-18 on a CPU) takes minutes on one op; the sidecar's
 default 60 s then abandons every round, and its bare ``bad_state`` for the late result did not
@@ -56,3 +57,9 @@ def test_an_op_under_the_op_timeout_completes(sidecar):
         slow = SlowBlocks(0.3)
         assert client.run_round(slow, step=1, epoch=0, lr=0.1, batch_size=8, n=100)["lambda_max"] == pytest.approx(
             slow.expected_lambda())
+
+
+def test_a_spawned_sidecar_allows_an_hour_per_op():
+    with SidecarClient(timeout=10, sidecar_args=["--runner", "stub"]) as client:
+        client.open_session(run_meta())
+        assert client.limits["op_timeout_ms"] == 3_600_000
