@@ -481,7 +481,7 @@ class SidecarClient:
         return OracleFailed(
             f"the oracle took {wall_ms / 1000:.1f} s on {op} (seq {seq}), too close to or over the sidecar's op "
             f"timeout of {timeout_ms / 1000:.0f} s, so the sidecar abandoned the round; for a model this slow, run "
-            "`python -m edgewise sidecar --op-timeout 600` and pass its endpoint (endpoint=...)",
+            "`python -m edgewise sidecar --op-timeout SECONDS` with a longer limit and pass its endpoint (endpoint=...)",
             {"op": op, "seq": seq, "wall_ms": wall_ms})
 
     def _tell_error(self, code: str, message: str, seq: int) -> None:
