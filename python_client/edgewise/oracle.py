@@ -51,7 +51,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
 from ._batch import Forward, ModelCall, batch_size, move, take
-from ._basis import gaussian, orthonormalize, rademacher, reorthonormalize
+from ._basis import gaussian, inner, orthonormalize, rademacher, reorthonormalize
 from ._column_cache import ColumnCache
 from ._factor_route import FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
@@ -487,7 +487,7 @@ class CurvatureOracle:
                 self._batched(coeffs.shape[2])
             else:
                 w = self._sum_over_shards(self._hessian_expansion(coeffs)) + v @ basis_coeffs
-        proj = v.T @ w
+        proj = inner(v, w)
         q, norms, kept_index = orthonormalize(v, w)
         self._v = torch.cat([v, q], dim=1)
         self._caches("resize")
@@ -531,7 +531,7 @@ class CurvatureOracle:
         if count == 0:
             return out
         for sl, hz in self._shared_products(cols):
-            out[sl] = torch.einsum("dk,idc->ikc", self._v, hz)
+            out[sl] = torch.stack([inner(self._v, h) for h in hz])  # over d: see inner()
         self.hvps += self.probe_size * count
         return out
 
@@ -602,7 +602,7 @@ class CurvatureOracle:
                     self.hvps += self.probe_size * len(missing)
             self._hv.store(missing, self._sum_over_shards(hv_sum) / self._union_size())
         hv = self._hv.get(0, k) if k else self._v
-        return hv[:, start : start + count].T @ hv
+        return inner(hv[:, start : start + count], hv)
 
     def grads(self) -> dict[str, Any]:
         """Per-sample losses, ``‖g_i‖²``, ``Vᵀ g_i`` and ``‖mean_i g_i‖²``; costs ``m``.
@@ -622,12 +622,13 @@ class CurvatureOracle:
                 l, g = fn(theta, take(self._x, sl), take(self._y, sl))
                 losses[sl] = l
                 sq[sl] = (g * g).sum(1)
-                proj[sl] = g @ self._v
+                proj[sl] = inner(g.T, self._v)
                 total += g.sum(0)
         self.hvps += m
         total = self._sum_over_shards(total)
         mean = total / (m if self.reducer is None else self.reducer.total_samples)
-        return {"losses": losses, "sq_norms": sq, "proj": proj, "mean_sq_norm": float(mean @ mean)}
+        mean_sq_norm = float(inner(mean[:, None], mean[:, None]))
+        return {"losses": losses, "sq_norms": sq, "proj": proj, "mean_sq_norm": mean_sq_norm}
 
     def hutchinson(self, r: int, seed: int) -> dict[str, Tensor]:
         """Rademacher ``z_1..z_r`` (seeded, shared by all samples): ``z_jᵀ H_i z_j`` and ``‖H_i z_j‖²``."""
@@ -643,7 +644,7 @@ class CurvatureOracle:
             self.hvps += m * r
         elif r:
             for sl, hz in self._shared_products(z):
-                quad[sl] = torch.einsum("dr,idr->ir", z, hz)
+                quad[sl] = torch.stack([torch.diagonal(inner(z, h)) for h in hz])
                 sq[sl] = (hz * hz).sum(1)
             self.hvps += m * r
         return {"quad": quad, "sq_norms": sq}

@@ -114,3 +114,20 @@ def test_rotation_reorthonormalised_by_cholesky_qr_as_by_gram_schmidt(dtype):
     assert orthogonality(v) < 10 * eps
     assert reorthonormalize(torch.cat([v[:, :3], v[:, :1]], dim=1)) is None  # a repeated column
     assert reorthonormalize(1.1 * v) is None
+
+
+def test_float32_columns_of_millions_of_rows_stay_orthonormal() -> None:
+    """At ResNet-18's d (11.2M) torch's CPU float32 products and norms over d were ~1e-2 off,
+    and a round's basis drifted until a rotation failed. At d = 4M: new columns against an
+    orthonormal V, then a rotation, orthonormal to float32 working precision."""
+    from edgewise._basis import reorthonormalize
+
+    d = 4_000_000
+    g = torch.Generator().manual_seed(0)
+    v, _, kept = orthonormalize(torch.empty(d, 0), torch.randn(d, 4, generator=g))
+    assert kept == [0, 1, 2, 3] and orthogonality(v) < 1e-5
+    q, _, kept = orthonormalize(v, torch.randn(d, 3, generator=g) + v @ torch.randn(4, 3, generator=g))
+    assert kept == [0, 1, 2] and orthogonality(torch.cat([v, q], 1)) < 1e-5
+    u, _ = torch.linalg.qr(torch.randn(7, 5, generator=g, dtype=torch.float64))
+    rotated = reorthonormalize(torch.cat([v, q], 1) @ u.float())
+    assert rotated is not None and orthogonality(rotated) < 1e-5
