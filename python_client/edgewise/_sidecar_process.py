@@ -98,6 +98,7 @@ def _port_free(host: str, port: str) -> bool:
     except (OSError, ValueError):
         return False
 
+
 #: Op timeout (seconds) of a spawned sidecar, whose only client is this process.
 SPAWNED_OP_TIMEOUT_S = 3600
 

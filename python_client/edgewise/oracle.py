@@ -51,7 +51,7 @@ from torch import Tensor
 from torch.utils._pytree import tree_leaves
 
 from ._batch import Forward, ModelCall, batch_size, move, take
-from ._basis import gaussian, inner, orthonormalize, rademacher, reorthonormalize
+from ._basis import column_dots, gaussian, inner, orthonormalize, rademacher, reorthonormalize
 from ._column_cache import ColumnCache
 from ._factor_route import FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
@@ -644,7 +644,7 @@ class CurvatureOracle:
             self.hvps += m * r
         elif r:
             for sl, hz in self._shared_products(z):
-                quad[sl] = torch.stack([torch.diagonal(inner(z, h)) for h in hz])
+                quad[sl] = torch.stack([column_dots(z, h) for h in hz]).to(quad.dtype)  # over d: see inner()
                 sq[sl] = (hz * hz).sum(1)
             self.hvps += m * r
         return {"quad": quad, "sq_norms": sq}
