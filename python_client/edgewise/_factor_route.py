@@ -31,6 +31,7 @@ from torch import Tensor
 from ._hvp import ParamLayout
 from ._jacobian_products import ProbeJacobian
 from ._output_curvature import OutputCurvature
+from ._traced_jvp import JvpTracing
 
 
 class FactorRound:
@@ -44,13 +45,15 @@ class FactorRound:
         generator: CPU generator of the Monte Carlo draw (ignored when ``mc_rows`` is None).
         memory_budget: Bytes for one chunk of Jacobian-product columns.
         output_curvature: Reuse an :class:`OutputCurvature` (its closed form was already checked).
+        tracing: When to trace the round's JVP (see :class:`ProbeJacobian`).
     """
 
     def __init__(self, model: torch.nn.Module, loss_fn: Callable[[Tensor, Tensor], Tensor],
                  layout: ParamLayout, constants: Mapping[str, Tensor], theta: Tensor, x: Tensor, y: Tensor,
                  *, mc_rows: int | None = None, generator: torch.Generator | None = None,
-                 memory_budget: int | None = None, output_curvature: OutputCurvature | None = None) -> None:
-        self.jacobian = ProbeJacobian(model, layout, constants, theta, x, memory_budget)
+                 memory_budget: int | None = None, output_curvature: OutputCurvature | None = None,
+                 tracing: JvpTracing | None = None) -> None:
+        self.jacobian = ProbeJacobian(model, layout, constants, theta, x, memory_budget, tracing)
         out = self.jacobian.outputs
         self.output_curvature = output_curvature or OutputCurvature(loss_fn, out[:1], y[:1])
         if mc_rows is None:

@@ -5,7 +5,8 @@ model run sample-wise independently (eval mode, so BatchNorm uses frozen statist
 
 - :meth:`ProbeJacobian.jvp` gives ``J_i v_j`` for every sample and column: one forward-mode
   product of the whole batch per column (``torch.func.jvp``, ``vmap``-ed over a chunk of
-  columns), not ``m`` per-sample products.
+  columns), not ``m`` per-sample products; once the round's columns have cost what a trace is
+  expected to, from a traced tangent map instead (:mod:`edgewise._traced_jvp`).
 - :meth:`ProbeJacobian.vjp` gives ``Σ_i J_iᵀ u_ij`` per column: one reverse-mode product of the
   whole batch per column (the pull-back is built once and ``vmap``-ed over columns).
 - :meth:`ProbeJacobian.per_sample_vjp` gives ``J_iᵀ u_i`` separately per sample (needed only by
@@ -31,12 +32,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import time
+
 import torch
 from torch import Tensor
 from torch.func import jvp, vjp, vmap
 
 from ._batch import ModelCall, as_model_call, batch_size, unsqueeze
 from ._hvp import ParamLayout
+from ._traced_jvp import JvpTracing
 
 
 def _saved_bytes(fn, *args) -> int:
@@ -63,10 +67,11 @@ class ProbeJacobian:
         theta: Flat parameters (``d``).
         x: The probe inputs (``m`` along dim 0).
         memory_budget: Bytes for one chunk of columns (``None``: one column per chunk).
+        tracing: When to trace the JVP, shared by the rounds of one oracle (``None``: never).
     """
 
     def __init__(self, model: torch.nn.Module | ModelCall, layout: ParamLayout, constants: Mapping[str, Tensor],
-                 theta: Tensor, x: Any, memory_budget: int | None = None) -> None:
+                 theta: Tensor, x: Any, memory_budget: int | None = None, tracing: JvpTracing | None = None) -> None:
         self._layout = layout
         self._params = layout.unflatten(theta)
         consts = dict(constants)
@@ -80,6 +85,10 @@ class ProbeJacobian:
         self.outputs: Tensor = forward(self._params).detach()
         self._per_sample = None
         self._model, self._consts, self._x = model, consts, x
+        self._tracing = tracing
+        self._traced = None
+        self._plain_s = 0.0
+        self._first_column_s: float | None = None
         d = layout.size
         per_column = 2 * d * theta.element_size()
         if memory_budget is not None:
@@ -94,17 +103,31 @@ class ProbeJacobian:
         """``J_i v_j`` for all samples ``i`` and columns ``j`` of ``v`` (``d × r``): ``(m, c, r)``."""
         m, c = self.outputs.shape
         out = v.new_empty((m, c, v.shape[1]))
-
-        def one(tangent: dict[str, Tensor]) -> Tensor:
-            return jvp(self._forward, (self._params,), (tangent,))[1]
-
         for sl in self._chunks(v.shape[1]):
+            self._trace_if_worth_it()
+            tangent_map = self._traced or self._plain_tangent
+            t0 = time.perf_counter()
             cols = v[:, sl]
             if cols.shape[1] == 1:
-                out[:, :, sl] = one(self._layout.unflatten(cols[:, 0])).unsqueeze(2)
+                out[:, :, sl] = tangent_map(self._layout.unflatten(cols[:, 0])).unsqueeze(2)
             else:
-                out[:, :, sl] = vmap(one)(self._layout.unflatten(cols.T)).permute(1, 2, 0)
+                out[:, :, sl] = vmap(tangent_map)(self._layout.unflatten(cols.T)).permute(1, 2, 0)
+            if self._traced is None:
+                self._count_plain(time.perf_counter() - t0, cols.shape[1])
         return out
+
+    def _plain_tangent(self, tangent: dict[str, Tensor]) -> Tensor:
+        return jvp(self._forward, (self._params,), (tangent,))[1]
+
+    def _count_plain(self, seconds: float, columns: int) -> None:
+        self._plain_s += seconds
+        if self._first_column_s is None:
+            self._first_column_s = seconds / columns
+
+    def _trace_if_worth_it(self) -> None:
+        if self._traced is None and self._tracing is not None and self._first_column_s is not None \
+                and self._tracing.worth_tracing(self._plain_s, self._first_column_s):
+            self._traced = self._tracing.trace(self._forward, self._params)
 
     def vjp(self, u: Tensor) -> Tensor:
         """``Σ_i J_iᵀ u_i[:, j]`` for each column ``j`` of ``u`` (``m × c × r``): ``(d, r)``."""

@@ -56,6 +56,7 @@ from ._column_cache import ColumnCache
 from ._factor_route import FactorRound
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
 from ._output_curvature import OutputCurvature
+from ._traced_jvp import JvpTracing
 
 #: Per-sample curvature: Gauss–Newton factors (exact or Monte Carlo) or exact Hessians.
 CURVATURES = ("ggn", "ggn_mc", "hessian")
@@ -226,6 +227,7 @@ class CurvatureOracle:
         self._hvp = self._mean_hvp = self._grads = None
         self._factor: FactorRound | None = None
         self._output_curvature: OutputCurvature | None = None
+        self._jvp_tracing = JvpTracing()
         self._factors = ColumnCache()  # A_i of each basis column (factor route)
         self._hv = ColumnCache()  # H v_j of each basis column (hessian_gram)
         self._x = self._y = None
@@ -351,6 +353,7 @@ class CurvatureOracle:
             self._factor = FactorRound(
                 self._call, self._loss_fn, self._layout, constants, self._theta, self._x, self._y,
                 mc_rows=mc, generator=gen, memory_budget=self._budget, output_curvature=self._output_curvature,
+                tracing=self._jvp_tracing,
             )
         self._output_curvature = self._factor.output_curvature
         if self._column_cap is not None:
