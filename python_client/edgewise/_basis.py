@@ -36,6 +36,10 @@ def inner(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.dtype == torch.float64 or a.shape[0] <= _ROWS_PER_PARTIAL:
         return a.T @ b
+    if 1 < b.shape[1] < a.shape[1]:
+        # the narrow operand on the left: a basis of 60 against 8 new columns at d = 11.2M took
+        # 1.1 s as aᵀb and 0.4 s as (bᵀa)ᵀ (torch's CPU BLAS, float32)
+        return inner(b, a).T
     total = torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=a.device)
     for s in range(0, a.shape[0], _ROWS_PER_PARTIAL):
         total += (a[s : s + _ROWS_PER_PARTIAL].T @ b[s : s + _ROWS_PER_PARTIAL]).double()
@@ -61,12 +65,15 @@ def column_norms(w: Tensor) -> Tensor:
     return column_dots(w, w).sqrt().to(w.dtype)
 
 
-def _project_out(basis: Tensor, w: Tensor) -> Tensor:
-    """Classical Gram–Schmidt, twice: ``w − B (Bᵀ w)`` repeated."""
+def _project_out(basis: Tensor, w: Tensor, first: Tensor | None = None) -> Tensor:
+    """Classical Gram–Schmidt, twice: ``w − B (Bᵀ w)`` repeated (``first``: ``Bᵀ w`` when known).
+
+    ``addmm`` writes the update in one pass over ``w`` (8 columns against 60 at d = 11.2M:
+    0.6 s against 1.2 s for ``w − B X``)."""
     if basis.shape[1] == 0:
         return w
-    w = w - basis @ inner(basis, w)
-    return w - basis @ inner(basis, w)
+    w = torch.addmm(w, basis, inner(basis, w) if first is None else first, alpha=-1)
+    return torch.addmm(w, basis, inner(basis, w), alpha=-1)
 
 
 #: Columns orthonormalised together in one panel (BLAS3 against the columns accepted before).
@@ -77,7 +84,8 @@ _PANEL = 32
 _REPASS = 0.1
 
 
-def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Tensor, Tensor, list[int]]:
+def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL, *,
+                   vw: Tensor | None = None) -> tuple[Tensor, Tensor, list[int]]:
     """Orthonormalise the columns of ``w`` against ``v`` and each other.
 
     Columns are processed in order: first all of ``w`` against ``v`` (CGS twice, as a block),
@@ -94,6 +102,7 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
         v: Orthonormal basis, ``d × k`` (``k`` may be 0).
         w: Candidate columns, ``d × r``.
         drop_tol: Relative drop threshold.
+        vw: ``vᵀ w`` (:func:`inner`) when the caller computed it already: one pass over ``v`` less.
 
     Returns:
         ``(q, norms, kept_index)``: the new orthonormal columns ``d × kept``; per candidate the
@@ -106,7 +115,7 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL) -> tuple[Te
     # above 1e-10: the threshold is never below 1000 machine epsilons of the compute dtype
     drop_tol = max(drop_tol, 1e3 * torch.finfo(w.dtype).eps)
     before = column_norms(w)
-    p = _project_out(v, w)
+    p = _project_out(v, w, vw)
     norms = column_norms(p)
     q = w.new_empty(w.shape)
     n = 0

@@ -491,7 +491,7 @@ class CurvatureOracle:
             else:
                 w = self._sum_over_shards(self._hessian_expansion(coeffs)) + v @ basis_coeffs
         proj = inner(v, w)
-        q, norms, kept_index = orthonormalize(v, w)
+        q, norms, kept_index = orthonormalize(v, w, vw=proj)
         self._v = torch.cat([v, q], dim=1)
         self._caches("resize")
         out: dict[str, Any] = {"proj": proj, "norms": norms, "kept": len(kept_index), "kept_index": kept_index}
