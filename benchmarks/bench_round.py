@@ -278,7 +278,7 @@ def sync(device: torch.device) -> None:
 
 def gpu_main(args) -> list[dict]:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    n, batch, m, width = (1024, 128, 16, 8) if args.smoke else (50_000, 128, 128, 64)
+    n, batch, m, width = (1024, 128, 16, 8) if args.smoke else (50_000, 128, args.probe, 64)
     torch.manual_seed(0)
     x = torch.randn(n, 3, 32, 32, device=device)
     y = torch.randint(0, 10, (n,), device=device)
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None,
                         help="GPU mode: train and time this many steps, scaled to an epoch, instead of whole epochs "
                              "(to run the ResNet-18 case on a CPU: its round's columns and applications are the same)")
-    parser.add_argument("--probe", type=int, default=128)
+    parser.add_argument("--probe", type=int, default=128, help="probe size m (GPU mode: except with --smoke)")
     parser.add_argument("--no-hessian", action="store_true", help="CPU mode: skip the per-sample Hessian route")
     parser.add_argument("--no-old", action="store_true", help="CPU mode: skip the previous code")
     parser.add_argument("--old-rev", default=OLD_REV, help="git revision of the previous code")
