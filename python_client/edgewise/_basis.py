@@ -143,7 +143,7 @@ def orthonormalize(v: Tensor, w: Tensor, drop_tol: float = DROP_TOL, *,
             if n >= room:
                 break
         n = _second_pass(v, q, first, n, flagged, kept)
-    return q[:, :n].clone(), norms, kept
+    return (q if n == q.shape[1] else q[:, :n].clone()), norms, kept
 
 
 def _second_pass(v: Tensor, q: Tensor, first: int, n: int, flagged: list[int], kept: list[int]) -> int:

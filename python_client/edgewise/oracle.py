@@ -54,6 +54,7 @@ from ._batch import Forward, ModelCall, batch_size, move, take
 from ._basis import column_dots, gaussian, inner, orthonormalize, rademacher, reorthonormalize
 from ._column_cache import ColumnCache
 from ._factor_route import FactorRound
+from ._growing_columns import GrowingColumns
 from ._hvp import LossFn, ParamLayout, chunk_for_budget, mean_hvp, per_sample_grads, per_sample_hvp
 from ._output_curvature import OutputCurvature
 from ._traced_jvp import JvpTracing
@@ -222,7 +223,7 @@ class CurvatureOracle:
         self._device = first.device
         self._dtype = dtype or first.dtype
         self._layout = ParamLayout.from_module(model)
-        self._v = torch.zeros(self._layout.size, 0, dtype=self._dtype, device=self._device)
+        self._columns = GrowingColumns(torch.zeros(self._layout.size, 0, dtype=self._dtype, device=self._device))
         self._theta: Tensor | None = None
         self._hvp = self._mean_hvp = self._grads = None
         self._factor: FactorRound | None = None
@@ -297,6 +298,15 @@ class CurvatureOracle:
     def basis(self) -> Tensor:
         """A copy of the basis ``V`` (``d × k``, compute dtype, model device)."""
         return self._v.clone()
+
+    @property
+    def _v(self) -> Tensor:
+        """The basis itself (a view into :class:`GrowingColumns`: appending does not copy it)."""
+        return self._columns.view
+
+    @_v.setter
+    def _v(self, v: Tensor) -> None:
+        self._columns = GrowingColumns(v)
 
     def begin_round(self, preconditioner: Tensor | None = None) -> None:
         """Freeze the model's current parameters and buffers for the ops of one round.
@@ -459,7 +469,7 @@ class CurvatureOracle:
         self._need_round()
         z = gaussian(self.params, r, seed, dtype=self._dtype, device=self._device)
         q, _, kept = orthonormalize(self._v, z)
-        self._v = torch.cat([self._v, q], dim=1)
+        self._columns.append(q)
         self._caches("resize")
         return len(kept)
 
@@ -486,13 +496,15 @@ class CurvatureOracle:
         v = self._v
         with eval_mode(self._model), torch.no_grad():
             if self.factor_route:
-                w = self._sum_over_shards(self._factor.expansion(coeffs)) + v @ basis_coeffs
+                w = self._sum_over_shards(self._factor.expansion(coeffs))
                 self._batched(coeffs.shape[2])
             else:
-                w = self._sum_over_shards(self._hessian_expansion(coeffs)) + v @ basis_coeffs
+                w = self._sum_over_shards(self._hessian_expansion(coeffs))
+            if bool(basis_coeffs.any()):  # Lanczos steps send zeros: a pass over V saved
+                w = torch.addmm(w, v, basis_coeffs)
         proj = inner(v, w)
         q, norms, kept_index = orthonormalize(v, w, vw=proj)
-        self._v = torch.cat([v, q], dim=1)
+        self._columns.append(q)
         self._caches("resize")
         out: dict[str, Any] = {"proj": proj, "norms": norms, "kept": len(kept_index), "kept_index": kept_index}
         if blocks:
