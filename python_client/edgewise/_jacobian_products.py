@@ -29,10 +29,9 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
-
-import time
 
 import torch
 from torch import Tensor
