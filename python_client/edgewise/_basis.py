@@ -65,15 +65,17 @@ def column_norms(w: Tensor) -> Tensor:
     return column_dots(w, w).sqrt().to(w.dtype)
 
 
-def _project_out(basis: Tensor, w: Tensor, first: Tensor | None = None) -> Tensor:
-    """Classical Gram–Schmidt, twice: ``w − B (Bᵀ w)`` repeated (``first``: ``Bᵀ w`` when known).
+def _project_once(basis: Tensor, w: Tensor, bw: Tensor | None = None) -> Tensor:
+    """``w − B (Bᵀ w)`` (``bw``: ``Bᵀ w`` when known); ``addmm`` writes it in one pass over ``w``
+    (8 columns against 60 at d = 11.2M: 0.6 s against 1.2 s for ``w − B X``)."""
+    return torch.addmm(w, basis, inner(basis, w) if bw is None else bw, alpha=-1)
 
-    ``addmm`` writes the update in one pass over ``w`` (8 columns against 60 at d = 11.2M:
-    0.6 s against 1.2 s for ``w − B X``)."""
+
+def _project_out(basis: Tensor, w: Tensor, first: Tensor | None = None) -> Tensor:
+    """Classical Gram–Schmidt, twice: ``w − B (Bᵀ w)`` repeated (``first``: ``Bᵀ w`` when known)."""
     if basis.shape[1] == 0:
         return w
-    w = torch.addmm(w, basis, inner(basis, w) if first is None else first, alpha=-1)
-    return torch.addmm(w, basis, inner(basis, w), alpha=-1)
+    return _project_once(basis, _project_once(basis, w, first))
 
 
 #: Columns orthonormalised together in one panel (BLAS3 against the columns accepted before).
@@ -169,14 +171,14 @@ def _second_pass(v: Tensor, q: Tensor, first: int, n: int, flagged: list[int], k
         return n
     block = q[:, flagged]
     if v.shape[1]:
-        block = block - v @ inner(v, block)
+        block = _project_once(v, block)
     if first:
-        block = block - q[:, :first] @ inner(q[:, :first], block)
+        block = _project_once(q[:, :first], block)
     dropped: list[int] = []
     for c, t in enumerate(flagged):
         col = block[:, c : c + 1]
         if t > first:
-            col = col - q[:, first:t] @ inner(q[:, first:t], col)
+            col = _project_once(q[:, first:t], col)
         after = column_norms(col)[0]
         if torch.isfinite(after) and after >= 0.5:
             q[:, t : t + 1] = col / after
