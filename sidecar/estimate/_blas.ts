@@ -21,6 +21,8 @@ export interface BlasInfo {
   dgemm?: string;
   /** The dsyevd symbol in use, when the library has LAPACKE. */
   dsyevd?: string;
+  /** The sgemm symbol in use (float32 operator applications, curvature.ts). */
+  sgemm?: string;
   /** Integer width of the library's interface. */
   intBits?: 32 | 64;
   /** OpenBLAS threads set (absent when the library has no such call). */
@@ -43,18 +45,38 @@ type Dgemm = (
   ldc: number,
 ) => void;
 type Dsyevd = (a: Float64Array, n: number, w: Float64Array) => number;
+/** Row-major sgemm, `C = α op(A) op(B) + β C` with the leading dimensions of dense operands. */
+export type Sgemm = (
+  ta: boolean,
+  tb: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  b: Float32Array,
+  beta: number,
+  c: Float32Array,
+) => void;
 
 /** Libraries opened so far (a library is opened once per process; switching back is free). */
-const opened = new Map<string, { dgemm: Dgemm; dsyevd?: Dsyevd; info: BlasInfo }>();
+const opened = new Map<string, { dgemm: Dgemm; dsyevd?: Dsyevd; sgemm?: Sgemm; info: BlasInfo }>();
 
 let dgemmImpl: Dgemm | undefined;
 let dsyevdImpl: Dsyevd | undefined;
+let sgemmImpl: Sgemm | undefined;
 let info: BlasInfo = { lib: "typescript" };
 
 const FLAVOURS = [
-  { dgemm: "scipy_cblas_dgemm64_", dsyevd: "scipy_LAPACKE_dsyevd64_", threads: "scipy_openblas_set_num_threads64_", int: "i64" },
-  { dgemm: "cblas_dgemm64_", dsyevd: "LAPACKE_dsyevd64_", threads: "openblas_set_num_threads64_", int: "i64" },
-  { dgemm: "cblas_dgemm", dsyevd: "LAPACKE_dsyevd", threads: "openblas_set_num_threads", int: "i32" },
+  {
+    dgemm: "scipy_cblas_dgemm64_",
+    sgemm: "scipy_cblas_sgemm64_",
+    dsyevd: "scipy_LAPACKE_dsyevd64_",
+    threads: "scipy_openblas_set_num_threads64_",
+    int: "i64",
+  },
+  { dgemm: "cblas_dgemm64_", sgemm: "cblas_sgemm64_", dsyevd: "LAPACKE_dsyevd64_", threads: "openblas_set_num_threads64_", int: "i64" },
+  { dgemm: "cblas_dgemm", sgemm: "cblas_sgemm", dsyevd: "LAPACKE_dsyevd", threads: "openblas_set_num_threads", int: "i32" },
 ] as const;
 
 /**
@@ -91,11 +113,12 @@ function setThreads(path: string, sym: string, I: "i32" | "i64"): number | undef
 export function loadBlas(path: string | undefined): BlasInfo {
   dgemmImpl = undefined;
   dsyevdImpl = undefined;
+  sgemmImpl = undefined;
   info = { lib: "typescript" };
   if (!path) return info;
   const known = opened.get(path);
   if (known) {
-    ({ dgemm: dgemmImpl, dsyevd: dsyevdImpl } = known);
+    ({ dgemm: dgemmImpl, dsyevd: dsyevdImpl, sgemm: sgemmImpl } = known);
     info = { ...known.info };
     return { ...info };
   }
@@ -116,13 +139,28 @@ export function loadBlas(path: string | undefined): BlasInfo {
       info = { lib: path, dgemm: f.dgemm, intBits: I === "i64" ? 64 : 32, threads: setThreads(path, f.threads, I) };
       dsyevdImpl = loadDsyevd(path, f.dsyevd, I);
       if (dsyevdImpl) info.dsyevd = f.dsyevd;
-      opened.set(path, { dgemm: dgemmImpl, dsyevd: dsyevdImpl, info: { ...info } });
+      sgemmImpl = loadSgemm(path, f.sgemm, I);
+      if (sgemmImpl) info.sgemm = f.sgemm;
+      opened.set(path, { dgemm: dgemmImpl, dsyevd: dsyevdImpl, sgemm: sgemmImpl, info: { ...info } });
       return { ...info };
     } catch (e) {
       errors.push(`${f.dgemm}: ${(e as Error).message}`);
     }
   }
   throw new TypeError(`Cannot use ${path} as BLAS: ${errors.join("; ")}`);
+}
+
+function loadSgemm(path: string, sym: string, I: "i32" | "i64"): Sgemm | undefined {
+  try {
+    const lib = Deno.dlopen(path, {
+      [sym]: { parameters: ["i32", "i32", "i32", I, I, I, "f32", "buffer", I, "buffer", I, "f32", "buffer", I], result: "void" },
+    } as const);
+    const fn = lib.symbols[sym] as unknown as (...a: unknown[]) => void;
+    return (ta, tb, m, nn, k, alpha, a, b, beta, c) =>
+      fn(101, ta ? 112 : 111, tb ? 112 : 111, m, nn, k, alpha, a, ta ? m : k, b, tb ? k : nn, beta, c, nn);
+  } catch {
+    return undefined;
+  }
 }
 
 function loadDsyevd(path: string, sym: string, I: "i32" | "i64"): Dsyevd | undefined {
@@ -147,6 +185,11 @@ export function blasInfo(): BlasInfo {
 /** The native dgemm, when loaded. */
 export function nativeDgemm(): Dgemm | undefined {
   return dgemmImpl;
+}
+
+/** The native sgemm, when loaded (there is no TypeScript float32 fallback: it would be slower). */
+export function nativeSgemm(): Sgemm | undefined {
+  return sgemmImpl;
 }
 
 /** The native dsyevd (row-major, upper; eigenvalues ascending, vectors in columns), when loaded. */

@@ -1,8 +1,10 @@
 import { assert } from "./_assert.ts";
 import { blasInfo, loadBlas } from "./_blas.ts";
-import { gemm, symEig } from "./_linalg.ts";
+import { gemm, symEig, symmetrise } from "./_linalg.ts";
+import { RESAMPLE_MIN_STEPS, resampleWeights } from "./bootstrap.ts";
 import { Curvature } from "./curvature.ts";
 import { reducedSolve } from "./reduced_solve.ts";
+import { SingleFactors } from "./single_factors.ts";
 import { Rng } from "./_rng.ts";
 
 /**
@@ -79,4 +81,49 @@ Deno.test("loadBlas() refuses a library without dgemm and keeps the TypeScript k
     threw = e instanceof TypeError;
   }
   assert(threw && blasInfo().lib === "typescript");
+});
+
+Deno.test({
+  name: "float32 factors (native sgemm) give the float64 operator to float32 rounding, and loose solves to 1e-6",
+  ignore: path === undefined,
+  fn: () => {
+    const rng = new Rng(11);
+    const m = 40, c = 5, k = 24, p = 0.3;
+    const a = rng.normals(m * c * k);
+    for (let t = 0; t < a.length; t++) a[t] *= 0.9 ** (t % k); // decaying columns, like a live basis
+    const curv = Curvature.factor(a, m, c, k);
+    const y = rng.normals(k * k);
+    symmetrise(y, k);
+    const coef = Float64Array.from({ length: m }, (_, i) => (i % 3 === 0 ? 0 : 1 + (i % 4))); // some samples left out
+    const q = symEig(curv.mean(), k).vectors;
+    const exact = curv.rotate(q, k).sandwich(y, coef);
+    try {
+      const info = loadBlas(path);
+      assert(info.sgemm !== undefined, JSON.stringify(info));
+      const single = SingleFactors.rotated(curv, q, k)!.sandwich(y, coef);
+      const scale = exact.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+      const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - exact[i])), 0) / scale;
+      assert(err > 0 && err < 1e-5, `float32 operator off by ${err} of its largest entry`);
+      // resamples as the bootstrap solves them (live tolerance), against float64 solves to 1e-12
+      const r = new Rng(3);
+      const S = reducedSolve(curv, p, { tol: 1e-12 }).S;
+      for (let b = 0; b < 8; b++) {
+        const weights = resampleWeights(r, m);
+        const ref = reducedSolve(curv, p, { weights, tol: 1e-12 }).lambdaGen;
+        const opts = { weights, start: S, tol: 0.005, minIter: RESAMPLE_MIN_STEPS };
+        const lamS = reducedSolve(curv, p, opts).lambdaGen; // single: tol ≥ SINGLE_PRECISION_MIN_TOL
+        const lamD = reducedSolve(curv, p, { ...opts, precision: "double" }).lambdaGen;
+        assert(lamS !== lamD, `resample ${b}: expected float32 by default at tol 0.005`);
+        assert(Math.abs(lamS - lamD) < 1e-6 * lamD, `resample ${b}: single ${lamS} against double ${lamD}`);
+        assert(Math.abs(lamS - ref) < 0.005 * ref, `resample ${b}: single ${lamS} against exact ${ref}`);
+      }
+    } finally {
+      loadBlas(undefined);
+    }
+    // without a native sgemm, `single` is the float64 route, to the last digit
+    assert(SingleFactors.rotated(curv, q, k) === undefined);
+    const w = resampleWeights(new Rng(4), m);
+    const d = reducedSolve(curv, p, { weights: w, tol: 1e-3, precision: "double" }).lambdaGen;
+    assert(reducedSolve(curv, p, { weights: w, tol: 1e-3 }).lambdaGen === d);
+  },
 });

@@ -17,7 +17,27 @@ import {
   transpose,
 } from "./_linalg.ts";
 import type { Curvature } from "./curvature.ts";
+import { SingleFactors } from "./single_factors.ts";
 import { Rng } from "./_rng.ts";
+
+/**
+ * Arithmetic of the operator's GEMMs: `single` runs them in float32 (single_factors.ts: about
+ * twice as fast) when a native sgemm is loaded and the curvature is factors; float64 otherwise.
+ */
+export type Precision = "double" | "single";
+
+/**
+ * Solves asked for at least this relative tolerance run in `single` by default: float32 moves a
+ * value by about 1e-7 relative (measured: _blas_test.ts), a thousandth of this. Live rounds ask
+ * for 1e-4 … 1e-2 (their inner solves, bootstrap resamples, curve points); `estimate()`'s
+ * checkpoints and every exact reference ask for less and stay in float64.
+ */
+export const SINGLE_PRECISION_MIN_TOL = 1e-4;
+
+/** The reduced operator's per-sample term `Y ↦ Σ_i coef_i K_i Y K_i` (either precision). */
+interface Sandwich {
+  sandwich(y: Float64Array, coef: ArrayLike<number>, out?: Float64Array): Float64Array;
+}
 
 /** Options of {@linkcode reducedSolve}. */
 export interface ReducedSolveOptions {
@@ -40,6 +60,11 @@ export interface ReducedSolveOptions {
    * guards the gap estimate early on; a warm start close to the answer can skip it).
    */
   settle?: boolean;
+  /**
+   * Arithmetic of the operator's GEMMs (default: `single` when `tol` is at least
+   * {@linkcode SINGLE_PRECISION_MIN_TOL}, else `double`).
+   */
+  precision?: Precision;
   /** Applications before any stop (default 1). */
   minIter?: number;
   /**
@@ -94,6 +119,7 @@ export class ReducedBasis {
   readonly minCurvature: number;
   readonly maxCurvature: number;
   #rotated?: Curvature;
+  #single?: SingleFactors | null;
 
   /**
    * @param curv per-sample curvature in the basis
@@ -132,6 +158,15 @@ export class ReducedBasis {
   /** The curvature in the kept eigenbasis (`A_i Q_r` or `Q_rᵀ K_i Q_r`), computed once. */
   get rotated(): Curvature {
     return this.#rotated ??= this.curv.rotate(this.Qr, this.r);
+  }
+
+  /**
+   * The operator on {@linkcode rotated} in `precision`: float32 factors rotated in float32 (the
+   * float64 rotation is then never made) when possible, else the float64 curvature.
+   */
+  operator(precision: Precision = "double"): Sandwich {
+    if (precision === "single" && this.#single === undefined) this.#single = SingleFactors.rotated(this.curv, this.Qr, this.r) ?? null;
+    return (precision === "single" && this.#single) || this.rotated;
   }
 
   /** `coef_i = scale · w_i / Σ w`, the per-sample coefficients of the mean. */
@@ -194,7 +229,8 @@ export function reducedSolve(
       iterations: 0,
     };
   }
-  const rot = p > 0 ? basis.rotated : undefined;
+  const precision = options.precision ?? (tol >= SINGLE_PRECISION_MIN_TOL ? "single" : "double");
+  const rot = p > 0 ? basis.operator(precision) : undefined;
   const coef = basis.coefficients(p);
   const W = new Float64Array(r * r);
   for (let a = 0; a < r; a++) {
