@@ -1,7 +1,8 @@
 /**
  * Kernel benchmark: the factor-form operator and the small dense algebra of the hot loops, in
  * TypeScript and through the native BLAS, on the shapes of a round (m = 128 probe samples,
- * c = 10 outputs, basis k = 64 / 256; a whole-span basis of 512). The same operations in numpy
+ * c = 10 outputs, basis k = 64 / 256; a whole-span basis of 512), and the operator in float32
+ * as live rounds' loose solves run it (`blas float32`). The same operations in numpy
  * (OpenBLAS), same shapes: `sidecar/estimate/curvature_bench_numpy.py`.
  *
  * Run (numpy's OpenBLAS for the native side, the numpy timings right after, same machine):
@@ -17,6 +18,7 @@ import { loadBlas } from "./_blas.ts";
 import { congruence, gemm, symEig } from "./_linalg.ts";
 import { Curvature } from "./curvature.ts";
 import { Rng } from "./_rng.ts";
+import { SingleFactors } from "./single_factors.ts";
 
 const lib = Deno.env.get("EDGEWISE_BLAS_LIB");
 const rng = new Rng(1);
@@ -29,13 +31,22 @@ const sym = (n: number) => {
 interface Case {
   group: string;
   run: () => void;
+  /** The same operation in float32 (single_factors.ts), native BLAS only. */
+  single?: () => void;
 }
 const cases: Case[] = [];
 for (const k of [64, 256]) {
   const m = 128, c = 10;
   const cv = Curvature.factor(rng.normals(m * c * k), m, c, k);
   const y = sym(k), coef = new Float64Array(m).fill(1 / m), out = new Float64Array(k * k);
-  cases.push({ group: `sandwich m=${m} c=${c} k=${k}`, run: () => void cv.sandwich(y, coef, out) });
+  const eye = new Float64Array(k * k);
+  for (let a = 0; a < k; a++) eye[a * k + a] = 1;
+  let single: SingleFactors | undefined;
+  cases.push({
+    group: `sandwich m=${m} c=${c} k=${k}`,
+    run: () => void cv.sandwich(y, coef, out),
+    single: () => void (single ??= SingleFactors.rotated(cv, eye, k)!).sandwich(y, coef, out),
+  });
 }
 {
   const m = 128, c = 4, k = 512; // the whole span of m·c = 512 rows (exact checkpoint)
@@ -56,7 +67,7 @@ for (const n of [64, 256]) {
   cases.push({ group: `symEig n=${n}`, run: () => void symEig(a, n) });
 }
 
-for (const { group, run } of cases) {
+for (const { group, run, single } of cases) {
   Deno.bench({ name: "typescript", group, baseline: true, fn: () => {
     loadBlas(undefined);
     run();
@@ -65,6 +76,12 @@ for (const { group, run } of cases) {
     Deno.bench({ name: "blas", group, fn: () => {
       loadBlas(lib);
       run();
+    } });
+  }
+  if (lib && single) {
+    Deno.bench({ name: "blas float32", group, fn: () => {
+      loadBlas(lib);
+      single();
     } });
   }
 }
