@@ -100,10 +100,15 @@ Deno.test({
     try {
       const info = loadBlas(path);
       assert(info.sgemm !== undefined, JSON.stringify(info));
-      const single = SingleFactors.rotated(curv, q, k)!.sandwich(y, coef);
-      const scale = exact.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
-      const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - exact[i])), 0) / scale;
-      assert(err > 0 && err < 1e-5, `float32 operator off by ${err} of its largest entry`);
+      // curvature far from 1 too: the operator is quartic in A, so A ~ 1e±12 alone would leave
+      // float32's range (3e38, 1e-38) without the scaling
+      for (const f of [1, 1e-12, 1e12]) {
+        const scaled = Curvature.factor(a.map((v) => f * v), m, c, k);
+        const single = SingleFactors.rotated(scaled, q, k)!.sandwich(y, coef);
+        const scale = exact.reduce((s, v) => Math.max(s, Math.abs(v)), 0) * f ** 4;
+        const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - f ** 4 * exact[i])), 0) / scale;
+        assert(err > 0 && err < 1e-5, `factors × ${f}: float32 operator off by ${err} of its largest entry`);
+      }
       // resamples as the bootstrap solves them (live tolerance), against float64 solves to 1e-12
       const r = new Rng(3);
       const S = reducedSolve(curv, p, { tol: 1e-12 }).S;

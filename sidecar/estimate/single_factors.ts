@@ -19,6 +19,8 @@ export class SingleFactors {
   readonly m: number;
   readonly c: number;
   readonly k: number;
+  /** The factors are `scale · #a`. */
+  readonly #scale: number;
   readonly #a: Float32Array;
   readonly #y: Float32Array;
   readonly #z: Float32Array;
@@ -28,10 +30,11 @@ export class SingleFactors {
   /** Per-sample views of `A`, `Z`, `N` (made once: a solve applies the operator many times). */
   readonly #views: { ai: Float32Array[]; zi: Float32Array[]; ni: Float32Array[] };
 
-  private constructor(a: Float32Array, m: number, c: number, k: number) {
+  private constructor(a: Float32Array, scale: number, m: number, c: number, k: number) {
     this.m = m;
     this.c = c;
     this.k = k;
+    this.#scale = scale;
     this.#a = a;
     this.#y = new Float32Array(k * k);
     this.#z = new Float32Array(m * c * k);
@@ -51,9 +54,12 @@ export class SingleFactors {
     if (!sgemm || curv.kind !== "factor") return undefined;
     const { m, rows: c, k } = curv;
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
+    const scale = largest(curv.data) || 1;
+    const unit = new Float32Array(curv.data.length);
+    for (let t = 0; t < unit.length; t++) unit[t] = curv.data[t] / scale;
     const a = new Float32Array(m * c * r);
-    sgemm(false, false, m * c, r, k, 1, new Float32Array(curv.data), new Float32Array(q), 0, a);
-    return new SingleFactors(a, m, c, r);
+    sgemm(false, false, m * c, r, k, 1, unit, new Float32Array(q), 0, a);
+    return new SingleFactors(a, scale, m, c, r);
   }
 
   /**
@@ -67,11 +73,14 @@ export class SingleFactors {
     if (y.length !== k * k || coef.length !== m) {
       throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
     }
-    this.#y.set(y);
+    const ys = largest(y);
+    if (ys === 0) return out.fill(0, 0, k * k);
+    for (let t = 0; t < k * k; t++) this.#y[t] = y[t] / ys;
     sgemm(false, false, m * c, k, k, 1, this.#a, this.#y, 0, this.#z); // Z = A Y
     this.#perSample(sgemm, coef);
     sgemm(true, false, k, k, m * c, 1, this.#a, this.#n, 0, this.#out); // Σ_i A_iᵀ N_i
-    out.set(this.#out);
+    const back = ys * this.#scale ** 4;
+    for (let t = 0; t < k * k; t++) out[t] = back * this.#out[t];
     symmetrise(out, k);
     return out;
   }
@@ -88,4 +97,15 @@ export class SingleFactors {
       sgemm(false, false, c, k, c, coef[i], pair, ai[i], 0, ni[i]);
     }
   }
+}
+
+/** Largest absolute entry (0 for none; NaN when any entry is NaN, so it reaches the result). */
+function largest(x: Float64Array): number {
+  let s = 0;
+  for (let t = 0; t < x.length; t++) {
+    const v = Math.abs(x[t]);
+    if (v > s) s = v;
+    else if (v !== v) return NaN;
+  }
+  return s;
 }
