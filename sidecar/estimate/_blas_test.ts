@@ -44,6 +44,7 @@ Deno.test({
     });
     const sym = rng.normals(60 * 60);
     const eTs = symEig(sym, 60);
+    const small = rng.normals(5 * 5), eSmallTs = symEig(small, 5); // a Lanczos tridiagonal's size
     const curv = Curvature.factor(rng.normals(30 * 4 * 40), 30, 4, 40);
     const lamTs = reducedSolve(curv, 0.7, { tol: 1e-13 }).lambdaGen;
     try {
@@ -57,6 +58,8 @@ Deno.test({
       const eN = symEig(sym, 60);
       const verr = eN.values.reduce((s, v, i) => Math.max(s, Math.abs(v - eTs.values[i])), 0);
       assert(verr < 1e-10, `eigenvalues ${verr}`);
+      const eSmall = symEig(small, 5);
+      assert(eSmall.values.every((v, i) => Math.abs(v - eSmallTs.values[i]) < 1e-12), `5×5 eigenvalues ${eSmall.values}`);
       if (info.dsyevd) {
         // eigenvectors up to sign: |⟨u, v⟩| = 1
         for (let j = 0; j < 60; j++) {

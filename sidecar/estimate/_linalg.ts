@@ -16,7 +16,8 @@ export interface SymEig {
 }
 
 /**
- * Symmetric eigendecomposition (ml-matrix's tred2/tql2), sorted descending.
+ * Symmetric eigendecomposition (LAPACK's dsyevd when a native library is loaded, else
+ * ml-matrix's tred2/tql2), sorted descending.
  * @param a `n × n` symmetric (only its symmetric part is used)
  * @param n order
  * @returns eigenvalues (descending) and eigenvectors as columns
@@ -36,8 +37,10 @@ export function symEig(a: Float64Array, n: number): SymEig {
   if (n === 0) {
     return { values: new Float64Array(0), vectors: new Float64Array(0) };
   }
+  // LAPACK's dsyevd through FFI beats ml-matrix from the smallest orders on (4: 5 µs against
+  // 16–47 µs; 10: 14 against 34–53; Lanczos solves its tridiagonal every step, 10–80 wide)
   const native = nativeDsyevd();
-  if (native && n >= 24) {
+  if (native && n >= 2) {
     const s = new Float64Array(n * n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) s[i * n + j] = 0.5 * (a[i * n + j] + a[j * n + i]);
