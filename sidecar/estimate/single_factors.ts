@@ -73,15 +73,14 @@ export class SingleFactors {
     if (y.length !== k * k || coef.length !== m) {
       throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
     }
-    const ys = largest(y);
-    if (ys === 0) return out.fill(0, 0, k * k);
-    for (let t = 0; t < k * k; t++) this.#y[t] = y[t] / ys;
+    const o32 = this.#out, back = this.#scale ** 4;
+    this.#y.set(y);
     sgemm(false, false, m * c, k, k, 1, this.#a, this.#y, 0, this.#z); // Z = A Y
     this.#perSample(sgemm, coef);
-    sgemm(true, false, k, k, m * c, 1, this.#a, this.#n, 0, this.#out); // Σ_i A_iᵀ N_i
-    const back = ys * this.#scale ** 4;
-    for (let t = 0; t < k * k; t++) out[t] = back * this.#out[t];
+    sgemm(true, false, k, k, m * c, 1, this.#a, this.#n, 0, o32); // Σ_i A_iᵀ N_i
+    out.set(o32);
     symmetrise(out, k);
+    if (back !== 1) scaleInPlace(out, k * k, back);
     return out;
   }
 
@@ -97,6 +96,11 @@ export class SingleFactors {
       sgemm(false, false, c, k, c, coef[i], pair, ai[i], 0, ni[i]);
     }
   }
+}
+
+/** `x[0..n) *= s`. */
+function scaleInPlace(x: Float64Array, n: number, s: number): void {
+  for (let t = 0; t < n; t++) x[t] *= s;
 }
 
 /** Largest absolute entry (0 for none; NaN when any entry is NaN, so it reaches the result). */
