@@ -29,35 +29,22 @@ export interface BlasInfo {
   threads?: number;
 }
 
-type Dgemm = (
+/** Row-major GEMM on dense operands, `C = α op(A) op(B) + β C` (`T`: the precision). */
+type Gemm<T extends Float64Array | Float32Array> = (
   ta: boolean,
   tb: boolean,
   m: number,
   n: number,
   k: number,
   alpha: number,
-  a: Float64Array,
-  lda: number,
-  b: Float64Array,
-  ldb: number,
+  a: T,
+  b: T,
   beta: number,
-  c: Float64Array,
-  ldc: number,
+  c: T,
 ) => void;
+type Dgemm = Gemm<Float64Array>;
+export type Sgemm = Gemm<Float32Array>;
 type Dsyevd = (a: Float64Array, n: number, w: Float64Array) => number;
-/** Row-major sgemm, `C = α op(A) op(B) + β C` with the leading dimensions of dense operands. */
-export type Sgemm = (
-  ta: boolean,
-  tb: boolean,
-  m: number,
-  n: number,
-  k: number,
-  alpha: number,
-  a: Float32Array,
-  b: Float32Array,
-  beta: number,
-  c: Float32Array,
-) => void;
 
 /** Libraries opened so far (a library is opened once per process; switching back is free). */
 const opened = new Map<string, { dgemm: Dgemm; dsyevd?: Dsyevd; sgemm?: Sgemm; info: BlasInfo }>();
@@ -126,20 +113,15 @@ export function loadBlas(path: string | undefined): BlasInfo {
   for (const f of FLAVOURS) {
     const I = f.int;
     try {
-      const lib = Deno.dlopen(path, {
-        [f.dgemm]: {
-          parameters: ["i32", "i32", "i32", I, I, I, "f64", "buffer", I, "buffer", I, "f64", "buffer", I],
-          result: "void",
-        },
-      } as const);
-      const fn = lib.symbols[f.dgemm] as unknown as (...a: unknown[]) => void;
-      // Deno passes a JS number to an i64 parameter as is (no BigInt per call on the hot path)
-      dgemmImpl = (ta, tb, m, nn, k, alpha, a, lda, b, ldb, beta, c, ldc) =>
-        fn(101, ta ? 112 : 111, tb ? 112 : 111, m, nn, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      dgemmImpl = loadGemm<Float64Array>(path, f.dgemm, I, "f64");
       info = { lib: path, dgemm: f.dgemm, intBits: I === "i64" ? 64 : 32, threads: setThreads(path, f.threads, I) };
       dsyevdImpl = loadDsyevd(path, f.dsyevd, I);
       if (dsyevdImpl) info.dsyevd = f.dsyevd;
-      sgemmImpl = loadSgemm(path, f.sgemm, I);
+      try {
+        sgemmImpl = loadGemm<Float32Array>(path, f.sgemm, I, "f32");
+      } catch {
+        sgemmImpl = undefined; // float32 solves then run in float64
+      }
       if (sgemmImpl) info.sgemm = f.sgemm;
       opened.set(path, { dgemm: dgemmImpl, dsyevd: dsyevdImpl, sgemm: sgemmImpl, info: { ...info } });
       return { ...info };
@@ -150,17 +132,18 @@ export function loadBlas(path: string | undefined): BlasInfo {
   throw new TypeError(`Cannot use ${path} as BLAS: ${errors.join("; ")}`);
 }
 
-function loadSgemm(path: string, sym: string, I: "i32" | "i64"): Sgemm | undefined {
-  try {
-    const lib = Deno.dlopen(path, {
-      [sym]: { parameters: ["i32", "i32", "i32", I, I, I, "f32", "buffer", I, "buffer", I, "f32", "buffer", I], result: "void" },
-    } as const);
-    const fn = lib.symbols[sym] as unknown as (...a: unknown[]) => void;
-    return (ta, tb, m, nn, k, alpha, a, b, beta, c) =>
-      fn(101, ta ? 112 : 111, tb ? 112 : 111, m, nn, k, alpha, a, ta ? m : k, b, tb ? k : nn, beta, c, nn);
-  } catch {
-    return undefined;
-  }
+/**
+ * A CBLAS `?gemm` symbol as a row-major {@linkcode Gemm} on dense operands.
+ * @throws when the library has no such symbol
+ */
+function loadGemm<T extends Float64Array | Float32Array>(path: string, sym: string, I: "i32" | "i64", F: "f64" | "f32"): Gemm<T> {
+  const lib = Deno.dlopen(path, {
+    [sym]: { parameters: ["i32", "i32", "i32", I, I, I, F, "buffer", I, "buffer", I, F, "buffer", I], result: "void" },
+  } as const);
+  const fn = lib.symbols[sym] as unknown as (...a: unknown[]) => void;
+  // Deno passes a JS number to an i64 parameter as is (no BigInt per call on the hot path)
+  return (ta, tb, m, nn, k, alpha, a, b, beta, c) =>
+    fn(101, ta ? 112 : 111, tb ? 112 : 111, m, nn, k, alpha, a, ta ? m : k, b, tb ? k : nn, beta, c, nn);
 }
 
 function loadDsyevd(path: string, sym: string, I: "i32" | "i64"): Dsyevd | undefined {

@@ -37,8 +37,9 @@ export function symEig(a: Float64Array, n: number): SymEig {
   if (n === 0) {
     return { values: new Float64Array(0), vectors: new Float64Array(0) };
   }
-  // LAPACK's dsyevd through FFI beats ml-matrix from the smallest orders on (4: 5 µs against
-  // 16–47 µs; 10: 14 against 34–53; Lanczos solves its tridiagonal every step, 10–80 wide)
+  // LAPACK's dsyevd through FFI beats ml-matrix from the smallest orders on (a scratch timing on
+  // the 2-core CPU, 2026-11-28: order 4, 5 µs against 16–47 µs; order 10, 14 against 34–53);
+  // Lanczos solves its 10–80-wide tridiagonal every step
   const native = nativeDsyevd();
   if (native && n >= 2) {
     const s = new Float64Array(n * n);
@@ -110,7 +111,7 @@ export function gemm(
   if (M === 0 || N === 0) return c;
   const native = nativeDgemm();
   if (native && M * N * K >= NATIVE_MIN_FLOPS) {
-    native(ta, tb, M, N, K, alpha, a, ta ? M : K, b, tb ? K : N, beta, c, N);
+    native(ta, tb, M, N, K, alpha, a, b, beta, c);
     return c;
   }
   if (beta === 0) c.fill(0, 0, M * N);
