@@ -1,8 +1,8 @@
 /**
  * The factor-form operator `Y ↦ Σ_i coef_i A_iᵀ (A_i Y A_iᵀ) A_i` (curvature.ts) in float32,
  * through the native sgemm: the same four products as the float64 route at twice a core's
- * arithmetic rate (main example's shape, m = 81–128, c = 10, k = 64: 230 µs against 490 µs and
- * 370 µs against 660 µs per application; benchmarks/RESULTS.md, thirteenth session). Its
+ * arithmetic rate (curvature_bench.ts, m = 128, c = 10, k = 64: 452 µs against 851 µs per
+ * application; benchmarks/RESULTS.md, thirteenth session). Its
  * rounding moves a solve's value by about 1e-7 relative, so it serves solves whose tolerance is
  * far looser: a bootstrap resample, solved to half the live tolerance (1e-3 … 1e-2). Point values
  * and exact checkpoints stay in float64. The factors are stored scaled to a largest entry of 1
