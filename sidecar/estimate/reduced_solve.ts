@@ -105,9 +105,7 @@ export interface ApplicationCounter {
  * curve) and the floors' linear system.
  */
 export class ReducedBasis {
-  /** The curvature it was built from (samples of weight 0 dropped). */
-  readonly curv: Curvature;
-  /** Weights of `curv`'s samples (undefined: all 1). */
+  /** Weights of {@linkcode curv}'s samples (undefined: all 1). */
   readonly weights?: ArrayLike<number>;
   /** Kept directions: eigenvalues of `K` above `dropTol · κ_max`. */
   readonly r: number;
@@ -118,6 +116,11 @@ export class ReducedBasis {
   /** Smallest and largest eigenvalue of `K`. */
   readonly minCurvature: number;
   readonly maxCurvature: number;
+  /** The curvature it was built from, with the samples of weight 0. */
+  readonly #source: Curvature;
+  /** Indices in `#source` of the samples of positive weight (undefined: all of them). */
+  readonly #kept?: number[];
+  #curv?: Curvature;
   #rotated?: Curvature;
   #single?: SingleFactors | null;
 
@@ -138,11 +141,11 @@ export class ReducedBasis {
       const idx: number[] = [];
       for (let i = 0; i < m; i++) if (weights[i] !== 0) idx.push(i);
       if (idx.length > 0) {
-        curv = curv.samples(idx);
+        this.#kept = idx;
         weights = idx.map((i) => weights![i]);
       }
     }
-    this.curv = curv;
+    this.#source = curv;
     this.weights = weights;
     const k = curv.k;
     const { values, vectors } = symEig(K, k);
@@ -155,6 +158,24 @@ export class ReducedBasis {
     this.kappa = values.slice(0, r);
   }
 
+  /**
+   * The curvature it was built from, samples of weight 0 dropped (copied on first use: a
+   * float32 operator gathers its rows straight from the source).
+   */
+  get curv(): Curvature {
+    return this.#curv ??= this.#kept ? this.#source.samples(this.#kept) : this.#source;
+  }
+
+  /** Samples of positive weight. */
+  get m(): number {
+    return this.#kept?.length ?? this.#source.m;
+  }
+
+  /** Basis columns. */
+  get k(): number {
+    return this.#source.k;
+  }
+
   /** The curvature in the kept eigenbasis (`A_i Q_r` or `Q_rᵀ K_i Q_r`), computed once. */
   get rotated(): Curvature {
     return this.#rotated ??= this.curv.rotate(this.Qr, this.r);
@@ -165,13 +186,15 @@ export class ReducedBasis {
    * float64 rotation is then never made) when possible, else the float64 curvature.
    */
   operator(precision: Precision = "double"): Sandwich {
-    if (precision === "single" && this.#single === undefined) this.#single = SingleFactors.rotated(this.curv, this.Qr, this.r) ?? null;
+    if (precision === "single" && this.#single === undefined) {
+      this.#single = SingleFactors.rotated(this.#source, this.Qr, this.r, this.#kept) ?? null;
+    }
     return (precision === "single" && this.#single) || this.rotated;
   }
 
   /** `coef_i = scale · w_i / Σ w`, the per-sample coefficients of the mean. */
   coefficients(scale: number): Float64Array {
-    const { m } = this.curv, w = this.weights;
+    const { m } = this, w = this.weights;
     let wsum = 0;
     for (let i = 0; i < m; i++) wsum += w ? w[i] : 1;
     const coef = new Float64Array(m);
@@ -209,7 +232,7 @@ export function reducedSolve(
     throw new RangeError("Expected no weights or dropTol beside a ReducedBasis (it has its own)");
   }
   const basis = problem instanceof ReducedBasis ? problem : new ReducedBasis(problem, options.weights, options.dropTol);
-  const k = basis.curv.k;
+  const k = basis.k;
   if (options.start && options.start.length !== k * k) {
     throw new RangeError(
       `Expected start of ${k}×${k}, got ${options.start.length} entries`,
@@ -259,10 +282,11 @@ export function reducedSolve(
       for (let t = 0; t < r * r; t++) x[t] -= c * d.x[t];
     }
   };
+  // one output buffer for every application: lanczosTop consumes each before the next
+  const out = new Float64Array(r * r);
   const applyT = (x: Float64Array): Float64Array => {
     for (let t = 0; t < r * r; t++) y[t] = W[t] * x[t];
     if (rot) rot.sandwich(y, coef, acc);
-    const out = new Float64Array(r * r);
     for (let a = 0; a < r; a++) {
       for (let b = 0; b < r; b++) {
         const t = a * r + b;
@@ -300,17 +324,13 @@ export function reducedSolve(
     options.minIter ?? 1,
   );
   if (options.counter) options.counter.applications += iterations;
-  // back to basis coordinates: S = Qr (W ∘ X) Qrᵀ
-  const sr = new Float64Array(r * r);
-  for (let t = 0; t < r * r; t++) sr[t] = W[t] * x[t];
-  const S = matmul(matmul(Qr, sr, k, r, r), transpose(Qr, k, r), k, r, k);
-  let tr = 0;
-  for (let a = 0; a < k; a++) tr += S[a * k + a];
-  const nrm = Math.sqrt(dot(S, S)) * (tr < 0 ? -1 : 1);
-  for (let t = 0; t < k * k; t++) S[t] /= nrm;
+  // the maximiser on first use (a bootstrap resample needs only the value)
+  let S: Float64Array | undefined;
   return {
     lambdaGen: theta,
-    S,
+    get S() {
+      return S ??= toBasisCoordinates(x, Qr, W, k, r);
+    },
     converged,
     residual,
     minCurvature: kmin,
@@ -318,6 +338,18 @@ export function reducedSolve(
     droppedDirections: k - r,
     iterations,
   };
+}
+
+/** The solve's unit vector `X` as the maximiser `S = Qr (W ∘ X) Qrᵀ`, `‖S‖_F = 1`, `tr S ≥ 0`. */
+function toBasisCoordinates(x: Float64Array, Qr: Float64Array, W: Float64Array, k: number, r: number): Float64Array {
+  const sr = new Float64Array(r * r);
+  for (let t = 0; t < r * r; t++) sr[t] = W[t] * x[t];
+  const S = matmul(matmul(Qr, sr, k, r, r), transpose(Qr, k, r), k, r, k);
+  let tr = 0;
+  for (let a = 0; a < k; a++) tr += S[a * k + a];
+  const nrm = Math.sqrt(dot(S, S)) * (tr < 0 ? -1 : 1);
+  for (let t = 0; t < k * k; t++) S[t] /= nrm;
+  return S;
 }
 
 /**
@@ -338,6 +370,8 @@ function toScaledCoordinates(S: Float64Array, Qr: Float64Array, W: Float64Array,
  * at most that in the last step, with `ρ = |β y_last|` the residual norm and `gap` the distance
  * to the second Ritz value, at most `θ` (the error of a Ritz value is quadratic in the residual
  * for an isolated eigenvalue).
+ * @param apply the operator; it may return the same buffer every call (each result is used up
+ *   before the next call), so a solve's steps allocate no vectors of the problem's size
  * @returns Ritz value, unit Ritz vector, relative residual `ρ/θ`, applications used
  */
 export function lanczosTop(
@@ -360,6 +394,7 @@ export function lanczosTop(
   let x = scaled(start, 1 / Math.sqrt(dot(start, start)));
   let theta = 0, residual = Infinity, converged = false, iter = 0;
   const krylov = new KrylovRows(n, cap);
+  const next = new Float64Array(n); // the next Lanczos vector (krylov.push copies it)
   while (iter < maxIter && !converged) {
     krylov.clear();
     const alpha: number[] = [];
@@ -400,7 +435,9 @@ export function lanczosTop(
         break;
       }
       beta.push(b);
-      q = scaled(w, 1 / b);
+      const inv = 1 / b;
+      for (let t = 0; t < n; t++) next[t] = w[t] * inv;
+      q = next;
     }
     const nx = krylov.combine(y);
     x = scaled(nx, 1 / Math.sqrt(dot(nx, nx)));

@@ -18,7 +18,7 @@ import { nativeSgemm, type Sgemm } from "./_blas.ts";
 import { symmetrise } from "./_linalg.ts";
 import type { Curvature } from "./curvature.ts";
 
-/** Per-sample factors `A_i` (`m × c × k`) in float32, with their own work buffers. */
+/** Per-sample factors `A_i` (`m × c × k`) in float32; the work buffers are shared (workspace). */
 export class SingleFactors {
   readonly m: number;
   readonly c: number;
@@ -26,13 +26,8 @@ export class SingleFactors {
   /** The factors are `scale · #a`. */
   readonly #scale: number;
   readonly #a: Float32Array;
-  readonly #y: Float32Array;
-  readonly #z: Float32Array;
-  readonly #n: Float32Array;
-  readonly #out: Float32Array;
-  readonly #pair: Float32Array;
-  /** Per-sample views of `A`, `Z`, `N` (made once: a solve applies the operator many times). */
-  readonly #views: { ai: Float32Array[]; zi: Float32Array[]; ni: Float32Array[] };
+  /** Per-sample views of `#a` (made once: a solve applies the operator many times). */
+  readonly #ai: Float32Array[];
 
   private constructor(a: Float32Array, scale: number, m: number, c: number, k: number) {
     this.m = m;
@@ -40,27 +35,33 @@ export class SingleFactors {
     this.k = k;
     this.#scale = scale;
     this.#a = a;
-    this.#y = new Float32Array(k * k);
-    this.#z = new Float32Array(m * c * k);
-    this.#n = new Float32Array(m * c * k);
-    this.#out = new Float32Array(k * k);
-    this.#pair = new Float32Array(c * c);
-    const of = (x: Float32Array) => Array.from({ length: m }, (_, i) => x.subarray(i * c * k, (i + 1) * c * k));
-    this.#views = { ai: of(this.#a), zi: of(this.#z), ni: of(this.#n) };
+    this.#ai = Array.from({ length: m }, (_, i) => a.subarray(i * c * k, (i + 1) * c * k));
   }
 
   /**
    * Factors `A_i Q` (`Q` is `k × r`) in float32, rotated by sgemm in float32.
+   * @param kept the samples to keep, in order (default all): a bootstrap resample's samples of
+   *   positive weight, gathered here without a float64 copy
    * @returns undefined when no native sgemm is loaded or `curv` holds blocks, not factors
    */
-  static rotated(curv: Curvature, q: Float64Array, r: number): SingleFactors | undefined {
+  static rotated(curv: Curvature, q: Float64Array, r: number, kept?: ArrayLike<number>): SingleFactors | undefined {
     const sgemm = nativeSgemm();
     if (!sgemm || curv.kind !== "factor") return undefined;
-    const { m, rows: c, k } = curv;
+    const { rows: c, k } = curv, s = c * k, m = kept ? kept.length : curv.m;
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
-    const scale = largest(curv.data) || 1;
-    const unit = new Float32Array(curv.data.length);
-    for (let t = 0; t < unit.length; t++) unit[t] = curv.data[t] / scale;
+    const rowsOf = (j: number) => {
+      const i = kept ? kept[j] : j;
+      if (!(Number.isInteger(i) && i >= 0 && i < curv.m)) throw new RangeError(`Expected a sample index in 0..${curv.m - 1}, got ${i}`);
+      return curv.data.subarray(i * s, (i + 1) * s);
+    };
+    let scale = 0;
+    for (let j = 0; j < m; j++) scale = largest(rowsOf(j), scale);
+    scale ||= 1;
+    const unit = workspace.unit(m * s);
+    for (let j = 0; j < m; j++) {
+      const src = rowsOf(j), o = j * s;
+      for (let t = 0; t < s; t++) unit[o + t] = src[t] / scale;
+    }
     const a = new Float32Array(m * c * r);
     sgemm(false, false, m * c, r, k, 1, unit, new Float32Array(q), 0, a);
     return new SingleFactors(a, scale, m, c, r);
@@ -77,20 +78,20 @@ export class SingleFactors {
     if (y.length !== k * k || coef.length !== m) {
       throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
     }
-    const o32 = this.#out, back = this.#scale ** 4;
-    this.#y.set(y);
-    sgemm(false, false, m * c, k, k, 1, this.#a, this.#y, 0, this.#z); // Z = A Y
-    this.#perSample(sgemm, coef);
-    sgemm(true, false, k, k, m * c, 1, this.#a, this.#n, 0, o32); // Σ_i A_iᵀ N_i
-    out.set(o32);
+    const w = workspace.operator(m, c, k), back = this.#scale ** 4;
+    w.y.set(y);
+    sgemm(false, false, m * c, k, k, 1, this.#a, w.y, 0, w.z); // Z = A Y
+    this.#perSample(sgemm, coef, w);
+    sgemm(true, false, k, k, m * c, 1, this.#a, w.n, 0, w.out); // Σ_i A_iᵀ N_i
+    out.set(w.out);
     symmetrise(out, k);
     if (back !== 1) scaleInPlace(out, k * k, back);
     return out;
   }
 
   /** `N_i = coef_i (Z_i A_iᵀ) A_i`, two small products per sample. */
-  #perSample(sgemm: Sgemm, coef: ArrayLike<number>): void {
-    const { m, c, k } = this, pair = this.#pair, { ai, zi, ni } = this.#views;
+  #perSample(sgemm: Sgemm, coef: ArrayLike<number>, w: OperatorBuffers): void {
+    const { m, c, k } = this, ai = this.#ai, { pair, zi, ni } = w;
     for (let i = 0; i < m; i++) {
       if (coef[i] === 0) {
         ni[i].fill(0);
@@ -102,14 +103,59 @@ export class SingleFactors {
   }
 }
 
+/** Work buffers of {@linkcode SingleFactors.sandwich} for `m` samples of `c × k`. */
+interface OperatorBuffers {
+  y: Float32Array;
+  z: Float32Array;
+  n: Float32Array;
+  out: Float32Array;
+  pair: Float32Array;
+  /** Per-sample views of `z` and `n` (at least `m` of each). */
+  zi: Float32Array[];
+  ni: Float32Array[];
+}
+
+/**
+ * Work buffers shared by every {@linkcode SingleFactors} of this thread, grown as needed. A
+ * bootstrap makes one per resample, and allocating its buffers each time (several hundred kB,
+ * zeroed) cost about a tenth of a resample's solve. Sharing is safe: a product uses them only
+ * within one synchronous call.
+ */
+const workspace = new class {
+  #unit = new Float32Array(0);
+  #op?: OperatorBuffers & { c: number; k: number };
+
+  /** At least `n` entries for the scaled float64 factors before their rotation. */
+  unit(n: number): Float32Array {
+    if (this.#unit.length < n) this.#unit = new Float32Array(n);
+    return this.#unit;
+  }
+
+  operator(m: number, c: number, k: number): OperatorBuffers {
+    const op = this.#op;
+    if (op && op.c === c && op.k === k && op.zi.length >= m) return op;
+    const cap = Math.max(m, op && op.c === c && op.k === k ? op.zi.length : 0);
+    const z = new Float32Array(cap * c * k), n = new Float32Array(cap * c * k);
+    const of = (x: Float32Array) => Array.from({ length: cap }, (_, i) => x.subarray(i * c * k, (i + 1) * c * k));
+    this.#op = {
+      c, k, z, n, zi: of(z), ni: of(n),
+      y: new Float32Array(k * k), out: new Float32Array(k * k), pair: new Float32Array(c * c),
+    };
+    return this.#op;
+  }
+}();
+
 /** `x[0..n) *= s`. */
 function scaleInPlace(x: Float64Array, n: number, s: number): void {
   for (let t = 0; t < n; t++) x[t] *= s;
 }
 
-/** Largest absolute entry (0 for none; NaN when any entry is NaN, so it reaches the result). */
-function largest(x: Float64Array): number {
-  let s = 0;
+/**
+ * Largest absolute entry, at least `s` (0 for none; NaN when any entry is NaN, so it reaches the
+ * result).
+ */
+function largest(x: Float64Array, s = 0): number {
+  if (s !== s) return s;
   for (let t = 0; t < x.length; t++) {
     const v = Math.abs(x[t]);
     if (v > s) s = v;
