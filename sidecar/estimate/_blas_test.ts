@@ -135,3 +135,41 @@ Deno.test({
     assert(reducedSolve(curv, p, { weights: w, tol: 1e-3 }).lambdaGen === d);
   },
 });
+
+Deno.test({
+  name: "float32 factors of kept samples gathered in place equal those of the copied samples, across shapes sharing the work buffers",
+  ignore: path === undefined,
+  fn: () => {
+    const rng = new Rng(12);
+    const m = 30, c = 4, k = 12, kept = [0, 3, 4, 9, 17, 29];
+    const curv = Curvature.factor(rng.normals(m * c * k), m, c, k);
+    const q = symEig(curv.mean(), k).vectors;
+    const y = rng.normals(k * k);
+    symmetrise(y, k);
+    const coef = kept.map((_, j) => 1 + j);
+    // another shape (more samples, a larger basis) grows the shared buffers in between
+    const k2 = k + 3, other = Curvature.factor(rng.normals(2 * m * c * k2), 2 * m, c, k2);
+    const y2 = rng.normals(k2 * k2);
+    symmetrise(y2, k2);
+    try {
+      loadBlas(path);
+      const gathered = SingleFactors.rotated(curv, q, k, kept)!;
+      const first = gathered.sandwich(y, coef);
+      SingleFactors.rotated(other, symEig(other.mean(), k2).vectors, k2)!.sandwich(y2, new Float64Array(2 * m).fill(1));
+      const again = gathered.sandwich(y, coef);
+      const ref = SingleFactors.rotated(curv.samples(kept), q, k)!.sandwich(y, coef);
+      for (let t = 0; t < k * k; t++) {
+        assert(first[t] === ref[t] && again[t] === ref[t], `entry ${t}: ${first[t]}, ${again[t]} against ${ref[t]}`);
+      }
+      let threw = false;
+      try {
+        SingleFactors.rotated(curv, q, k, [0, m]);
+      } catch (e) {
+        threw = e instanceof RangeError;
+      }
+      assert(threw, "expected a RangeError for a sample index outside the curvature");
+    } finally {
+      loadBlas(undefined);
+    }
+  },
+});
