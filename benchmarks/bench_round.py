@@ -32,7 +32,11 @@ applications are what a GPU round of the same model would need).
 ``--baseline REV`` (a git revision, or a tar of one made by ``git archive REV``) also runs REV's ``ggn`` route (its own Monitor defaults, its sidecar) on the same
 model and probe, and prints warm-round medians per route: wall, sidecar compute (``sidecar_ms``,
 which includes compute overlapped with the client's ``grads``), and the client's wait (wall −
-client time: the sidecar's share of the critical path plus transport).
+client time: the sidecar's share of the critical path plus transport). In CPU mode this tree's
+route (``this``) and the baseline's then run alike, each in a subprocess, alternating for
+``--passes`` passes; compare ``this`` with ``base:REV``, not with the first ``ggn`` rows (routes run
+one after the other drift apart with the machine: ``--baseline HEAD`` once measured the same
+code's sidecar 23 % apart).
 
 Run:   .venv/bin/python benchmarks/bench_round.py                 (CPU, ~5-10 min on 2 shared cores)
        .venv/bin/python benchmarks/bench_round.py --no-hessian --no-old --baseline 527d145 --rounds 6
@@ -149,18 +153,32 @@ def mnist_setup(epochs: int, probe_size: int):
 
 
 def baseline_rounds(model, probe, n: int, rev: str, rounds: int, *, loss: str = "mse", batch_size: int = 16,
-                    memory_budget: int | None = None) -> list[dict]:
+                    memory_budget: int | None = None, passes: int = 0) -> list[dict]:
     """The ``ggn`` route of another revision of this code (``--baseline``, e.g. main before a
-    change) on the same model and probe, with its Monitor defaults, in a subprocess."""
+    change) on the same model and probe, with its Monitor defaults, in a subprocess.
+
+    With ``passes`` > 0 (CPU mode), this tree's ``ggn`` route also runs in a subprocess, alternating
+    with the baseline pass by pass (``this``, ``base``, ``this``, ...): routes run one after the
+    other drift apart with the machine (``--baseline HEAD`` once measured the same code's sidecar
+    23 % apart), so only routes run alike and interleaved compare fairly."""
+    base = (f"base:{Path(rev).name}", extract_tree(rev))
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        state = Path(tmp) / "state.pt"
-        torch.save({"model": model, "probe": probe, "n": n, "label": f"base:{Path(rev).name}", "options": {"seed": 0},
-                    "rounds": rounds, "loss": loss, "batch_size": batch_size, "memory_budget": memory_budget}, state)
-        return old_code_rounds(state, rev)
+        for i, (label, root) in enumerate([("this", ROOT), base] * passes or [base]):
+            state = Path(tmp) / "state.pt"
+            torch.save({"model": model, "probe": probe, "n": n, "label": label, "options": {"seed": 0}, "rounds": rounds,
+                        "loss": loss, "batch_size": batch_size, "memory_budget": memory_budget}, state)
+            rows += [dict(r, run=i // 2) for r in tree_rounds(state, root)]
+    return rows
 
 
 def old_code_rounds(state_file: Path, rev: str) -> list[dict]:
     """The previous code (``rev``) on the same model and probe, in a subprocess."""
+    return tree_rounds(state_file, extract_tree(rev))
+
+
+def extract_tree(rev: str) -> Path:
+    """``rev`` (a git revision, or a tar made by ``git archive``) in a fresh temporary folder."""
     tmp = Path(tempfile.mkdtemp(prefix="edgewise-old-"))
     if Path(rev).is_file():  # a tar of the tree (`git archive REV`), for machines without the history
         subprocess.run(["tar", "-x", "-C", str(tmp), "-f", rev], check=True)
@@ -171,16 +189,22 @@ def old_code_rounds(state_file: Path, rev: str) -> list[dict]:
         target = (ROOT / link).resolve()
         if not (tmp / link).exists():
             (tmp / link).symlink_to(target)
-    env = dict(os.environ, PYTHONPATH=str(tmp / "python_client"), EDGEWISE_ROOT=str(tmp))
+    return tmp
+
+
+def tree_rounds(state_file: Path, root: Path) -> list[dict]:
+    """The rounds of ``state_file`` run by the code in ``root`` (client and sidecar), in a subprocess."""
+    env = dict(os.environ, PYTHONPATH=str(root / "python_client"), EDGEWISE_ROOT=str(root))
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--_old-worker", str(state_file)],
-                          cwd=tmp, env=env, capture_output=True, text=True, timeout=3600)
+                          cwd=root, env=env, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
-        raise RuntimeError(f"old-code worker failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"worker in {root} failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def old_worker(state_file: str) -> None:
-    """Runs inside the old tree: Monitor's defaults of that code (ggn per-sample HVPs)."""
+    """Runs inside a tree (``tree_rounds``): the rounds ``state_file`` asks for, with that code's
+    Monitor defaults unless it gives options (the old code's: ggn per-sample HVPs)."""
     import edgewise
 
     state = torch.load(state_file, weights_only=False)
@@ -205,8 +229,8 @@ def cpu_main(args) -> list[dict]:
                        rounds=args.rounds)
     print_rows(rows, epoch_s)
     if args.baseline:
-        rows += baseline_rounds(model, probe, n, args.baseline, args.rounds)
-        print_rows(rows[-args.rounds:], epoch_s)
+        rows += baseline_rounds(model, probe, n, args.baseline, args.rounds, passes=args.passes)
+        print_rows(rows[-2 * args.passes * args.rounds:], epoch_s)
         summarize(rows, epoch_s)
     if not args.no_hessian:
         rows += run_rounds(model, loss_fn, probe, n=n, batch_size=16, curvature="hessian", options={"seed": 0})
@@ -365,7 +389,10 @@ def summarize(rows: list[dict], epoch_s: float) -> None:
         side = med(lambda r: r["sidecar_s"] or 0.0)
         wait = med(lambda r: r["wall_s"] - r["client_s"])
         apps = med(lambda r: r["operator_applications"] or 0)
-        print(f"#   {route}: wall {wall:.3f} s ({100 * wall / epoch_s:.0f} % of an epoch), sidecar {side:.3f} s "
+        passes = sorted({r["run"] for r in warm if "run" in r})
+        per_pass = "" if len(passes) < 2 else " (by pass: " + ", ".join(
+            f"{statistics.median(r['sidecar_s'] or 0.0 for r in warm if r.get('run') == i):.3f}" for i in passes) + ")"
+        print(f"#   {route}: wall {wall:.3f} s ({100 * wall / epoch_s:.0f} % of an epoch), sidecar {side:.3f} s{per_pass} "
               f"({100 * side / wall:.0f} % of the round), client waits {wait:.3f} s ({100 * wait / wall:.0f} %), "
               f"operator applications {apps:.0f}", flush=True)
 
@@ -403,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=None,
                         help="also run this revision's ggn route (its Monitor defaults) side by side; a git revision or a tar of one")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per route (a cold one, then warm ones)")
+    parser.add_argument("--passes", type=int, default=2,
+                        help="CPU mode with --baseline: passes of this tree and the baseline, alternating, each in a subprocess")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--_old-worker", dest="old_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
