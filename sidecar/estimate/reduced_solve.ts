@@ -391,9 +391,27 @@ export function lanczosTop(
   const n = start.length;
   // Krylov vectors kept at most ~160 MB
   const cap = Math.max(8, Math.min(80, Math.floor(2e7 / Math.max(n, 1))));
+  const krylov = new KrylovRows(n, cap);
+  try {
+    return lanczosLoop(apply, start, maxIter, tol, settle, minIter, krylov);
+  } finally {
+    krylov.release();
+  }
+}
+
+/** {@linkcode lanczosTop}'s iteration, on the Krylov storage it was given. */
+function lanczosLoop(
+  apply: (x: Float64Array) => Float64Array,
+  start: Float64Array,
+  maxIter: number,
+  tol: number,
+  settle: boolean,
+  minIter: number,
+  krylov: KrylovRows,
+): { theta: number; x: Float64Array; residual: number; converged: boolean; iterations: number } {
+  const n = start.length, cap = krylov.cap;
   let x = scaled(start, 1 / Math.sqrt(dot(start, start)));
   let theta = 0, residual = Infinity, converged = false, iter = 0;
-  const krylov = new KrylovRows(n, cap);
   const next = new Float64Array(n); // the next Lanczos vector (krylov.push copies it)
   while (iter < maxIter && !converged) {
     krylov.clear();
@@ -446,15 +464,40 @@ export function lanczosTop(
 }
 
 /**
+ * Entries of Krylov storage a thread keeps between solves (8 MB): a bootstrap solves hundreds of
+ * small problems, and allocating their Lanczos vectors each time (hundreds of kB, zeroed) cost
+ * time in one thread and more in several (allocations of a process's threads contend).
+ */
+const SHARED_KRYLOV_MAX = 1 << 20;
+let sharedKrylov = new Float64Array(0);
+let sharedKrylovInUse = false;
+
+/**
  * Lanczos vectors stored as the rows of one growing matrix, so that reorthogonalisation and
- * the Ritz vector are two GEMMs each (BLAS), not a loop of dot products.
+ * the Ritz vector are two GEMMs each (BLAS), not a loop of dot products. Its storage is the
+ * thread's shared one when that is free and large enough to be kept ({@linkcode release} it).
  */
 class KrylovRows {
   #rows = new Float64Array(0);
   #coef = new Float64Array(0);
+  readonly #shared: boolean;
   count = 0;
   /** @param cap rows at most (the restart length): storage never grows past it */
-  constructor(readonly n: number, readonly cap: number) {}
+  constructor(readonly n: number, readonly cap: number) {
+    this.#shared = !sharedKrylovInUse && cap * n <= SHARED_KRYLOV_MAX;
+    if (this.#shared) {
+      sharedKrylovInUse = true;
+      this.#rows = sharedKrylov;
+    }
+  }
+
+  /** Gives the shared storage back (the rows are then no longer this one's). */
+  release(): void {
+    if (this.#shared) {
+      sharedKrylov = this.#rows;
+      sharedKrylovInUse = false;
+    }
+  }
 
   clear(): void {
     this.count = 0;
@@ -463,7 +506,9 @@ class KrylovRows {
   push(q: Float64Array): void {
     const n = this.n;
     if ((this.count + 1) * n > this.#rows.length) {
-      const grown = new Float64Array(Math.min(this.cap, Math.max(8, 2 * this.count)) * n);
+      // the shared storage grows straight to the cap: it is kept
+      const rows = this.#shared ? this.cap : Math.min(this.cap, Math.max(8, 2 * this.count));
+      const grown = new Float64Array(rows * n);
       grown.set(this.#rows.subarray(0, this.count * n));
       this.#rows = grown;
     }
