@@ -137,7 +137,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "float32 factors of kept samples gathered in place equal those of the copied samples, across shapes sharing the work buffers",
+  name: "float32 factors of kept samples gathered in place equal those of the copied samples, across shapes sharing the work buffers and after a release",
   ignore: path === undefined,
   fn: () => {
     const rng = new Rng(12);
@@ -161,6 +161,17 @@ Deno.test({
       for (let t = 0; t < k * k; t++) {
         assert(first[t] === ref[t] && again[t] === ref[t], `entry ${t}: ${first[t]}, ${again[t]} against ${ref[t]}`);
       }
+      // released factors refuse to run; the next ones reuse their storage, rewritten in full
+      gathered.release();
+      let refused = false;
+      try {
+        gathered.sandwich(y, coef);
+      } catch {
+        refused = true;
+      }
+      assert(refused, "expected released factors to refuse a product");
+      const reused = SingleFactors.rotated(curv, q, k, kept)!.sandwich(y, coef);
+      for (let t = 0; t < k * k; t++) assert(reused[t] === ref[t], `entry ${t} after reuse: ${reused[t]} against ${ref[t]}`);
       let threw = false;
       try {
         SingleFactors.rotated(curv, q, k, [0, m]);

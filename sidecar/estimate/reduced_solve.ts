@@ -192,6 +192,16 @@ export class ReducedBasis {
     return (precision === "single" && this.#single) || this.rotated;
   }
 
+  /**
+   * Gives its float32 factors' storage back for the next basis of this thread (a basis made for
+   * one solve, as a bootstrap resample's, then allocates nothing of its size); the float32
+   * operator is made again if asked for afterwards.
+   */
+  release(): void {
+    this.#single?.release();
+    this.#single = undefined;
+  }
+
   /** `coef_i = scale · w_i / Σ w`, the per-sample coefficients of the mean. */
   coefficients(scale: number): Float64Array {
     const { m } = this, w = this.weights;
@@ -323,6 +333,7 @@ export function reducedSolve(
     options.settle ?? true,
     options.minIter ?? 1,
   );
+  if (!(problem instanceof ReducedBasis)) basis.release(); // made for this solve only
   if (options.counter) options.counter.applications += iterations;
   // the maximiser on first use (a bootstrap resample needs only the value)
   let S: Float64Array | undefined;

@@ -28,13 +28,16 @@ export class SingleFactors {
   readonly #a: Float32Array;
   /** Per-sample views of `#a` (made once: a solve applies the operator many times). */
   readonly #ai: Float32Array[];
+  /** The buffer `#a` views (undefined once released). */
+  #storage?: Float32Array;
 
-  private constructor(a: Float32Array, scale: number, m: number, c: number, k: number) {
+  private constructor(a: Float32Array, storage: Float32Array, scale: number, m: number, c: number, k: number) {
     this.m = m;
     this.c = c;
     this.k = k;
     this.#scale = scale;
     this.#a = a;
+    this.#storage = storage;
     this.#ai = Array.from({ length: m }, (_, i) => a.subarray(i * c * k, (i + 1) * c * k));
   }
 
@@ -62,9 +65,19 @@ export class SingleFactors {
       const src = rowsOf(j), o = j * s;
       for (let t = 0; t < s; t++) unit[o + t] = src[t] / scale;
     }
-    const a = new Float32Array(m * c * r);
+    const storage = workspace.factors(m * c * r), a = storage.subarray(0, m * c * r);
     sgemm(false, false, m * c, r, k, 1, unit, new Float32Array(q), 0, a);
-    return new SingleFactors(a, scale, m, c, r);
+    return new SingleFactors(a, storage, scale, m, c, r);
+  }
+
+  /**
+   * Hands this one's storage to the next factors made in this thread: for factors used once
+   * (a bootstrap resample's), which then allocate nothing of their size. Unusable afterwards.
+   */
+  release(): void {
+    if (this.#storage) workspace.giveBack(this.#storage);
+    this.#storage = undefined;
+    this.#ai.length = 0;
   }
 
   /**
@@ -74,6 +87,7 @@ export class SingleFactors {
   sandwich(y: Float64Array, coef: ArrayLike<number>, out = new Float64Array(this.k * this.k)): Float64Array {
     const sgemm = nativeSgemm();
     if (!sgemm) throw new Error("Expected the native sgemm these float32 factors were made with");
+    if (!this.#storage) throw new Error("Expected float32 factors not yet released");
     const { m, c, k } = this;
     if (y.length !== k * k || coef.length !== m) {
       throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
@@ -124,6 +138,23 @@ interface OperatorBuffers {
 const workspace = new class {
   #unit = new Float32Array(0);
   #op?: OperatorBuffers & { c: number; k: number };
+  /** A released factor buffer, lent to the next factors that fit in it. */
+  #spare?: Float32Array;
+
+  /** A buffer of at least `n` entries for factors: the spare one when it fits, else a new one. */
+  factors(n: number): Float32Array {
+    const spare = this.#spare;
+    if (spare && spare.length >= n) {
+      this.#spare = undefined;
+      return spare;
+    }
+    return new Float32Array(n);
+  }
+
+  /** Keeps the larger of `buf` and the current spare. */
+  giveBack(buf: Float32Array): void {
+    if (!this.#spare || buf.length > this.#spare.length) this.#spare = buf;
+  }
 
   /** At least `n` entries for the scaled float64 factors before their rotation. */
   unit(n: number): Float32Array {
