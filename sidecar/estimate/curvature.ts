@@ -305,12 +305,18 @@ export class Curvature {
    */
   samples(idx: ArrayLike<number>): Curvature {
     const s = this.rows * this.k, out = new Float64Array(idx.length * s);
-    for (let j = 0; j < idx.length; j++) {
-      const i = idx[j];
-      if (!(Number.isInteger(i) && i >= 0 && i < this.m)) throw new RangeError(`Expected a sample index in 0..${this.m - 1}, got ${i}`);
-      out.set(this.data.subarray(i * s, (i + 1) * s), j * s);
-    }
+    for (let j = 0; j < idx.length; j++) out.set(this.sampleData(idx[j]), j * s);
     return new Curvature(this.kind, out, idx.length, this.rows, this.k);
+  }
+
+  /**
+   * Sample `i`'s block or factor (`rows × k`), a view of the data.
+   * @throws {RangeError} on an index outside `0..m-1`
+   */
+  sampleData(i: number): Float64Array {
+    if (!(Number.isInteger(i) && i >= 0 && i < this.m)) throw new RangeError(`Expected a sample index in 0..${this.m - 1}, got ${i}`);
+    const s = this.rows * this.k;
+    return this.data.subarray(i * s, (i + 1) * s);
   }
 
   /** The leading `kNew` basis columns (the rest of the client's basis is ignored). */

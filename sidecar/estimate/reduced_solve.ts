@@ -18,6 +18,7 @@ import {
 } from "./_linalg.ts";
 import type { Curvature } from "./curvature.ts";
 import { SingleFactors } from "./single_factors.ts";
+import { SpareBuffer } from "./_spare_buffer.ts";
 import { Rng } from "./_rng.ts";
 
 /**
@@ -474,40 +475,30 @@ function lanczosLoop(
   return { theta, x, residual, converged, iterations: iter };
 }
 
-/**
- * Entries of Krylov storage a thread keeps between solves (8 MB): a bootstrap solves hundreds of
- * small problems, and allocating their Lanczos vectors each time (hundreds of kB, zeroed) cost
- * time in one thread and more in several (allocations of a process's threads contend).
- */
-const SHARED_KRYLOV_MAX = 1 << 20;
-let sharedKrylov = new Float64Array(0);
-let sharedKrylovInUse = false;
+/** Krylov storage a thread keeps between solves, up to this many entries (8 MB). */
+const SPARE_KRYLOV_MAX = 1 << 20;
+const spareKrylov = new SpareBuffer<Float64Array>((n) => new Float64Array(n));
 
 /**
  * Lanczos vectors stored as the rows of one growing matrix, so that reorthogonalisation and
- * the Ritz vector are two GEMMs each (BLAS), not a loop of dot products. Its storage is the
- * thread's shared one when that is free and large enough to be kept ({@linkcode release} it).
+ * the Ritz vector are two GEMMs each (BLAS), not a loop of dot products. Storage of up to
+ * {@linkcode SPARE_KRYLOV_MAX} entries is the thread's spare, taken whole at the restart length
+ * ({@linkcode release} gives it back); larger storage grows as needed.
  */
 class KrylovRows {
-  #rows = new Float64Array(0);
+  #rows: Float64Array;
   #coef = new Float64Array(0);
-  readonly #shared: boolean;
+  readonly #spare: boolean;
   count = 0;
   /** @param cap rows at most (the restart length): storage never grows past it */
   constructor(readonly n: number, readonly cap: number) {
-    this.#shared = !sharedKrylovInUse && cap * n <= SHARED_KRYLOV_MAX;
-    if (this.#shared) {
-      sharedKrylovInUse = true;
-      this.#rows = sharedKrylov;
-    }
+    this.#spare = cap * n <= SPARE_KRYLOV_MAX;
+    this.#rows = this.#spare ? spareKrylov.take(cap * n) : new Float64Array(0);
   }
 
-  /** Gives the shared storage back (the rows are then no longer this one's). */
+  /** Gives spare storage back (its rows are then no longer this one's). */
   release(): void {
-    if (this.#shared) {
-      sharedKrylov = this.#rows;
-      sharedKrylovInUse = false;
-    }
+    if (this.#spare) spareKrylov.give(this.#rows);
   }
 
   clear(): void {
@@ -517,9 +508,7 @@ class KrylovRows {
   push(q: Float64Array): void {
     const n = this.n;
     if ((this.count + 1) * n > this.#rows.length) {
-      // the shared storage grows straight to the cap: it is kept
-      const rows = this.#shared ? this.cap : Math.min(this.cap, Math.max(8, 2 * this.count));
-      const grown = new Float64Array(rows * n);
+      const grown = new Float64Array(Math.min(this.cap, Math.max(8, 2 * this.count)) * n);
       grown.set(this.#rows.subarray(0, this.count * n));
       this.#rows = grown;
     }

@@ -16,6 +16,7 @@
  */
 import { nativeSgemm, type Sgemm } from "./_blas.ts";
 import { symmetrise } from "./_linalg.ts";
+import { SpareBuffer } from "./_spare_buffer.ts";
 import type { Curvature } from "./curvature.ts";
 
 /** Per-sample factors `A_i` (`m × c × k`) in float32; the work buffers are shared (workspace). */
@@ -52,20 +53,15 @@ export class SingleFactors {
     if (!sgemm || curv.kind !== "factor") return undefined;
     const { rows: c, k } = curv, s = c * k, m = kept ? kept.length : curv.m;
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
-    const rowsOf = (j: number) => {
-      const i = kept ? kept[j] : j;
-      if (!(Number.isInteger(i) && i >= 0 && i < curv.m)) throw new RangeError(`Expected a sample index in 0..${curv.m - 1}, got ${i}`);
-      return curv.data.subarray(i * s, (i + 1) * s);
-    };
+    const rows = Array.from({ length: m }, (_, j) => curv.sampleData(kept ? kept[j] : j));
     let scale = 0;
-    for (let j = 0; j < m; j++) scale = largest(rowsOf(j), scale);
+    for (const src of rows) scale = largest(src, scale);
     scale ||= 1;
     const unit = workspace.unit(m * s);
-    for (let j = 0; j < m; j++) {
-      const src = rowsOf(j), o = j * s;
-      for (let t = 0; t < s; t++) unit[o + t] = src[t] / scale;
-    }
-    const storage = workspace.factors(m * c * r), a = storage.subarray(0, m * c * r);
+    rows.forEach((src, j) => {
+      for (let t = 0; t < s; t++) unit[j * s + t] = src[t] / scale;
+    });
+    const storage = factorStorage.take(m * c * r), a = storage.subarray(0, m * c * r);
     sgemm(false, false, m * c, r, k, 1, unit, new Float32Array(q), 0, a);
     return new SingleFactors(a, storage, scale, m, c, r);
   }
@@ -75,7 +71,7 @@ export class SingleFactors {
    * (a bootstrap resample's), which then allocate nothing of their size. Unusable afterwards.
    */
   release(): void {
-    if (this.#storage) workspace.giveBack(this.#storage);
+    if (this.#storage) factorStorage.give(this.#storage);
     this.#storage = undefined;
     this.#ai.length = 0;
   }
@@ -138,23 +134,6 @@ interface OperatorBuffers {
 const workspace = new class {
   #unit = new Float32Array(0);
   #op?: OperatorBuffers & { c: number; k: number };
-  /** A released factor buffer, lent to the next factors that fit in it. */
-  #spare?: Float32Array;
-
-  /** A buffer of at least `n` entries for factors: the spare one when it fits, else a new one. */
-  factors(n: number): Float32Array {
-    const spare = this.#spare;
-    if (spare && spare.length >= n) {
-      this.#spare = undefined;
-      return spare;
-    }
-    return new Float32Array(n);
-  }
-
-  /** Keeps the larger of `buf` and the current spare. */
-  giveBack(buf: Float32Array): void {
-    if (!this.#spare || buf.length > this.#spare.length) this.#spare = buf;
-  }
 
   /** At least `n` entries for the scaled float64 factors before their rotation. */
   unit(n: number): Float32Array {
@@ -175,6 +154,9 @@ const workspace = new class {
     return this.#op;
   }
 }();
+
+/** Storage of released factors, lent to the next factors of this thread that fit in it. */
+const factorStorage = new SpareBuffer<Float32Array>((n) => new Float32Array(n));
 
 /** `x[0..n) *= s`. */
 function scaleInPlace(x: Float64Array, n: number, s: number): void {
