@@ -412,7 +412,8 @@ def measure_dense(Hs: np.ndarray, batch_size: int, n_train: int | None = None,
         n_train: dataset size for ``p`` (default ``m``).
         n_boot: bootstrap resamples of the samples (with replacement) for the interval.
         seed: bootstrap seed.
-        level: two-sided level of the percentile interval.
+        level: two-sided level of the basic bootstrap interval ``[2λ − q_hi, 2λ − q_lo]``, as the
+            sidecar's (sidecar/estimate/bootstrap.ts, ``basicInterval``, says why).
 
     Returns:
         dict with ``lambda_max, lambda_gen, lambda_gen_lo, lambda_gen_hi, bound_top_eigvec,
@@ -441,7 +442,8 @@ def measure_dense(Hs: np.ndarray, batch_size: int, n_train: int | None = None,
         boots.append(_solve(rb, p, sigma0=S, tol=1e-7)[0])
     if boots:
         a = (1 - level) / 2
-        out["lambda_gen_lo"], out["lambda_gen_hi"] = (float(v) for v in np.quantile(boots, [a, 1 - a]))
+        q_lo, q_hi = np.quantile(boots, [a, 1 - a])
+        out["lambda_gen_lo"], out["lambda_gen_hi"] = float(max(0.0, 2 * lam - q_hi)), float(2 * lam - q_lo)
     else:
         out["lambda_gen_lo"] = out["lambda_gen_hi"] = float("nan")
     return out

@@ -27,17 +27,17 @@ const m = 128, c = 10, k = 45, p = 0.0624;
 const rng = new Rng(1), a = rng.normals(m * c * k);
 for (let t = 0; t < a.length; t++) a[t] *= 0.85 ** (t % k);
 const curv = Curvature.factor(a, m, c, k);
-const S = reducedSolve(curv, p, { tol: 1e-10 }).S;
+const point = reducedSolve(curv, p, { tol: 1e-10 });
 const options = { count: 40, seed: 2, tol: 0.02 };
 
 Deno.bench({ name: "in this thread", group: "bootstrap 40 resamples", baseline: true, fn: async () => {
-  await bootstrapInterval(curv, p, S, options);
+  await bootstrapInterval(curv, p, point, options);
 } });
 for (const size of [1, 2, 3]) {
   const pool = new ResamplePool(size);
   await pool.ready();
   Deno.bench({ name: `pool of ${size}`, group: "bootstrap 40 resamples", fn: async () => {
-    await bootstrapInterval(curv, p, S, { ...options, pool });
+    await bootstrapInterval(curv, p, point, { ...options, pool });
   } });
 }
 

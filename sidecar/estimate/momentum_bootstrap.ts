@@ -1,7 +1,8 @@
 /**
  * Bootstrap interval of the run's optimizer's threshold (SPEC §5 `ci` in momentum rounds):
  * probe samples resampled with replacement (multinomial weights), the threshold re-solved in the
- * round's basis for each resample, percentile interval of `2/η*` (the report's `lambda_gen`).
+ * round's basis for each resample, basic interval of `2/η*` (the report's `lambda_gen`) about the
+ * point value, as the plain-SGD interval ({@linkcode basicInterval}, which says why).
  *
  * `K₂` of a resample, `Vᵀ H*² V`, would need per-sample products `H_iV` the sidecar never sees.
  * It is approximated by keeping the out-of-basis part measured on the whole probe:
@@ -10,7 +11,7 @@
  *
  * @module
  */
-import { type BootstrapInterval, quantile, resampleWeights } from "./bootstrap.ts";
+import { basicInterval, type BootstrapInterval, resampleWeights } from "./bootstrap.ts";
 import type { Curvature } from "./curvature.ts";
 import { matmul } from "./_linalg.ts";
 import { momentumThreshold } from "./momentum_threshold.ts";
@@ -19,10 +20,12 @@ import { Rng } from "./_rng.ts";
 
 /** Options of {@linkcode momentumBootstrap}. */
 export interface MomentumBootstrapOptions {
+  /** The point value of `2/η*` the interval is about (the report's `lambda_gen`). */
+  center: number;
   /** Resamples. */
   count: number;
   seed: number;
-  /** Two-sided percentile level (default 0.9, as the plain-SGD interval). */
+  /** Two-sided level (default 0.9, as the plain-SGD interval). */
   level?: number;
   /** Warm start (`k × k`). */
   start?: Float64Array;
@@ -40,7 +43,7 @@ export type MomentumInterval = Pick<
 >;
 
 /**
- * Percentile bootstrap of `2/η*` for `model`.
+ * Basic bootstrap interval of `2/η*` for `model`.
  * @param curv the round's per-sample curvature
  * @param K2 `Vᵀ H² V` of its basis
  * @param model the optimizer
@@ -50,8 +53,11 @@ export type MomentumInterval = Pick<
  * ```ts
  * import { Curvature } from "./curvature.ts";
  * import { momentumBootstrap } from "./momentum_bootstrap.ts";
+ * import { momentumThreshold } from "./momentum_threshold.ts";
  * const cv = Curvature.dense(new Float64Array([1, 3, 2, 5]), 4, 1);
- * const ci = momentumBootstrap(cv, new Float64Array([2.75 ** 2]), { kind: "heavy_ball", momentum: 0.5 }, 1, { count: 50, seed: 1 });
+ * const K2 = new Float64Array([2.75 ** 2]), model = { kind: "heavy_ball", momentum: 0.5 } as const;
+ * const center = momentumThreshold(cv.withK2(K2), model, 1).sharpness;
+ * const ci = momentumBootstrap(cv, K2, model, 1, { center, count: 50, seed: 1 });
  * if (!ci || !(ci.lambda_gen_lo <= ci.lambda_gen_hi)) throw new Error(JSON.stringify(ci));
  * ```
  */
@@ -80,6 +86,5 @@ export function momentumBootstrap(
   }
   if (values.length < 2) return undefined;
   values.sort((a, b) => a - b);
-  const lo = quantile(values, (1 - level) / 2), hi = quantile(values, (1 + level) / 2);
-  return { lambda_gen_lo: lo, lambda_gen_hi: hi, eta_star_lo: 2 / hi, eta_star_hi: 2 / lo, level, count: values.length };
+  return { ...basicInterval(values, o.center, level), count: values.length };
 }

@@ -277,7 +277,7 @@ export async function optimizerRound(
     // value does not reproduce the resamples' (bootstrap.ts; it left an interval 0.6 % low)
     const ci = momentumBootstrap(mc.curvature, mc.K2, model, p, {
       // at most half of what is left, so that the η*(β) curve after it is not starved
-      ...loose, count: x.bootstrap, seed: x.seed + 104729, start: S, deadline: halfway(deadline),
+      ...loose, center: report.lambda_gen, count: x.bootstrap, seed: x.seed + 104729, start: S, deadline: halfway(deadline),
     });
     if (ci) {
       report.ci = { lambda_gen_lo: ci.lambda_gen_lo, lambda_gen_hi: ci.lambda_gen_hi, eta_star_lo: ci.eta_star_lo, eta_star_hi: ci.eta_star_hi, level: ci.level };

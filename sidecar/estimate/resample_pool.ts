@@ -59,7 +59,7 @@ const MAX_HELPERS = 3;
  * @example
  * ```ts ignore
  * const pool = new ResamplePool(2);
- * const ci = await bootstrapInterval(curv, p, S, { pool, tol: 0.02 });
+ * const ci = await bootstrapInterval(curv, p, point, { pool, tol: 0.02 });
  * pool.close();
  * ```
  */

@@ -13,23 +13,23 @@ function problem(m: number, c: number, k: number, seed: number): Curvature {
 
 Deno.test("ResamplePool gives the interval of the in-thread bootstrap, to the last digit, and the same cost", async () => {
   const f = problem(40, 3, 10, 1), p = 0.1;
-  const S = reducedSolve(f, p, { tol: 1e-12 }).S;
+  const point = reducedSolve(f, p, { tol: 1e-12 });
   const pool = new ResamplePool(2);
   try {
     await pool.ready();
     assertEquals(pool.size, 2);
     for (const opts of [{ count: 37, seed: 2, tol: 1e-2 }, { count: 100, seed: 3, tol: 1e-3, mcTarget: 0.2, minCount: 40 }]) {
       const c1 = { applications: 0 }, c2 = { applications: 0 };
-      const here = (await bootstrapInterval(f, p, S, { ...opts, counter: c1 }))!;
-      const pooled = (await bootstrapInterval(f, p, S, { ...opts, counter: c2, pool }))!;
+      const here = (await bootstrapInterval(f, p, point, { ...opts, counter: c1 }))!;
+      const pooled = (await bootstrapInterval(f, p, point, { ...opts, counter: c2, pool }))!;
       assertEquals(pooled.values, here.values);
       assertEquals([pooled.lambda_gen_lo, pooled.lambda_gen_hi], [here.lambda_gen_lo, here.lambda_gen_hi]);
       assertEquals(c2.applications, c1.applications);
     }
     // a second curvature is sent to the helpers in place of the first
-    const g = problem(30, 2, 8, 4), Sg = reducedSolve(g, p, { tol: 1e-12 }).S;
-    const a = (await bootstrapInterval(g, p, Sg, { count: 20, tol: 1e-2 }))!;
-    const b = (await bootstrapInterval(g, p, Sg, { count: 20, tol: 1e-2, pool }))!;
+    const g = problem(30, 2, 8, 4), gPoint = reducedSolve(g, p, { tol: 1e-12 });
+    const a = (await bootstrapInterval(g, p, gPoint, { count: 20, tol: 1e-2 }))!;
+    const b = (await bootstrapInterval(g, p, gPoint, { count: 20, tol: 1e-2, pool }))!;
     assertEquals(b.values, a.values);
   } finally {
     pool.close();
@@ -38,14 +38,14 @@ Deno.test("ResamplePool gives the interval of the in-thread bootstrap, to the la
 
 Deno.test("ResamplePool: a deadline keeps the resamples in draw order; a closed pool's share is solved here", async () => {
   const f = problem(40, 3, 10, 5), p = 0.1;
-  const S = reducedSolve(f, p, { tol: 1e-12 }).S;
-  const full = (await bootstrapInterval(f, p, S, { count: 30, seed: 6, tol: 1e-2 }))!;
+  const point = reducedSolve(f, p, { tol: 1e-12 });
+  const full = (await bootstrapInterval(f, p, point, { count: 30, seed: 6, tol: 1e-2 }))!;
   const pool = new ResamplePool(2);
-  const past = (await bootstrapInterval(f, p, S, { count: 30, seed: 6, tol: 1e-2, pool, deadline: performance.now() - 1 }));
+  const past = (await bootstrapInterval(f, p, point, { count: 30, seed: 6, tol: 1e-2, pool, deadline: performance.now() - 1 }));
   assertEquals(past, undefined); // nothing solved
   pool.close();
   assertEquals(pool.size, 0);
-  const after = (await bootstrapInterval(f, p, S, { count: 30, seed: 6, tol: 1e-2, pool }))!;
+  const after = (await bootstrapInterval(f, p, point, { count: 30, seed: 6, tol: 1e-2, pool }))!;
   assertEquals(after.values, full.values);
   assert(!after.cut);
 });

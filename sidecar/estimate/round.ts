@@ -447,7 +447,7 @@ async function solveLive(x: RoundContext): Promise<Solution | { report: Report; 
     // a first estimate of the half-width from PRELIMINARY_RESAMPLES sets the tolerance; the
     // interval then continues from those resamples (re-solved only when the tolerance tightened)
     const boot = (d: DavidsonResult, count: number, resume?: BootstrapInterval) =>
-      bootstrapInterval(d.curv, p, d.S, { ...bootOptions(x, count), resume });
+      bootstrapInterval(d.curv, p, d, { ...bootOptions(x, count), resume });
     ci = await boot(dv, Math.min(nb, PRELIMINARY_RESAMPLES));
     const want = ci ? clampTol(0.1 * (ci.lambda_gen_hi - ci.lambda_gen_lo) / 2 / dv.lambdaGen) : x.tol;
     if (want < TIGHTEN_BELOW * x.tol) {
@@ -564,7 +564,7 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
     x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
   }
   if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0 && !x.replaced) {
-    sol.ci = await bootstrapInterval(curv, p, S, bootOptions(x, x.nb));
+    sol.ci = await bootstrapInterval(curv, p, sol, bootOptions(x, x.nb));
   }
   const ci = sol.ci;
   if (x.nb > 0 && lambdaGen > 0 && !x.replaced && (!ci || ci.cut)) {
