@@ -281,7 +281,7 @@ def test_eta_star_edgewise_matches_dense_reference():
 
 @pytest.mark.slow
 def test_reduced_sweep_converges_at_or_below_the_edge(tmp_path):
-    """The paper replication's claims, on a fresh reduced sweep measured with Edgewise (~3 min)."""
+    """The paper replication's claims, on a fresh reduced sweep measured with Edgewise (~8 min)."""
     import csv
     import subprocess
 
