@@ -175,15 +175,17 @@ export function sharpnessSpec(s, xs, o = {}) {
     }
     return l;
   });
+  // the interval first, so that λ_max and λ_gen are drawn over it (a clipped lower end runs
+  // along λ_max and would hide it)
   const lines = [];
-  if (has(s.lambda_max, idx)) lines.push(line("λ_max", x, s.lambda_max, idx, C.max, { width: 2 }));
-  if (has(s.lambda_gen, idx)) lines.push(line("λ_gen", x, s.lambda_gen, idx, C.gen, { width: 2 }));
   const bands = [];
   if (has(s.lo, idx) && has(s.hi, idx)) {
     lines.push({ label: "λ_gen CI lo", x, y: lo, color: C.band, width: 1 });
     lines.push(line("λ_gen CI hi", x, s.hi, idx, C.band, { width: 1 }));
     bands.push({ lo: "λ_gen CI lo", hi: "λ_gen CI hi", color: C.band });
   }
+  if (has(s.lambda_max, idx)) lines.push(line("λ_max", x, s.lambda_max, idx, C.max, { width: 2 }));
+  if (has(s.lambda_gen, idx)) lines.push(line("λ_gen", x, s.lambda_gen, idx, C.gen, { width: 2 }));
   const bounds = [
     ["bound_top", "lower bound: top eigvec", [2, 3]],
     ["bound_identity", "lower bound: identity", [6, 3]],
