@@ -144,6 +144,8 @@ def measure_edgewise(model, loss_fn, x, y, batch_size) -> dict:
             "min_curvature": _field(rep, "min_curvature")}
 
 
+#: The measurement for each ``--estimator``.
+MEASURES = {"edgewise": measure_edgewise, "dense": measure_dense}
 measure = measure_edgewise       # Edgewise's own estimator; --estimator dense for the reference
 
 
@@ -322,7 +324,7 @@ def main(argv=None) -> int:
     mode.add_argument("--reduced", action="store_const", dest="mode", const="reduced")
     mode.add_argument("--smoke", action="store_const", dest="mode", const="smoke")
     mode.add_argument("--full", action="store_const", dest="mode", const="full")
-    ap.add_argument("--estimator", choices=("dense", "edgewise"), default="edgewise")
+    ap.add_argument("--estimator", choices=tuple(MEASURES), default="edgewise")
     ap.add_argument("--curvature", choices=("hessian", "ggn"), default=None)
     ap.add_argument("--csv", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -330,7 +332,7 @@ def main(argv=None) -> int:
     cfg = CONFIGS[name]
     if a.curvature:
         cfg.curvature = a.curvature
-    measure = measure_edgewise if a.estimator == "edgewise" else measure_dense
+    measure = MEASURES[a.estimator]
     path = a.csv or HERE / "results" / f"sweep_{name}.csv"
     sweep(cfg, path)
     return 0
