@@ -5,8 +5,8 @@ Run:  .venv/bin/python benchmarks/interval_coverage.py --per-class 100 --pool 4 
 The network is the main example's (examples/mnist_live.py: one hidden ReLU layer, MSE on one-hot
 targets, SGD at ``--lr``, B = 16), trained ``--epochs`` epochs on ``--per-class`` digits of each
 class (0: all 10,000) pooled ``--pool``×. The training set is the population: its exact
-Gauss–Newton λ_gen is computed once in the span of all its factor rows (the method of
-tests/python/_exact_span.py, independent of the sidecar). Then ``--draws`` probes of m = 128
+Gauss–Newton λ_gen is computed once in the span of all its factor rows
+(tests/python/_exact_span.py, independent of the sidecar). Then ``--draws`` probes of m = 128
 samples (seeded, without replacement) each get ``edgewise.estimate()`` with ``--bootstrap``
 resamples, and the line says whether its 90 % interval holds the population value.
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "tests" / "python")]
 
 import edgewise  # noqa: E402
-from _exact_span import batch_noise, factor_rows, lambda_gen  # noqa: E402
+from _exact_span import batch_noise, factor_rows, lambda_gen, span_factors  # noqa: E402
 from mnist_live import sgd_epoch, training_setup  # noqa: E402
 
 BATCH = 16
@@ -39,13 +39,8 @@ PROBE = 128
 
 
 def population_lambda_gen(model, loss_fn, x, y) -> float:
-    """Exact λ_gen of the whole training set: the span of all rows, via their ``d × d`` Gram."""
-    rows = factor_rows(model, loss_fn, x, y)  # n × c × d
-    n, c, d = rows.shape
-    flat = rows.reshape(n * c, d)
-    sig2, q = np.linalg.eigh(flat.T @ flat)
-    keep = sig2 > 1e-12 * sig2.max()
-    return lambda_gen((flat @ q[:, keep]).reshape(n, c, -1), batch_noise(n, BATCH))
+    """Exact λ_gen of the whole training set, in the span of all its factor rows."""
+    return lambda_gen(span_factors(factor_rows(model, loss_fn, x, y)), batch_noise(len(x), BATCH))
 
 
 def main() -> None:

@@ -50,9 +50,18 @@ def factor_rows(model: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tenso
 
 
 def span_factors(rows: np.ndarray) -> np.ndarray:
-    """``A_i`` (``m × c × r``) of every sample in an orthonormal basis of the span of all rows."""
+    """``A_i`` (``m × c × r``) of every sample in an orthonormal basis of the span of all rows.
+
+    From the smaller Gram matrix: ``F Fᵀ`` (``mc × mc``) as in the module doc, or, when the
+    parameters are fewer than the rows (a whole training set of a small network), ``Fᵀ F =
+    Q diag(σ²) Qᵀ`` (``d × d``) with ``A = F Q``; either way ``K`` is diagonal.
+    """
     m, c, d = rows.shape
     f = rows.reshape(m * c, d)
+    if d < m * c:
+        sig2, q = np.linalg.eigh(f.T @ f)
+        keep = sig2 > RANK_TOL * sig2.max()
+        return (f @ q[:, keep]).reshape(m, c, -1)
     sig2, u = np.linalg.eigh(f @ f.T)
     keep = sig2 > RANK_TOL * sig2.max()
     a = u[:, keep] * np.sqrt(sig2[keep])

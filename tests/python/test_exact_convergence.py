@@ -67,10 +67,19 @@ def exact_curve(model, loss_fn, probe, n):
 
 
 def test_reference_equals_dense_kronecker_on_a_tiny_model():
-    """The span reference vs λ_max(2 (H ⊕ H)^† D) with dense per-sample Gauss–Newton matrices."""
+    """The span reference vs λ_max(2 (H ⊕ H)^† D) with dense per-sample Gauss–Newton matrices.
+
+    Both Gram routes of ``span_factors``: rows ``F Fᵀ`` (hidden 4: d = 31 > m·c = 18) and
+    parameters ``Fᵀ F`` (hidden 2, m = 8: d = 17 < m·c = 24).
+    """
+    for hidden, m in ((4, 6), (2, 8)):
+        check_span_reference(hidden, m)
+
+
+def check_span_reference(hidden: int, m: int) -> None:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)).double()
-    x, y = torch.randn(6, 3, dtype=torch.float64), torch.randint(0, 3, (6,))
+    model = torch.nn.Sequential(torch.nn.Linear(3, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 3)).double()
+    x, y = torch.randn(m, 3, dtype=torch.float64), torch.randint(0, 3, (m,))
     rows = factor_rows(model, torch.nn.functional.cross_entropy, x, y)
     g = np.einsum("isd,ise->ide", rows, rows)
     h, eye = g.mean(0), np.eye(g.shape[1])
