@@ -23,6 +23,7 @@ import { lossFloors } from "./floors.ts";
 import { ResamplePool } from "./resample_pool.ts";
 import { lanczos, type LanczosResult } from "./lanczos.ts";
 import { type ApplicationCounter, reducedSolve } from "./reduced_solve.ts";
+import { dropNonFinite } from "./finite_report.ts";
 import { type OptimizerOption, type OptimizerReportFields, optimizerRound, replacesSgdReport } from "./momentum_round.ts";
 
 /** What the client's `round` message (and `hello`) tell the estimators. */
@@ -805,33 +806,4 @@ function defaultGrid(n: number, B: number): number[] {
   const g = [B, n];
   for (let b = 1; b < n; b *= 2) g.push(b);
   return g;
-}
-
-/** Remove non-finite numbers (and empty optional maps/arrays) so the report never carries NaN or ±Inf. */
-function dropNonFinite(r: Report): Report {
-  const clean = (v: unknown): unknown => {
-    if (typeof v === "number") return Number.isFinite(v) ? v : undefined;
-    if (Array.isArray(v)) return v.map(clean).filter((x) => x !== undefined);
-    if (v && typeof v === "object") {
-      const o: Record<string, unknown> = {};
-      for (const [key, x] of Object.entries(v)) {
-        const c = clean(x);
-        if (c !== undefined) o[key] = c;
-      }
-      return o;
-    }
-    return v;
-  };
-  const out = clean(r) as Record<string, unknown>;
-  for (const key of ["bounds", "ci"]) {
-    const v = out[key] as Record<string, unknown> | undefined;
-    if (v && Object.keys(v).length === 0) delete out[key];
-  }
-  if (out.ci && Object.keys(out.ci as object).length < 5) delete out.ci;
-  for (const key of ["eta_star_by_batch", "warnings"]) {
-    if (Array.isArray(out[key]) && (out[key] as unknown[]).length === 0) {
-      delete out[key];
-    }
-  }
-  return out as unknown as Report;
 }
