@@ -76,7 +76,9 @@ def estimate(
         batch_grid: batch sizes for the ``eta_star_by_batch`` curve.
         bootstrap: number of bootstrap resamples for the interval (0 disables).
         budget_hvps / budget_seconds: stop early (the report says so).
-        max_basis: basis budget of the subspace iteration.
+        max_basis: basis budget of the subspace iteration; None: the sidecar's (with
+            ``curvature="hessian"`` the whole parameter space, exact, while ``m·d³ ≤ 2³²``,
+            else 64 columns).
         endpoint: a running sidecar; None spawns a local one for the call.
         server_key / client_keys: CURVE for a sidecar started with ``--curve-keys``.
         timeout: seconds to wait for any one sidecar answer; for a sidecar that computes in

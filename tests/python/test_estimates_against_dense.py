@@ -19,6 +19,7 @@ from torch.func import functional_call, hessian
 import edgewise
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+import _dense_reference as ref  # noqa: E402
 from mnist_data import load_digits  # noqa: E402
 
 
@@ -49,6 +50,31 @@ def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues():
                                bootstrap=0, curvature="hessian")
     assert theta.numel() == 436 and report.basis_size is not None
     assert report.lambda_max == pytest.approx(reference, rel=1e-6)
+    # 64 columns at m d³ = 5.3e9 (above the whole space's budget), and this point is no minimum:
+    # a Ritz value of an indefinite operator bounds nothing (it came out 17 % above at B = 1)
+    assert not report.converged and report.min_curvature < 0
+    assert any("then no lower bound" in w for w in report.warnings)
+
+
+def test_a_hessian_checkpoint_at_its_defaults_is_exact_in_the_whole_parameter_space():
+    """d = 220 > 64 columns: ``estimate()`` on the Hessian route solves in the identity basis when
+    it can afford it: with 64 columns it stopped unconverged here (6e-5 low), and at half the exact
+    value on a freshly initialised MLP of 204 parameters."""
+    x, y, _ = load_digits((0, 1, 2, 3), per_class=8, pool=4)  # 7×7 inputs, m = 32
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(49, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4)).double()
+    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    for _ in range(200):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    Hs = ref.per_sample_curvature(model, torch.nn.functional.mse_loss, x, y, "hessian")
+    reference, _ = ref.lambda_gen(Hs, 4, n_train=320)
+    report = edgewise.estimate(model, torch.nn.functional.mse_loss, (x, y), n_train=320, batch_size=4,
+                               bootstrap=0, curvature="hessian")
+    assert Hs.shape == (32, 220, 220) and report.basis_size == 220 and report.converged
+    assert report.lambda_gen == pytest.approx(reference, rel=1e-8)
+    assert report.lambda_max == pytest.approx(float(np.linalg.eigvalsh(Hs.mean(0))[-1]), rel=1e-8)
 
 
 class RowModel(torch.nn.Module):
