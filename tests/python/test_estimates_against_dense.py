@@ -23,15 +23,23 @@ import _dense_reference as ref  # noqa: E402
 from mnist_data import load_digits  # noqa: E402
 
 
-def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues():
-    x, y, _ = load_digits((0, 1, 2, 3), per_class=16, pool=4)  # 7×7 inputs, n = 64
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(49, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).double()
+def trained_mlp(x: torch.Tensor, y: torch.Tensor, hidden: int, activation: torch.nn.Module,
+                seed: int) -> torch.nn.Module:
+    """A one-hidden-layer MLP after 200 full-batch SGD steps on MSE (float64)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], hidden), activation,
+                                torch.nn.Linear(hidden, y.shape[1])).double()
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
     for _ in range(200):
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()
+    return model
+
+
+def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues():
+    x, y, _ = load_digits((0, 1, 2, 3), per_class=16, pool=4)  # 7×7 inputs, n = 64
+    model = trained_mlp(x, y, 8, torch.nn.ReLU(), seed=0)
     names = [n for n, _ in model.named_parameters()]
     shapes = [p.shape for p in model.parameters()]
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
@@ -61,13 +69,7 @@ def test_a_hessian_checkpoint_at_its_defaults_is_exact_in_the_whole_parameter_sp
     it can afford it: with 64 columns it stopped unconverged here (6e-5 low), and at half the exact
     value on a freshly initialised MLP of 204 parameters."""
     x, y, _ = load_digits((0, 1, 2, 3), per_class=8, pool=4)  # 7×7 inputs, m = 32
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Linear(49, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4)).double()
-    opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    for _ in range(200):
-        opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    model = trained_mlp(x, y, 4, torch.nn.Tanh(), seed=1)
     Hs = ref.per_sample_curvature(model, torch.nn.functional.mse_loss, x, y, "hessian")
     reference, _ = ref.lambda_gen(Hs, 4, n_train=320)
     report = edgewise.estimate(model, torch.nn.functional.mse_loss, (x, y), n_train=320, batch_size=4,
