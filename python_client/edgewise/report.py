@@ -92,10 +92,6 @@ class StabilityReport:
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in data.items() if k in names}
         extra = {k: v for k, v in data.items() if k not in names}
-        ci = known.get("ci")
-        if ci and "eta_star_hi" not in ci and ci.get("lambda_gen_lo") == 0:
-            # the wire carries no infinities: an interval reaching λ_gen = 0 bounds η* only below
-            known["ci"] = {**ci, "eta_star_hi": math.inf}
         return cls(**known, extra=extra)
 
     @classmethod
