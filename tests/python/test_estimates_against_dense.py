@@ -1,6 +1,9 @@
 """Edgewise's estimates against references computed here from full per-sample Hessians.
 
-- λ_max of a small MLP trained on real MNIST digits vs the dense probe-set Hessian (eigvalsh).
+- λ_max of a small MLP trained on real MNIST digits vs the dense probe-set Hessian (eigvalsh);
+  away from a minimum its unconverged λ_gen says it bounds nothing.
+- λ_gen of a Hessian-route checkpoint at its defaults (whole parameter space, d = 220) vs the
+  dense reference of examples/_dense_reference.py.
 - λ_gen with incoherent per-sample Hessians in d = 200 (maximiser of rank ≈ 40, so the sidecar
   must grow a 40-dimensional subspace matrix-free) vs a Python solve of the matrix-form
   quotient of theory.md §2 over the whole space.
@@ -37,7 +40,7 @@ def trained_mlp(x: torch.Tensor, y: torch.Tensor, hidden: int, activation: torch
     return model
 
 
-def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues():
+def test_lambda_max_of_an_mnist_mlp_matches_dense_eigenvalues_and_lambda_gen_warns_it_bounds_nothing():
     x, y, _ = load_digits((0, 1, 2, 3), per_class=16, pool=4)  # 7×7 inputs, n = 64
     model = trained_mlp(x, y, 8, torch.nn.ReLU(), seed=0)
     names = [n for n, _ in model.named_parameters()]
