@@ -4,6 +4,7 @@ import { gemm, symEig, symmetrise } from "./_linalg.ts";
 import { RESAMPLE_MIN_STEPS, resampleWeights } from "./bootstrap.ts";
 import { Curvature } from "./curvature.ts";
 import { reducedSolve } from "./reduced_solve.ts";
+import { SingleBlocks } from "./single_blocks.ts";
 import { SingleFactors } from "./single_factors.ts";
 import { Rng } from "./_rng.ts";
 
@@ -84,6 +85,70 @@ Deno.test("loadBlas() refuses a library without dgemm and keeps the TypeScript k
     threw = e instanceof TypeError;
   }
   assert(threw && blasInfo().lib === "typescript");
+});
+
+Deno.test({
+  name: "float32 dense blocks (native sgemm) give the float64 operator to float32 rounding, and loose solves to 1e-6",
+  ignore: path === undefined,
+  fn: () => {
+    const rng = new Rng(12);
+    const m = 30, k = 20, p = 0.3;
+    // per-sample Hessians of rank 6 less a direction of negative curvature, all in the first 14
+    // coordinates (the basis holds a null space, as an identity basis on the Hessian route does)
+    const blocks = new Float64Array(m * k * k);
+    const span = (x: Float64Array) => x.map((v, t) => (t % k < 14 ? v : 0));
+    for (let i = 0; i < m; i++) {
+      const g = span(rng.normals(6 * k));
+      const blk = gemm(true, false, k, k, 6, g, g, new Float64Array(k * k));
+      const u = span(rng.normals(k));
+      for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) blocks[i * k * k + a * k + b] = blk[a * k + b] - 0.1 * u[a] * u[b];
+    }
+    const curv = Curvature.dense(blocks, m, k);
+    const coef = Float64Array.from({ length: m }, (_, i) => (i % 3 === 0 ? 0 : 1 + (i % 4)));
+    const eig = symEig(curv.mean(), k);
+    let r = 0;
+    while (r < k && eig.values[r] > 1e-10 * eig.values[0]) r++; // the kept directions, as ReducedBasis keeps
+    assert(r > 1 && r < k, `expected the null space dropped, kept ${r} of ${k}`);
+    const q = new Float64Array(k * r);
+    for (let a = 0; a < k; a++) for (let b = 0; b < r; b++) q[a * r + b] = eig.vectors[a * k + b];
+    const y = rng.normals(r * r);
+    symmetrise(y, r);
+    try {
+      loadBlas(path);
+      // the operator is quadratic in K: blocks of 1e±20 alone would leave float32's range
+      for (const f of [1, 1e-20, 1e20]) {
+        const scaled = Curvature.dense(blocks.map((v) => f * v), m, k);
+        const single = SingleBlocks.rotated(scaled, q, r)!.sandwich(y, coef);
+        const ref = curv.rotate(q, r).sandwich(y, coef);
+        const scale = ref.reduce((s, v) => Math.max(s, Math.abs(v)), 0) * f ** 2;
+        const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - f ** 2 * ref[i])), 0) / scale;
+        assert(err > 0 && err < 1e-5, `blocks × ${f}: float32 operator off by ${err} of its largest entry`);
+      }
+      // a resample's samples gathered in place equal those of curv.samples(kept)
+      const kept = [1, 2, 4, 5, 7, 8];
+      const ck = coef.subarray(0, kept.length);
+      const gathered = SingleBlocks.rotated(curv, q, r, kept)!.sandwich(y, ck);
+      const copied = SingleBlocks.rotated(curv.samples(kept), q, r)!.sandwich(y, ck);
+      assert(gathered.every((v, i) => v === copied[i]), "gathered blocks differ from copied ones");
+      // resamples as the bootstrap solves them, against float64 solves to 1e-12
+      const rs = new Rng(3);
+      const S = reducedSolve(curv, p, { tol: 1e-12 }).S;
+      for (let b = 0; b < 8; b++) {
+        const weights = resampleWeights(rs, m);
+        const ref = reducedSolve(curv, p, { weights, tol: 1e-12 }).lambdaGen;
+        const opts = { weights, start: S, tol: 0.005, minIter: RESAMPLE_MIN_STEPS };
+        const lamS = reducedSolve(curv, p, opts).lambdaGen;
+        const lamD = reducedSolve(curv, p, { ...opts, precision: "double" }).lambdaGen;
+        assert(lamS !== lamD, `resample ${b}: expected float32 by default at tol 0.005`);
+        assert(Math.abs(lamS - lamD) < 1e-6 * lamD, `resample ${b}: single ${lamS} against double ${lamD}`);
+        assert(Math.abs(lamS - ref) < 0.005 * ref, `resample ${b}: single ${lamS} against exact ${ref}`);
+      }
+    } finally {
+      loadBlas(undefined);
+    }
+    assert(SingleBlocks.rotated(curv, q, r) === undefined, "no float32 blocks without a native sgemm");
+    assert(SingleBlocks.rotated(Curvature.factor(new Float64Array(m * 2 * k), m, 2, k), q, r) === undefined);
+  },
 });
 
 Deno.test({

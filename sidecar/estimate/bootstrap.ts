@@ -211,13 +211,16 @@ export interface ResampleJob {
  * `λ_gen` of each resample in order, solved here; stops at the deadline (fewer values).
  * To half the point value's tolerance, warm-started from `S*`, never in fewer than
  * {@linkcode RESAMPLE_MIN_STEPS} applications (the residual test cannot see a maximiser off
- * `S*`'s branch).
+ * `S*`'s branch). In float32 where a native sgemm is loaded, also for a checkpoint's tolerance
+ * (5e-5): its rounding, about 1e-7 relative, is far below any of them.
  */
 export function solveResamples(job: ResampleJob, weights: Float64Array[]): number[] {
   const out: number[] = [];
   for (const w of weights) {
     if (job.deadline !== undefined && performance.now() >= job.deadline) break;
-    const sol = reducedSolve(job.curv, job.p, { weights: w, start: job.S, tol: job.tol / 2, minIter: RESAMPLE_MIN_STEPS });
+    const sol = reducedSolve(job.curv, job.p, {
+      weights: w, start: job.S, tol: job.tol / 2, minIter: RESAMPLE_MIN_STEPS, precision: "single",
+    });
     if (job.counter) job.counter.applications += sol.iterations;
     out.push(sol.lambdaGen);
   }

@@ -17,21 +17,23 @@ import {
   transpose,
 } from "./_linalg.ts";
 import type { Curvature } from "./curvature.ts";
+import { SingleBlocks } from "./single_blocks.ts";
 import { SingleFactors } from "./single_factors.ts";
 import { SpareBuffer } from "./_spare_buffer.ts";
 import { Rng } from "./_rng.ts";
 
 /**
- * Arithmetic of the operator's GEMMs: `single` runs them in float32 (single_factors.ts: about
- * twice as fast) when a native sgemm is loaded and the curvature is factors; float64 otherwise.
+ * Arithmetic of the operator's GEMMs: `single` runs them in float32 (single_factors.ts,
+ * single_blocks.ts: about twice as fast) when a native sgemm is loaded; float64 otherwise.
  */
 export type Precision = "double" | "single";
 
 /**
  * Solves asked for at least this relative tolerance run in `single` by default: float32 moves a
  * value by about 1e-7 relative (measured: _blas_test.ts), a thousandth of this. Live rounds ask
- * for 1e-4 … 1e-2 (their inner solves, bootstrap resamples, curve points); `estimate()`'s
- * checkpoints and every exact reference ask for less and stay in float64.
+ * for 1e-4 … 1e-2 (their inner solves and curve points); bootstrap resamples ask for `single`
+ * themselves (bootstrap.ts), a checkpoint's too; `estimate()`'s point values and every exact
+ * reference ask for less and stay in float64.
  */
 export const SINGLE_PRECISION_MIN_TOL = 1e-4;
 
@@ -123,7 +125,7 @@ export class ReducedBasis {
   readonly #kept?: number[];
   #curv?: Curvature;
   #rotated?: Curvature;
-  #single?: SingleFactors | null;
+  #single?: SingleFactors | SingleBlocks | null;
 
   /**
    * @param curv per-sample curvature in the basis
@@ -183,12 +185,13 @@ export class ReducedBasis {
   }
 
   /**
-   * The operator on {@linkcode rotated} in `precision`: float32 factors rotated in float32 (the
-   * float64 rotation is then never made) when possible, else the float64 curvature.
+   * The operator on {@linkcode rotated} in `precision`: float32 factors or blocks rotated in
+   * float32 (the float64 rotation is then never made) when possible, else the float64 curvature.
    */
   operator(precision: Precision = "double"): Sandwich {
     if (precision === "single" && this.#single === undefined) {
-      this.#single = SingleFactors.rotated(this.#source, this.Qr, this.r, this.#kept) ?? null;
+      this.#single = SingleFactors.rotated(this.#source, this.Qr, this.r, this.#kept) ??
+        SingleBlocks.rotated(this.#source, this.Qr, this.r, this.#kept) ?? null;
     }
     return (precision === "single" && this.#single) || this.rotated;
   }

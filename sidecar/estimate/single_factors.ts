@@ -4,8 +4,8 @@
  * arithmetic rate (curvature_bench.ts, m = 128, c = 10, k = 64: 452 µs against 851 µs per
  * application; benchmarks/RESULTS.md, thirteenth session). Its
  * rounding moves a solve's value by about 1e-7 relative, so it serves solves whose tolerance is
- * far looser: a bootstrap resample, solved to half the live tolerance (1e-3 … 1e-2). Point values
- * and exact checkpoints stay in float64. The factors are stored scaled to a largest entry of 1
+ * far looser: a bootstrap resample, solved to half the round's tolerance (5e-5 … 1e-2). Point
+ * values stay in float64. The factors are stored scaled to a largest entry of 1
  * (`scale⁴` multiplies the float64 result): the operator is quartic in `A`, so factors of 1e-12
  * would give terms of 1e-48, below float32's 1e-38. `Y` needs no scaling: in a solve it is
  * `W ∘ X` with `X` of unit norm and `W ~ 1/|A|`, so every product is then of the order of `Y`.
