@@ -31,6 +31,25 @@ function blasPath(): string | undefined {
 
 const path = blasPath();
 
+/**
+ * Resamples solved as at a live tolerance (0.005, float32 by default with a native sgemm):
+ * within 1e-6 of the same solves in float64, and within the tolerance of solves to 1e-12.
+ */
+function assertLooseResamples(curv: Curvature, p: number): void {
+  const rng = new Rng(3);
+  const S = reducedSolve(curv, p, { tol: 1e-12 }).S;
+  for (let b = 0; b < 8; b++) {
+    const weights = resampleWeights(rng, curv.m);
+    const ref = reducedSolve(curv, p, { weights, tol: 1e-12 }).lambdaGen;
+    const opts = { weights, start: S, tol: 0.005, minIter: RESAMPLE_MIN_STEPS };
+    const lamS = reducedSolve(curv, p, opts).lambdaGen; // single: tol ≥ SINGLE_PRECISION_MIN_TOL
+    const lamD = reducedSolve(curv, p, { ...opts, precision: "double" }).lambdaGen;
+    assert(lamS !== lamD, `resample ${b}: expected float32 by default at tol 0.005`);
+    assert(Math.abs(lamS - lamD) < 1e-6 * lamD, `resample ${b}: single ${lamS} against double ${lamD}`);
+    assert(Math.abs(lamS - ref) < 0.005 * ref, `resample ${b}: single ${lamS} against exact ${ref}`);
+  }
+}
+
 Deno.test({
   name: "native BLAS (numpy's OpenBLAS through FFI) gives the TypeScript kernels' numbers",
   ignore: path === undefined,
@@ -130,19 +149,7 @@ Deno.test({
       const gathered = SingleBlocks.rotated(curv, q, r, kept)!.sandwich(y, ck);
       const copied = SingleBlocks.rotated(curv.samples(kept), q, r)!.sandwich(y, ck);
       assert(gathered.every((v, i) => v === copied[i]), "gathered blocks differ from copied ones");
-      // resamples as the bootstrap solves them, against float64 solves to 1e-12
-      const rs = new Rng(3);
-      const S = reducedSolve(curv, p, { tol: 1e-12 }).S;
-      for (let b = 0; b < 8; b++) {
-        const weights = resampleWeights(rs, m);
-        const ref = reducedSolve(curv, p, { weights, tol: 1e-12 }).lambdaGen;
-        const opts = { weights, start: S, tol: 0.005, minIter: RESAMPLE_MIN_STEPS };
-        const lamS = reducedSolve(curv, p, opts).lambdaGen;
-        const lamD = reducedSolve(curv, p, { ...opts, precision: "double" }).lambdaGen;
-        assert(lamS !== lamD, `resample ${b}: expected float32 by default at tol 0.005`);
-        assert(Math.abs(lamS - lamD) < 1e-6 * lamD, `resample ${b}: single ${lamS} against double ${lamD}`);
-        assert(Math.abs(lamS - ref) < 0.005 * ref, `resample ${b}: single ${lamS} against exact ${ref}`);
-      }
+      assertLooseResamples(curv, p);
     } finally {
       loadBlas(undefined);
     }
@@ -177,19 +184,7 @@ Deno.test({
         const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - f ** 4 * exact[i])), 0) / scale;
         assert(err > 0 && err < 1e-5, `factors × ${f}: float32 operator off by ${err} of its largest entry`);
       }
-      // resamples as the bootstrap solves them (live tolerance), against float64 solves to 1e-12
-      const r = new Rng(3);
-      const S = reducedSolve(curv, p, { tol: 1e-12 }).S;
-      for (let b = 0; b < 8; b++) {
-        const weights = resampleWeights(r, m);
-        const ref = reducedSolve(curv, p, { weights, tol: 1e-12 }).lambdaGen;
-        const opts = { weights, start: S, tol: 0.005, minIter: RESAMPLE_MIN_STEPS };
-        const lamS = reducedSolve(curv, p, opts).lambdaGen; // single: tol ≥ SINGLE_PRECISION_MIN_TOL
-        const lamD = reducedSolve(curv, p, { ...opts, precision: "double" }).lambdaGen;
-        assert(lamS !== lamD, `resample ${b}: expected float32 by default at tol 0.005`);
-        assert(Math.abs(lamS - lamD) < 1e-6 * lamD, `resample ${b}: single ${lamS} against double ${lamD}`);
-        assert(Math.abs(lamS - ref) < 0.005 * ref, `resample ${b}: single ${lamS} against exact ${ref}`);
-      }
+      assertLooseResamples(curv, p);
     } finally {
       loadBlas(undefined);
     }

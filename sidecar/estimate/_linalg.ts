@@ -315,3 +315,17 @@ export function orthonormalColumns(
   });
   return { q, k };
 }
+
+/**
+ * Largest absolute entry, at least `s` (0 for none; NaN when any entry is NaN, so it reaches the
+ * result).
+ */
+export function largestAbs(x: Float64Array, s = 0): number {
+  if (s !== s) return s;
+  for (let t = 0; t < x.length; t++) {
+    const v = Math.abs(x[t]);
+    if (v > s) s = v;
+    else if (v !== v) return NaN;
+  }
+  return s;
+}

@@ -8,7 +8,7 @@
  * @module
  */
 import { nativeSgemm } from "./_blas.ts";
-import { symmetrise } from "./_linalg.ts";
+import { largestAbs, symmetrise } from "./_linalg.ts";
 import type { Curvature } from "./curvature.ts";
 
 /** Per-sample blocks `K_i` (`m × k × k`, symmetric) in float32. */
@@ -40,7 +40,7 @@ export class SingleBlocks {
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
     const blocks = Array.from({ length: m }, (_, j) => curv.sampleData(kept ? kept[j] : j));
     let scale = 0;
-    for (const blk of blocks) scale = largest(blk, scale);
+    for (const blk of blocks) scale = largestAbs(blk, scale);
     scale ||= 1;
     const unit = new Float32Array(m * s);
     blocks.forEach((blk, j) => {
@@ -87,15 +87,4 @@ export class SingleBlocks {
   release(): void {
     this.#work = undefined;
   }
-}
-
-/** Largest absolute entry, at least `s` (NaN when any entry is NaN, so it reaches the result). */
-function largest(x: Float64Array, s: number): number {
-  if (s !== s) return s;
-  for (let t = 0; t < x.length; t++) {
-    const v = Math.abs(x[t]);
-    if (v > s) s = v;
-    else if (v !== v) return NaN;
-  }
-  return s;
 }

@@ -15,7 +15,7 @@
  * @module
  */
 import { nativeSgemm, type Sgemm } from "./_blas.ts";
-import { symmetrise } from "./_linalg.ts";
+import { largestAbs, symmetrise } from "./_linalg.ts";
 import { SpareBuffer } from "./_spare_buffer.ts";
 import type { Curvature } from "./curvature.ts";
 
@@ -55,7 +55,7 @@ export class SingleFactors {
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
     const rows = Array.from({ length: m }, (_, j) => curv.sampleData(kept ? kept[j] : j));
     let scale = 0;
-    for (const src of rows) scale = largest(src, scale);
+    for (const src of rows) scale = largestAbs(src, scale);
     scale ||= 1;
     const unit = workspace.unit(m * s);
     rows.forEach((src, j) => {
@@ -161,18 +161,4 @@ const factorStorage = new SpareBuffer<Float32Array>((n) => new Float32Array(n));
 /** `x[0..n) *= s`. */
 function scaleInPlace(x: Float64Array, n: number, s: number): void {
   for (let t = 0; t < n; t++) x[t] *= s;
-}
-
-/**
- * Largest absolute entry, at least `s` (0 for none; NaN when any entry is NaN, so it reaches the
- * result).
- */
-function largest(x: Float64Array, s = 0): number {
-  if (s !== s) return s;
-  for (let t = 0; t < x.length; t++) {
-    const v = Math.abs(x[t]);
-    if (v > s) s = v;
-    else if (v !== v) return NaN;
-  }
-  return s;
 }
