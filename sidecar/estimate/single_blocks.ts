@@ -19,7 +19,7 @@ export class SingleBlocks {
   readonly #scale: number;
   readonly #b: Float32Array;
   /** Work buffers, made on the first product and reused by the solve's later ones. */
-  #work?: { z: Float32Array; n: Float32Array; o: Float32Array };
+  #work?: { y: Float32Array; z: Float32Array; n: Float32Array; o: Float32Array };
 
   private constructor(b: Float32Array, scale: number, m: number, k: number) {
     this.m = m;
@@ -62,8 +62,11 @@ export class SingleBlocks {
     if (y.length !== s || coef.length !== m) {
       throw new RangeError(`Expected Y of ${k}×${k} and ${m} coefficients, got ${y.length} and ${coef.length}`);
     }
-    const { z, n, o } = this.#work ??= { z: new Float32Array(m * s), n: new Float32Array(m * s), o: new Float32Array(s) };
-    sgemm(false, false, m * k, k, k, 1, this.#b, new Float32Array(y), 0, z); // K_i Y, stacked
+    const { y: y32, z, n, o } = this.#work ??= {
+      y: new Float32Array(s), z: new Float32Array(m * s), n: new Float32Array(m * s), o: new Float32Array(s),
+    };
+    y32.set(y);
+    sgemm(false, false, m * k, k, k, 1, this.#b, y32, 0, z); // K_i Y, stacked
     // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_i N_i = Σ coef_i K_i Y K_i
     for (let i = 0; i < m; i++) {
       const base = i * s, w = coef[i];
