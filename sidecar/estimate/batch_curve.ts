@@ -39,6 +39,18 @@ export interface BatchPoint {
   converged?: boolean;
 }
 
+/**
+ * The warning a report owes when some curve point did not converge. Its value is a Rayleigh–Ritz
+ * value of the basis: a lower bound of `λ_gen` only when the curvature is PSD, so with negative
+ * curvature (not at a minimum) it bounds nothing.
+ * @param minCurvature the basis' smallest curvature
+ */
+export function unconvergedCurveWarning(minCurvature: number): string {
+  return minCurvature < 0
+    ? "eta_star_by_batch: points with converged false are Rayleigh–Ritz values of a basis with negative curvature, no bounds of lambda_gen (eta_star may be over- or understated)"
+    : "eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)";
+}
+
 /** Options of {@linkcode batchCurve}. */
 export interface BatchCurveOptions {
   /** Maximiser to warm-start the first solve (each later one starts from its neighbour's). */

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { BatchPoint } from "./batch_curve.ts";
+import { type BatchPoint, unconvergedCurveWarning } from "./batch_curve.ts";
 import type { Curvature, MomentumCurvature } from "./curvature.ts";
 import { congruence, matmul, symEig } from "./_linalg.ts";
 import { momentumBootstrap } from "./momentum_bootstrap.ts";
@@ -78,6 +78,8 @@ export interface OptimizerReport extends OptimizerReportFields {
   error_estimate?: number;
   basis_size: number;
   stopped: "converged" | "budget_hvps" | "budget_seconds" | "max_basis";
+  /** The plain-SGD basis' smallest curvature (negative: not at a minimum). */
+  min_curvature?: number;
   bounds?: { top_eigvec?: number; identity?: number; identity_se?: number; rank_one?: number };
   eta_star_by_batch?: BatchPoint[];
   min_stable_batch?: number;
@@ -260,7 +262,7 @@ export async function optimizerRound(
     B: pt.B, eta_star: pt.eta_star, lambda_gen: 2 / pt.eta_star, converged: x.whole || (pt.B === x.batchSize && converged),
   }));
   report.min_stable_batch = batchCurve.minStableBatch;
-  const unconverged = "eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)";
+  const unconverged = unconvergedCurveWarning(report.min_curvature ?? 0);
   if (report.eta_star_by_batch.some((pt) => !pt.converged) && !warnings.includes(unconverged)) warnings.push(unconverged);
   if (hasLinearPencil(model) && thr.lambdaGen !== undefined && thr.lambdaGen > 0) {
     // the rank-one ascent (the costly one) only when asked

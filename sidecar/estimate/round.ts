@@ -14,6 +14,7 @@ import {
   batchCurve,
   batchNoiseWeight,
   type BatchPoint,
+  unconvergedCurveWarning,
 } from "./batch_curve.ts";
 import { bootstrapInterval, type BootstrapInterval, type BootstrapOptions } from "./bootstrap.ts";
 import { identityBound, rankOneBound, topEigvecBound } from "./bounds.ts";
@@ -585,7 +586,7 @@ async function assembleReport(x: RoundContext, sol: Solution, pointConverged: (b
     : { points: [] as BatchPoint[] };
   curve.points = curve.points.map((pt) => ({ ...pt, converged: pointConverged(pt.B) }));
   if (curve.points.some((pt) => !pt.converged)) {
-    x.warnings.push("eta_star_by_batch: points with converged false are Rayleigh–Ritz lower bounds of lambda_gen (eta_star may be overstated)");
+    x.warnings.push(unconvergedCurveWarning(sol.minCurvature));
   }
   if ((sol.ci === undefined || curv !== sol.ciCurv) && x.nb > 0 && lambdaGen > 0 && !x.replaced) {
     sol.ci = await bootstrapInterval(curv, p, sol, bootOptions(x, x.nb));
