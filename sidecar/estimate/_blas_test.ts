@@ -143,12 +143,28 @@ Deno.test({
         const err = single.reduce((s, v, i) => Math.max(s, Math.abs(v - f ** 2 * ref[i])), 0) / scale;
         assert(err > 0 && err < 1e-5, `blocks × ${f}: float32 operator off by ${err} of its largest entry`);
       }
-      // a resample's samples gathered in place equal those of curv.samples(kept)
+      // a resample's samples gathered from the source's float32 blocks give the operator of
+      // curv.samples(kept) (scaled by another largest entry: equal to float32 rounding), also
+      // when made again in storage a released resample handed on
       const kept = [1, 2, 4, 5, 7, 8];
       const ck = coef.subarray(0, kept.length);
-      const gathered = SingleBlocks.rotated(curv, q, r, kept)!.sandwich(y, ck);
       const copied = SingleBlocks.rotated(curv.samples(kept), q, r)!.sandwich(y, ck);
-      assert(gathered.every((v, i) => v === copied[i]), "gathered blocks differ from copied ones");
+      const exact = curv.samples(kept).rotate(q, r).sandwich(y, ck);
+      const other = SingleBlocks.rotated(curv, q, r, [0, 3, 9]);
+      other!.release();
+      const gathered = SingleBlocks.rotated(curv, q, r, kept)!.sandwich(y, ck);
+      const top = exact.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+      for (const [name, x] of [["gathered", gathered], ["copied", copied]] as const) {
+        const err = x.reduce((s, v, i) => Math.max(s, Math.abs(v - exact[i])), 0) / top;
+        assert(err < 1e-5, `${name} blocks off by ${err} of the largest entry`);
+      }
+      let refused = false;
+      try {
+        other!.sandwich(y, coef.subarray(0, 3));
+      } catch {
+        refused = true;
+      }
+      assert(refused, "expected released blocks to refuse a product");
       assertLooseResamples(curv, p);
     } finally {
       loadBlas(undefined);
