@@ -214,7 +214,11 @@ export async function optimizerRound(
     errorEstimate = g.errorEstimate;
     stopped = g.stopped;
     if (!g.converged) {
-      warnings.push(`${describeOptimizer(model)}: lambda_gen not converged (${g.stopped}); a subspace value understates it, so eta_star may be overstated`);
+      // a Rayleigh–Ritz value bounds λ_gen(β) from below only for PSD curvature
+      const why = (report.min_curvature ?? 0) < 0
+        ? "with negative curvature a subspace value bounds nothing, so eta_star may be over- or understated"
+        : "a subspace value understates it, so eta_star may be overstated";
+      warnings.push(`${describeOptimizer(model)}: lambda_gen not converged (${g.stopped}); ${why}`);
     }
   }
   const mc = curv.withK2(K2);

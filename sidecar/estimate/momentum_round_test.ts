@@ -196,6 +196,20 @@ Deno.test("a live round grows a poor basis for β = 0.9 (Davidson with hessian_g
   }
 });
 
+Deno.test("an unconverged live round with negative curvature claims no bound, for λ_gen(β) nor the η*(B) curve", async () => {
+  const d = 8, m = 10, u = new Rng(7).normals(d);
+  // not a minimum: PSD blocks less a shared direction of negative curvature
+  const hs = randomPsd(m, d, 2, 51).map((h) => h.map((x, t) => x - 0.3 * u[Math.floor(t / d)] * u[t % d]));
+  const { report } = await estimateRound(new SyntheticOracle(hs), {
+    ...base, exact: false, n: m, batch_size: 2, params: d, max_basis: 6, tol: 1e-4, hessianGram: true, lr: 0.01,
+    optimizer: { kind: "heavy_ball", momentum: 0.9 },
+  }, { block: 2 });
+  const warnings = report.warnings ?? [];
+  assert(!report.converged && report.min_curvature! < 0, `converged ${report.converged}, min curvature ${report.min_curvature}`);
+  assert(warnings.some((w) => w.includes("heavy") && w.includes("bounds nothing")), warnings.join("\n"));
+  assert(!warnings.some((w) => w.includes("understates") || w.includes("lower bounds")), warnings.join("\n"));
+});
+
 Deno.test("optimizer kind sgd and absent optimizer give the same threshold; assumed warns once per run; no hessian_gram falls back", async () => {
   const hs = randomPsd(6, 12, 1, 61);
   const p0 = { ...base, exact: false, n: 6, params: 12, max_basis: 8, tol: 1e-6, momentum: 0.9 };
