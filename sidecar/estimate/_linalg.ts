@@ -317,10 +317,28 @@ export function orthonormalColumns(
 }
 
 /**
+ * The arrays of `sources`, one after another, written into `out` in float32 divided by their
+ * largest absolute entry: the float32 operators (single_factors.ts, single_blocks.ts) keep
+ * their data at a largest entry of 1, so their products cannot leave float32's range.
+ * @returns the scale (1 when every entry is 0), by which `out` times the sources
+ */
+export function scaledToFloat32(sources: Float64Array[], out: Float32Array): number {
+  let scale = 0;
+  for (const src of sources) scale = largestAbs(src, scale);
+  scale ||= 1;
+  let at = 0;
+  for (const src of sources) {
+    for (let t = 0; t < src.length; t++) out[at + t] = src[t] / scale;
+    at += src.length;
+  }
+  return scale;
+}
+
+/**
  * Largest absolute entry, at least `s` (0 for none; NaN when any entry is NaN, so it reaches the
  * result).
  */
-export function largestAbs(x: Float64Array, s = 0): number {
+function largestAbs(x: Float64Array, s = 0): number {
   if (s !== s) return s;
   for (let t = 0; t < x.length; t++) {
     const v = Math.abs(x[t]);

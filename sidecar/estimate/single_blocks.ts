@@ -8,7 +8,7 @@
  * @module
  */
 import { nativeSgemm } from "./_blas.ts";
-import { largestAbs, symmetrise } from "./_linalg.ts";
+import { scaledToFloat32, symmetrise } from "./_linalg.ts";
 import { SpareBuffer } from "./_spare_buffer.ts";
 import type { Curvature } from "./curvature.ts";
 
@@ -103,16 +103,9 @@ const unitCache = new WeakMap<Curvature, { unit: Float32Array; scale: number }>(
 function unitBlocks(curv: Curvature): { unit: Float32Array; scale: number } {
   let cached = unitCache.get(curv);
   if (cached) return cached;
-  const { m, k } = curv, s = k * k;
-  const blocks = Array.from({ length: m }, (_, i) => curv.sampleData(i));
-  let scale = 0;
-  for (const blk of blocks) scale = largestAbs(blk, scale);
-  scale ||= 1;
-  const unit = new Float32Array(m * s);
-  blocks.forEach((blk, i) => {
-    for (let t = 0; t < s; t++) unit[i * s + t] = blk[t] / scale;
-  });
-  cached = { unit, scale };
+  const blocks = Array.from({ length: curv.m }, (_, i) => curv.sampleData(i));
+  const unit = new Float32Array(curv.m * curv.k * curv.k);
+  cached = { unit, scale: scaledToFloat32(blocks, unit) };
   unitCache.set(curv, cached);
   return cached;
 }

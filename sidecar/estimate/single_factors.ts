@@ -15,7 +15,7 @@
  * @module
  */
 import { nativeSgemm, type Sgemm } from "./_blas.ts";
-import { largestAbs, symmetrise } from "./_linalg.ts";
+import { scaledToFloat32, symmetrise } from "./_linalg.ts";
 import { SpareBuffer } from "./_spare_buffer.ts";
 import type { Curvature } from "./curvature.ts";
 
@@ -54,13 +54,7 @@ export class SingleFactors {
     const { rows: c, k } = curv, s = c * k, m = kept ? kept.length : curv.m;
     if (q.length !== k * r) throw new RangeError(`Expected Q of ${k}×${r}, got ${q.length} entries`);
     const rows = Array.from({ length: m }, (_, j) => curv.sampleData(kept ? kept[j] : j));
-    let scale = 0;
-    for (const src of rows) scale = largestAbs(src, scale);
-    scale ||= 1;
-    const unit = workspace.unit(m * s);
-    rows.forEach((src, j) => {
-      for (let t = 0; t < s; t++) unit[j * s + t] = src[t] / scale;
-    });
+    const unit = workspace.unit(m * s), scale = scaledToFloat32(rows, unit);
     const storage = factorStorage.take(m * c * r), a = storage.subarray(0, m * c * r);
     sgemm(false, false, m * c, r, k, 1, unit, new Float32Array(q), 0, a);
     return new SingleFactors(a, storage, scale, m, c, r);
