@@ -2,6 +2,7 @@
 
 Run:   .venv/bin/python examples/mnist_live.py                  (about a minute on 2 CPU cores)
        .venv/bin/python examples/mnist_live.py --stability-lr   (let Edgewise cap the lr)
+       .venv/bin/python examples/mnist_live.py --background     (rounds never make training wait)
        .venv/bin/python examples/mnist_live.py --fast           (the test suite's mode, seconds)
 
 The setup follows the paper's experiments: a one-hidden-layer ReLU network on all 10,000 digits
@@ -101,6 +102,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curvature", choices=("ggn", "ggn_mc", "hessian"), default="ggn",
                         help="per-sample curvature (ggn: PSD Gauss–Newton factors, the default)")
     parser.add_argument("--stability-lr", action="store_true", help="cap the lr at 0.9·η*")
+    parser.add_argument("--background", action="store_true",
+                        help="rounds in the background (the library's default): training never waits; a row shows the "
+                             "latest report that arrived, and epochs reached while a round runs are skipped")
     return parse_run_options(parser, argv)
 
 
@@ -130,18 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     d = sum(p.numel() for p in model.parameters())
     print(f"MNIST digits {classes[0]}–{classes[-1]}: n = {n}, inputs {x.shape[1]}, d = {d} parameters, "
           f"B = {args.batch_size}, lr = {args.lr}, probe m = {min(args.probe_size, n)}")
+    print("margin = lr/η*, η* = 2/λ_gen the exact mean-square stability threshold of SGD at this B: below 1 stable;\n"
+          "above 1 (flag !) lower the lr to 'sugg. lr' or raise the batch size to 'min B'; ~ a round not converged.")
 
     monitor = edgewise.Monitor(
         model, loss_fn, train_data=(x, y), probe_size=args.probe_size, n_train=n,
         batch_size=args.batch_size, optimizer=optimizer, curvature=args.curvature,
         endpoint=args.endpoint, log_dir=args.log_dir, run_name="mnist_live", seed=args.seed,
         max_basis=args.max_basis,
-        console=False, blocking=True,  # one table row per epoch, with that epoch's report
+        # blocking by default here: one table row per epoch, with that epoch's report
+        console=False, blocking=not args.background,
     )
     stability = edgewise.StabilityLR(optimizer, monitor, safety=0.9) if args.stability_lr else None
 
     train_time = monitor_time = 0.0
-    unconverged = unstable = 0
+    unconverged = unstable = epochs_run = 0
+    shown_url, shown = False, None
     print(f"{'epoch':>5} {'loss':>8} {'acc':>6} | {'λ_max':>8} {'λ_gen [90% CI]':>24} "
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
@@ -151,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             sgd_epoch(model, loss_fn, optimizer, x, y, args.batch_size, generator, after_step=monitor.step)
             epoch_time = time.perf_counter() - epoch_started
             train_time += epoch_time
+            epochs_run += 1
 
             with torch.no_grad():
                 out = model(x)
@@ -158,24 +167,39 @@ def main(argv: list[str] | None = None) -> int:
                 acc = float((out.argmax(1) == y.argmax(1)).double().mean())
             started = time.perf_counter()
             report = monitor.end_epoch(epoch)
-            round_time = time.perf_counter() - started
-            monitor_time += round_time
+            waited = time.perf_counter() - started
+            monitor_time += waited
+            if args.background:
+                report = unseen_report(monitor, shown)
+            shown = report or shown
             flags = row_flags(report)
             unconverged += "~" in flags
             unstable += "!" in flags
-            print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} {round_time:7.2f}", flush=True)
-            if epoch == 0 and monitor.dashboard_url:
+            print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} "
+                  f"{round_seconds(report, waited, args.background)}{report_epoch(report, epoch)}", flush=True)
+            if not shown_url and monitor.dashboard_url:
                 print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
+                shown_url = True
             if not torch.isfinite(torch.tensor(loss)):
                 print("training diverged (loss is not finite)")
                 break
+        if args.background and (report := monitor.wait() or unseen_report(monitor, shown)) is not None:
+            unconverged += "~" in row_flags(report)
+            unstable += "!" in row_flags(report)
+            print(f"{'end':>5} {'':8} {'':6} | {format_report(report)} | {'':7} "
+                  f"{round_seconds(report, 0, True)}{report_epoch(report, None)}")
 
     last = monitor.latest
-    epochs_run = max(len(monitor.history), 1)
-    print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch), monitoring "
-          f"{monitor_time:.2f} s ({monitor_time / epochs_run:.2f} s per round, "
-          f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time)")
-    for line in flag_legend(unconverged, unstable, epochs_run):
+    epochs_run, rounds = max(epochs_run, 1), max(len(monitor.history), 1)
+    if args.background:
+        print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch); the loop waited "
+              f"{monitor_time:.2f} s for monitoring ({100 * monitor_time / max(train_time, 1e-9):.0f}% of training "
+              f"time); {len(monitor.history)} round(s) reported")
+    else:
+        print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch), monitoring "
+              f"{monitor_time:.2f} s ({monitor_time / epochs_run:.2f} s per round, "
+              f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time)")
+    for line in flag_legend(unconverged, unstable, rounds):
         print(line)
     if stability is not None and stability.changes:
         print(f"StabilityLR changed the lr {len(stability.changes)} time(s); now {optimizer.param_groups[0]['lr']:.4g}")
@@ -186,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport) -> str:
+def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport | None) -> str:
     """One table row per epoch."""
-    head = f"{epoch:5d} {loss:8.4f} {acc:6.3f} |"
-    if r is None or r.missing:
-        return f"{head} round skipped: {r.reason if r is not None else 'no round'}"
+    return f"{epoch:5d} {loss:8.4f} {acc:6.3f} | {format_report(r)}"
+
+
+def format_report(r: edgewise.StabilityReport | None) -> str:
+    """A row's report columns."""
+    if r is None:
+        return "no new report: a background round is running"
+    if r.missing:
+        return f"round skipped: {r.reason}"
     ci = ""
     if "lambda_gen_lo" in r.ci and "lambda_gen_hi" in r.ci:
         ci = f" [{r.ci['lambda_gen_lo']:.3g}, {r.ci['lambda_gen_hi']:.3g}]"
@@ -198,8 +228,28 @@ def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport)
     flags = row_flags(r)
     flag = f" {flags}" if flags else ""
     min_b = str(r.min_stable_batch) if r.min_stable_batch is not None else "-"
-    return (f"{head} {r.lambda_max:8.4g} {gen:>24} {r.eta_star:8.4g} {r.lr:8.4g} "
+    return (f"{r.lambda_max:8.4g} {gen:>24} {r.eta_star:8.4g} {r.lr:8.4g} "
             f"{r.margin:7.3f} {r.suggested_lr:8.4g} {min_b:>5}{flag}")
+
+
+def unseen_report(monitor: edgewise.Monitor, shown: edgewise.StabilityReport | None) -> edgewise.StabilityReport | None:
+    """The latest report when not yet shown: a background round's report arrives during whichever
+    ``monitor.step()`` or ``end_epoch()`` call follows its end."""
+    latest = monitor.latest
+    return latest if latest is not shown else None
+
+
+def round_seconds(r: edgewise.StabilityReport | None, waited: float, background: bool) -> str:
+    """The row's ``round s``: the time the loop waited for the round, or in the background (the
+    loop did not wait) the reported round's own wall time, blank without one."""
+    if not background:
+        return f"{waited:7.2f}"
+    return f"{r.wall_ms / 1e3:7.2f}" if r is not None and not r.missing and r.wall_ms else f"{'':7}"
+
+
+def report_epoch(r: edgewise.StabilityReport | None, epoch: int | None) -> str:
+    """Which epoch a background round's report describes, when not the row's own."""
+    return f"  (epoch {r.epoch})" if r is not None and not r.missing and r.epoch != epoch else ""
 
 
 def row_flags(r: edgewise.StabilityReport | None) -> str:

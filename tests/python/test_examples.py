@@ -36,6 +36,16 @@ def test_mnist_live_prints_a_report_every_epoch(tmp_path):
     assert len((tmp_path / "edgewise.jsonl").read_text().splitlines()) == 3
 
 
+def test_mnist_live_in_the_background_never_waits_and_shows_each_report_once(tmp_path):
+    out = run_example("mnist_live.py", "--fast", "--background", "--log-dir", str(tmp_path))
+    lines = out.splitlines()
+    epochs = [line for line in lines if line.strip()[:1].isdigit() and "|" in line]
+    shown = [line for line in lines if "(epoch " in line]
+    logged = (tmp_path / "edgewise.jsonl").read_text().splitlines()
+    assert len(epochs) == 3 and shown and len(shown) == len(logged), out
+    assert "the loop waited" in out and "Last round:" in out
+
+
 def test_mnist_live_rows_flag_unconverged_rounds_and_margins_above_one():
     sys.path.insert(0, str(ROOT / "examples"))
     from mnist_live import format_row
