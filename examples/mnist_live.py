@@ -146,68 +146,73 @@ def main(argv: list[str] | None = None) -> int:
         console=False, blocking=not args.background,
     )
     stability = edgewise.StabilityLR(optimizer, monitor, safety=0.9) if args.stability_lr else None
-
-    train_time = monitor_time = 0.0
-    unconverged = unstable = epochs_run = 0
-    shown_url, shown = False, None
     print(f"{'epoch':>5} {'loss':>8} {'acc':>6} | {'λ_max':>8} {'λ_gen [90% CI]':>24} "
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
-        for epoch in range(args.epochs):
-            epoch_started = time.perf_counter()
-            model.train()
-            sgd_epoch(model, loss_fn, optimizer, x, y, args.batch_size, generator, after_step=monitor.step)
-            epoch_time = time.perf_counter() - epoch_started
-            train_time += epoch_time
-            epochs_run += 1
-
-            with torch.no_grad():
-                out = model(x)
-                loss = float(loss_fn(out, y))
-                acc = float((out.argmax(1) == y.argmax(1)).double().mean())
-            started = time.perf_counter()
-            report = monitor.end_epoch(epoch)
-            waited = time.perf_counter() - started
-            monitor_time += waited
-            if args.background:
-                report = unseen_report(monitor, shown)
-            shown = report or shown
-            flags = row_flags(report)
-            unconverged += "~" in flags
-            unstable += "!" in flags
-            print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} "
-                  f"{round_seconds(report, waited, args.background)}{report_epoch(report, epoch)}", flush=True)
-            if not shown_url and monitor.dashboard_url:
-                print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
-                shown_url = True
-            if not torch.isfinite(torch.tensor(loss)):
-                print("training diverged (loss is not finite)")
-                break
-        if args.background and (report := monitor.wait() or unseen_report(monitor, shown)) is not None:
-            unconverged += "~" in row_flags(report)
-            unstable += "!" in row_flags(report)
-            print(f"{'end':>5} {'':8} {'':6} | {format_report(report)} | {'':7} "
-                  f"{round_seconds(report, 0, True)}{report_epoch(report, None)}")
-
-    last = monitor.latest
-    epochs_run, rounds = max(epochs_run, 1), max(len(monitor.history), 1)
-    if args.background:
-        print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch); the loop waited "
-              f"{monitor_time:.2f} s for monitoring ({100 * monitor_time / max(train_time, 1e-9):.0f}% of training "
-              f"time); {len(monitor.history)} round(s) reported")
-    else:
-        print(f"\ntime: training {train_time:.2f} s ({train_time / epochs_run:.2f} s per epoch), monitoring "
-              f"{monitor_time:.2f} s ({monitor_time / epochs_run:.2f} s per round, "
-              f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time)")
-    for line in flag_legend(unconverged, unstable, rounds):
+        times, reports = train_with_rounds(args, monitor, model, loss_fn, optimizer, x, y, generator)
+    print(time_summary(*times, len(monitor.history), args.background))
+    unconverged = sum("~" in row_flags(r) for r in reports)
+    unstable = sum("!" in row_flags(r) for r in reports)
+    for line in flag_legend(unconverged, unstable, max(len(reports), 1)):
         print(line)
     if stability is not None and stability.changes:
         print(f"StabilityLR changed the lr {len(stability.changes)} time(s); now {optimizer.param_groups[0]['lr']:.4g}")
+    last = monitor.latest
     if last is None:
         print("No report arrived (see the warnings above); training itself was not affected.")
         return 0
     print(explain(last))
     return 0
+
+
+def train_with_rounds(args: argparse.Namespace, monitor: edgewise.Monitor, model: torch.nn.Module, loss_fn,
+                      optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                      ) -> tuple[tuple[float, float, int], list[edgewise.StabilityReport]]:
+    """The epochs, a row each; returns (training s, s the loop waited for monitoring, epochs) and
+    the reports shown (in the background, a report shows in the row of the epoch it arrived by)."""
+    train_time = monitor_time = 0.0
+    epochs_run, shown, shown_url = 0, [], False
+    for epoch in range(args.epochs):
+        epoch_started = time.perf_counter()
+        model.train()
+        sgd_epoch(model, loss_fn, optimizer, x, y, args.batch_size, generator, after_step=monitor.step)
+        epoch_time = time.perf_counter() - epoch_started
+        train_time += epoch_time
+        epochs_run += 1
+        with torch.no_grad():
+            out = model(x)
+            loss = float(loss_fn(out, y))
+            acc = float((out.argmax(1) == y.argmax(1)).double().mean())
+        started = time.perf_counter()
+        report = monitor.end_epoch(epoch)
+        waited = time.perf_counter() - started
+        monitor_time += waited
+        if args.background:
+            report = unseen_report(monitor, shown[-1] if shown else None)
+        if report is not None:
+            shown.append(report)
+        print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} "
+              f"{round_seconds(report, waited, args.background)}{report_epoch(report, epoch)}", flush=True)
+        if not shown_url and monitor.dashboard_url:
+            print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
+            shown_url = True
+        if not torch.isfinite(torch.tensor(loss)):
+            print("training diverged (loss is not finite)")
+            break
+    if args.background and (report := monitor.wait() or unseen_report(monitor, shown[-1] if shown else None)):
+        shown.append(report)
+        print(f"{'end':>5} {'':8} {'':6} | {format_report(report)} | {'':7} "
+              f"{round_seconds(report, 0, True)}{report_epoch(report, None)}")
+    return (train_time, monitor_time, max(epochs_run, 1)), shown
+
+
+def time_summary(train_time: float, monitor_time: float, epochs: int, rounds: int, background: bool) -> str:
+    """Training time against the time the loop spent on monitoring."""
+    share = f"{100 * monitor_time / max(train_time, 1e-9):.0f}% of training time"
+    head = f"\ntime: training {train_time:.2f} s ({train_time / epochs:.2f} s per epoch)"
+    if background:
+        return f"{head}; the loop waited {monitor_time:.2f} s for monitoring ({share}); {rounds} round(s) reported"
+    return f"{head}, monitoring {monitor_time:.2f} s ({monitor_time / epochs:.2f} s per round, {share})"
 
 
 def format_row(epoch: int, loss: float, acc: float, r: edgewise.StabilityReport | None) -> str:
