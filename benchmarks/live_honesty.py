@@ -13,8 +13,8 @@ basis, tolerance and ``converged``, the exact λ_gen from ``tests/python/_exact_
 older tree made by ``git archive``) for side-by-side runs. Not a test: about 10 s per epoch.
 
 The named sets (benchmarks/RESULTS.md): ``tune`` (the runs the sample probes were tuned on),
-``held`` (held out then, since used to design the followed pairs) and ``held2`` (chosen after
-the code of the ninth session).
+``held`` (held out then, since used to design the followed pairs), ``held2`` (chosen after
+the code of the ninth session) and ``held3`` (chosen after the code of the seventeenth).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ SETS = {
              [(8, 1, 2.5, 1), (8, 2, 3.0, 0), (8, 1, 2.0, 5)]],
     "held2": [[(10, 1, 1.25, 0), (8, 1, 1.75, 6), (8, 2, 2.25, 7)],
               [(8, 1, 2.0, 8), (8, 2, 1.5, 9), (8, 1, 2.75, 10)]],
+    "held3": [[(8, 1, 1.6, 11), (8, 2, 2.0, 12), (8, 1, 2.2, 13)],
+              [(8, 1, 1.1, 14), (8, 2, 2.6, 15), (8, 1, 1.9, 0)]],
 }
 
 LINE = re.compile(r"epoch \d+: live \S+ \((\d+) ms.*tol ([\d.e-]+), conv (\w+)\) exact .* rel (\S+)")
