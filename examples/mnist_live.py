@@ -19,8 +19,8 @@ batched Jacobian products of the probe batch) on a fixed probe set and prints:
   epoch s / round s: wall time of the epoch's training and of the round (the round's share of
   the epoch is printed at the end)
   flags: "!" the margin is above 1; "~" the round stopped at its basis budget before converging:
-  its λ_gen is then a lower bound (η* and the suggested lr are upper bounds), and the interval's
-  upper end is the safer value to act on
+  its λ_gen is then a lower bound (η* and the suggested lr are upper bounds), and the larger of
+  λ_gen and the interval's upper end is the safer value to act on
 
 Expect the margin to climb towards 1 while training: SGD settles where it is just stable
 (the paper's "edge of mean-square stability"), while λ_max stays well below 2/lr for small
@@ -270,7 +270,8 @@ def flag_legend(unconverged: int, unstable: int, rounds: int) -> list[str]:
     lines = []
     if unconverged:
         lines.append(f"~ {unconverged} of {rounds} rounds stopped at their basis budget before converging: their λ_gen "
-                     "is a lower bound (η* and the suggested lr upper bounds); act on the interval's upper end there.")
+                     "is a lower bound (η* and the suggested lr upper bounds); act on the larger of λ_gen and the "
+                     "interval's upper end there.")
     if unstable:
         lines.append(f"! {unstable} of {rounds} rounds had a margin above 1: SGD was mean-square unstable there; lower "
                      "the lr to the suggested lr, or raise the batch size to min B (`-`: no batch size is stable at this lr); "
