@@ -64,7 +64,9 @@ export class SingleBlocks {
     const { y: y32, z, n, o } = workspace.operator(m, k);
     y32.set(y);
     sgemm(false, false, m * k, k, k, 1, this.#b, y32, 0, z); // K_i Y, stacked
-    // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_i N_i = Σ coef_i K_i Y K_i
+    // N_i = coef_i (K_i Y)ᵀ = coef_i Y K_i, so Σ K_i N_i = Σ coef_i K_i Y K_i. The same loop as
+    // Curvature.sandwich's, kept apart: one function for both array types (polymorphic element
+    // access) made this operator 5–15 % slower at k = 64–204 (scratch A/B, 2026-11-29).
     for (let i = 0; i < m; i++) {
       const base = i * s, w = coef[i];
       if (w === 0) {
