@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'η*':>8} {'lr':>8} {'margin':>7} {'sugg. lr':>8} {'min B':>5} | {'epoch s':>7} {'round s':>7}")
     with monitor:
         times, reports = train_with_rounds(args, monitor, model, loss_fn, optimizer, x, y, generator)
-    print(time_summary(*times, len(monitor.history), background=not args.blocking))
+    print(time_summary(*times, len(reports), background=not args.blocking))
     unconverged = sum("~" in row_flags(r) for r in reports)
     unstable = sum("!" in row_flags(r) for r in reports)
     for line in flag_legend(unconverged, unstable, max(len(reports), 1)):
